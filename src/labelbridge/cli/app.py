@@ -1,0 +1,86 @@
+"""The Typer application and its error handling.
+
+Commands live in small modules next to this one (``*_cmds.py``); each only parses its
+arguments, builds objects from configs, and calls the library. A
+:class:`~labelbridge.errors.UserError` is shown as one paragraph and exit status 2;
+``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Any
+
+import typer
+
+from labelbridge.errors import UserError
+
+app = typer.Typer(
+    name="labelbridge",
+    help=(
+        "Unify semantic-segmentation datasets with conflicting taxonomies: check ontology "
+        "mappings, pseudo-label extra datasets with a teacher and the mappings' priors, "
+        "train teachers and students, evaluate."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+ontology_app = typer.Typer(help="Check, show, suggest, compare and convert ontology mappings.", no_args_is_help=True)
+datasets_app = typer.Typer(help="List and check dataset readers.", no_args_is_help=True)
+app.add_typer(ontology_app, name="ontology")
+app.add_typer(datasets_app, name="datasets")
+
+_STATE: dict[str, Any] = {"debug": False}
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for errors."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug messages."),
+) -> None:
+    _STATE["debug"] = debug
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+
+
+def emit_json(data: Any) -> None:
+    """Print ``data`` as JSON on stdout (for ``--json`` flags)."""
+    print(json.dumps(data, indent=2, sort_keys=False, default=str))
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print a user-facing error paragraph and exit."""
+    print(f"error: {message}", file=sys.stderr)
+    raise typer.Exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the app; user errors become one paragraph, exit 2."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        app(args=argv, standalone_mode=False)
+    except UserError as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as exc:  # click usage errors and friends
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(1)
+        raise

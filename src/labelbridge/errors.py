@@ -1,0 +1,29 @@
+"""Exception types. A :class:`UserError` is a problem with the user's input (a file, a
+config, a dataset) and is shown by the CLI as one paragraph without a traceback."""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """Bad input from the user: a file, a config value, a dataset. The message names the
+    file (and line, where known) and the problem."""
+
+
+class TaxonomyError(UserError):
+    """A taxonomy file is invalid or a name is unknown."""
+
+
+class OntologyError(UserError):
+    """An ontology mapping file is invalid."""
+
+
+class DatasetError(UserError):
+    """A dataset file is missing, unreadable, or holds values outside its taxonomy."""
+
+
+class ConfigError(UserError):
+    """A configuration file has unknown keys or wrong types."""
+
+
+class CheckpointError(UserError):
+    """A checkpoint cannot be loaded or does not match what it is used with."""

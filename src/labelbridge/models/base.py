@@ -1,0 +1,110 @@
+"""The contract every model in the zoo follows.
+
+A :class:`SegmentationModel` takes RGB images scaled to ``[0, 1]`` as ``(B, 3, H, W)``
+float tensors, normalises them itself (so teachers and students with different input
+statistics can share a batch), and returns class scores at the input resolution.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from labelbridge.constants import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD
+
+
+class SegmentationModel(nn.Module):
+    """Base class of zoo models.
+
+    Args:
+        num_classes: number of output classes ``C`` (train ids of a taxonomy).
+        mean: per-channel input mean applied inside the model (RGB in ``[0, 1]``).
+        std: per-channel input std.
+        size_divisor: input sides are padded up to a multiple of this by :meth:`forward`.
+
+    Subclasses implement :meth:`forward_raw`.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        *,
+        mean: tuple[float, float, float] = IMAGENET_MEAN,
+        std: tuple[float, float, float] = IMAGENET_STD,
+        size_divisor: int = 1,
+    ) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.size_divisor = size_divisor
+        self.register_buffer("pixel_mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, H, W)`` in ``[0, 1]`` -> normalised."""
+        return (images - self.pixel_mean) / self.pixel_std
+
+    def forward_raw(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Normalised, padded ``(B, 3, H, W)`` -> dict with at least ``"logits"``
+        ``(B, C, h, w)`` at any resolution; optionally ``"aux_logits"`` (intermediate head)
+        and ``"features"`` (an intermediate feature map), used by distillation."""
+        raise NotImplementedError
+
+    def forward_outputs(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """All outputs of :meth:`forward_raw`, with ``"logits"`` resized to the input size."""
+        h, w = images.shape[-2:]
+        x = self.normalize(images)
+        d = self.size_divisor
+        ph, pw = (-h) % d, (-w) % d
+        if ph or pw:
+            x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+        out = dict(self.forward_raw(x))
+        for key in ("logits", "aux_logits"):
+            if key in out:
+                t = out[key]
+                full = (h + ph, w + pw)
+                if t.shape[-2:] != full:
+                    t = F.interpolate(t, size=full, mode="bilinear", align_corners=False)
+                out[key] = t[..., :h, :w]
+        return out
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, H, W)`` RGB in ``[0, 1]`` -> ``(B, C, H, W)`` class scores (logits)."""
+        return self.forward_outputs(images)["logits"]
+
+    def compute_loss(self, images: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Training loss for ``target`` ``(B, H, W)`` int64 train ids (``IGNORE_INDEX`` ignored).
+
+        Returns a dict with ``"loss"`` (the total) and optionally named parts. The default
+        is pixel-wise cross-entropy; models with their own losses (Mask2Former) override it.
+        """
+        logits = self(images)
+        loss = F.cross_entropy(logits, target, ignore_index=IGNORE_INDEX)
+        return {"loss": loss}
+
+
+class TinySegNet(SegmentationModel):
+    """A few-thousand-parameter conv net for fast tests and the demo.
+
+    Args:
+        num_classes: output classes.
+        width: channels of the hidden layers.
+    """
+
+    def __init__(self, num_classes: int, width: int = 16) -> None:
+        super().__init__(num_classes, size_divisor=4)
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, width, 3, stride=2, padding=1), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
+            nn.Conv2d(width, width, 3, stride=2, padding=1), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
+        )
+        self.context = nn.Sequential(
+            nn.Conv2d(width, width, 3, padding=2, dilation=2), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
+            nn.Conv2d(width, width, 3, padding=4, dilation=4), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
+        )
+        self.aux_head = nn.Conv2d(width, num_classes, 1)
+        self.head = nn.Conv2d(width, num_classes, 1)
+
+    def forward_raw(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        f = self.stem(x)
+        g = self.context(f)
+        return {"logits": self.head(g), "aux_logits": self.aux_head(f), "features": g}

@@ -1,0 +1,335 @@
+"""Taxonomy: the classes of one dataset (ids as stored in its label files, names,
+colours, which are ignored) and the derived train-id space.
+
+Two id spaces matter:
+
+* **raw ids**: the values stored in a dataset's label files (e.g. Cityscapes label ids
+  0..33, CamVid 0..11). Readers yield label maps in raw ids.
+* **train ids**: ``0 .. num_classes-1`` for the classes a model predicts, and
+  :data:`~labelbridge.constants.IGNORE_INDEX` for ignored pixels. Models, pseudo-labels,
+  losses and metrics use train ids.
+
+Derived tables (lookup from raw to train ids, palettes) are computed once from the data.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from labelbridge.constants import IGNORE_INDEX
+from labelbridge.errors import TaxonomyError
+from labelbridge.yamlio import LinedYaml, load_yaml
+
+#: Sentinel in the raw->train lookup table for raw ids that are not in the taxonomy.
+UNKNOWN_ID: int = -1
+
+LABEL_FORMATS = ("id", "color")
+
+
+@dataclass(frozen=True)
+class TaxonomyClass:
+    """One class of a taxonomy.
+
+    Attributes:
+        id: value stored in label files (raw id), ``0 <= id < 65536``.
+        name: unique class name within the taxonomy.
+        color: RGB colour, each ``0..255`` (used for colour-coded labels and pictures).
+        ignore: ``True`` for classes ignored in training and evaluation.
+        train_id: position in the train-id space, or ``IGNORE_INDEX`` when ignored.
+    """
+
+    id: int
+    name: str
+    color: tuple[int, int, int]
+    ignore: bool
+    train_id: int
+
+
+class Taxonomy:
+    """A dataset's classes and the derived train-id space.
+
+    Args:
+        name: short identifier, e.g. ``"cityscapes"``.
+        classes: the classes, in file order.
+        title: human-readable title.
+        label_format: ``"id"`` (label PNGs store raw ids) or ``"color"`` (RGB colours).
+        source: where the class list comes from (citation).
+        notes: free text, including what could not be confirmed.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        classes: list[TaxonomyClass],
+        *,
+        title: str = "",
+        label_format: str = "id",
+        source: str = "",
+        notes: str = "",
+    ) -> None:
+        if label_format not in LABEL_FORMATS:
+            raise TaxonomyError(f"taxonomy {name!r}: label_format must be one of {LABEL_FORMATS}")
+        self.name = name
+        self.classes = list(classes)
+        self.title = title or name
+        self.label_format = label_format
+        self.source = source
+        self.notes = notes
+        self._by_name = {c.name: c for c in self.classes}
+        self._by_lower = {c.name.lower(): c for c in self.classes}
+        self._by_id = {c.id: c for c in self.classes}
+
+    # ------------------------------------------------------------------ train space
+    @cached_property
+    def train_classes(self) -> list[TaxonomyClass]:
+        """Non-ignored classes ordered by train id."""
+        return sorted((c for c in self.classes if not c.ignore), key=lambda c: c.train_id)
+
+    @property
+    def num_classes(self) -> int:
+        """Number of train ids (classes a model predicts)."""
+        return len(self.train_classes)
+
+    @property
+    def train_names(self) -> list[str]:
+        return [c.name for c in self.train_classes]
+
+    @cached_property
+    def train_colors(self) -> np.ndarray:
+        """``(num_classes, 3)`` uint8 RGB colours of the train classes."""
+        return np.array([c.color for c in self.train_classes], dtype=np.uint8).reshape(-1, 3)
+
+    @cached_property
+    def ignore_ids(self) -> list[int]:
+        """Raw ids of ignored classes."""
+        return [c.id for c in self.classes if c.ignore]
+
+    # ------------------------------------------------------------------ lookups
+    def __contains__(self, name: str) -> bool:
+        return name in self._by_name
+
+    def __len__(self) -> int:
+        return len(self.classes)
+
+    def __repr__(self) -> str:
+        return f"Taxonomy({self.name!r}, {len(self.classes)} classes, {self.num_classes} train ids)"
+
+    def get(self, name: str) -> TaxonomyClass:
+        """The class called ``name`` (exact, then case-insensitive match).
+
+        Raises:
+            TaxonomyError: unknown name; the message suggests close matches.
+        """
+        cls = self._by_name.get(name) or self._by_lower.get(str(name).lower())
+        if cls is None:
+            close = difflib.get_close_matches(str(name), list(self._by_name), n=3)
+            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            raise TaxonomyError(f"{name!r} is not a class of taxonomy {self.name!r}.{hint}")
+        return cls
+
+    def by_id(self, raw_id: int) -> TaxonomyClass:
+        try:
+            return self._by_id[int(raw_id)]
+        except KeyError:
+            raise TaxonomyError(f"id {raw_id} is not in taxonomy {self.name!r}") from None
+
+    def train_id_of(self, name: str) -> int:
+        """Train id of a class name (``IGNORE_INDEX`` for ignored classes)."""
+        return self.get(name).train_id
+
+    @cached_property
+    def lut(self) -> np.ndarray:
+        """``(N,)`` int16 lookup raw id -> train id; ``IGNORE_INDEX`` for ignored classes,
+        :data:`UNKNOWN_ID` for ids not in the taxonomy. ``N >= 256``."""
+        size = max(256, max((c.id for c in self.classes), default=0) + 1)
+        table = np.full(size, UNKNOWN_ID, dtype=np.int16)
+        for c in self.classes:
+            table[c.id] = c.train_id
+        return table
+
+    def unknown_ids(self, raw: np.ndarray) -> list[int]:
+        """Sorted raw ids present in ``raw`` that are not in the taxonomy."""
+        values = np.unique(raw)
+        lut = self.lut
+        bad = values[(values < 0) | (values >= len(lut))].tolist()
+        inside = values[(values >= 0) & (values < len(lut))]
+        bad += inside[lut[inside] == UNKNOWN_ID].tolist()
+        return sorted(int(v) for v in bad)
+
+    def to_train_ids(self, raw: np.ndarray, *, unknown_as_ignore: bool = False) -> np.ndarray:
+        """Map a raw-id label map ``(H, W)`` to train ids (uint8, ``IGNORE_INDEX`` = ignore).
+
+        Raises:
+            ValueError: ``raw`` holds ids outside the taxonomy (listed in the message),
+                unless ``unknown_as_ignore``.
+        """
+        raw = np.asarray(raw)
+        bad = self.unknown_ids(raw)
+        if bad and not unknown_as_ignore:
+            raise ValueError(
+                f"label ids {bad[:10]} are not in taxonomy {self.name!r} "
+                f"(known ids: {sorted(self._by_id)[:40]})"
+            )
+        lut = self.lut.astype(np.int16).copy()
+        lut[lut == UNKNOWN_ID] = IGNORE_INDEX
+        clipped = np.clip(raw, 0, len(lut) - 1)
+        out = lut[clipped]
+        if bad:
+            out[(raw < 0) | (raw >= len(lut))] = IGNORE_INDEX
+        return out.astype(np.uint8)
+
+    # ------------------------------------------------------------------ colours
+    @cached_property
+    def _color_table(self) -> dict[int, int]:
+        table: dict[int, int] = {}
+        for c in self.classes:
+            key = (c.color[0] << 16) | (c.color[1] << 8) | c.color[2]
+            table.setdefault(key, c.id)
+        return table
+
+    def colors_to_ids(self, rgb: np.ndarray, *, unknown_as_ignore: bool = False) -> np.ndarray:
+        """Convert a colour-coded label image ``(H, W, 3)`` uint8 to raw ids ``(H, W)`` int32.
+
+        Raises:
+            ValueError: a colour not in the palette (listed), unless ``unknown_as_ignore``
+                (then such pixels get the first ignored class's id, or ``IGNORE_INDEX``).
+        """
+        rgb = np.asarray(rgb, dtype=np.uint32)
+        keys = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+        uniq, inverse = np.unique(keys, return_inverse=True)
+        table = self._color_table
+        fallback = self.ignore_ids[0] if self.ignore_ids else IGNORE_INDEX
+        mapped = np.empty(len(uniq), dtype=np.int32)
+        unknown = []
+        for i, k in enumerate(uniq.tolist()):
+            if k in table:
+                mapped[i] = table[k]
+            else:
+                unknown.append((k >> 16, (k >> 8) & 255, k & 255))
+                mapped[i] = fallback
+        if unknown and not unknown_as_ignore:
+            raise ValueError(f"colours {unknown[:5]} are not in the palette of taxonomy {self.name!r}")
+        return mapped[inverse.reshape(keys.shape)]
+
+    def colorize(self, train_ids: np.ndarray, ignore_color: tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
+        """``(H, W)`` train ids -> ``(H, W, 3)`` uint8 RGB picture."""
+        palette = np.zeros((256, 3), dtype=np.uint8)
+        palette[:] = ignore_color
+        palette[: self.num_classes] = self.train_colors
+        return palette[np.asarray(train_ids, dtype=np.int64).clip(0, 255)]
+
+    # ------------------------------------------------------------------ (de)serialisation
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form (as in the YAML files); embedded in checkpoints."""
+        return {
+            "name": self.name,
+            "title": self.title,
+            "label_format": self.label_format,
+            "source": self.source,
+            "notes": self.notes,
+            "classes": [
+                {
+                    "id": c.id,
+                    "name": c.name,
+                    "color": list(c.color),
+                    **({"ignore": True} if c.ignore else {"train_id": c.train_id}),
+                }
+                for c in self.classes
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, *, where: LinedYaml | None = None, origin: str = "<dict>") -> Taxonomy:
+        """Build and validate from plain data (see ``docs/taxonomy-format.md``).
+
+        Raises:
+            TaxonomyError: naming the file, line and problem.
+        """
+        at = where.where if where is not None else (lambda *k: origin)
+        if not isinstance(data, dict):
+            raise TaxonomyError(f"{origin}: a taxonomy file must be a mapping with 'name' and 'classes'")
+        allowed_keys = {"name", "title", "label_format", "source", "notes", "classes"}
+        for key in data:
+            if key not in allowed_keys:
+                raise TaxonomyError(f"{at(key)}: unknown key {key!r} (expected {sorted(allowed_keys)})")
+        name = data.get("name")
+        if not isinstance(name, str) or not name:
+            raise TaxonomyError(f"{at('name')}: 'name' must be a non-empty string")
+        raw_classes = data.get("classes")
+        if not isinstance(raw_classes, list) or not raw_classes:
+            raise TaxonomyError(f"{at('classes')}: 'classes' must be a non-empty list")
+        explicit_train = any(isinstance(c, dict) and "train_id" in c for c in raw_classes)
+        classes: list[TaxonomyClass] = []
+        seen_names: dict[str, int] = {}
+        seen_ids: dict[int, int] = {}
+        seen_train: dict[int, str] = {}
+        next_train = 0
+        for i, entry in enumerate(raw_classes):
+            loc = at("classes", i)
+            if not isinstance(entry, dict):
+                raise TaxonomyError(f"{loc}: each class must be a mapping with id, name, color")
+            extra = set(entry) - {"id", "name", "color", "ignore", "train_id"}
+            if extra:
+                raise TaxonomyError(f"{loc}: unknown key(s) {sorted(extra)} in class entry")
+            cid, cname, color = entry.get("id"), entry.get("name"), entry.get("color", [0, 0, 0])
+            if not isinstance(cid, int) or isinstance(cid, bool) or not 0 <= cid < 65536:
+                raise TaxonomyError(f"{loc}: class id must be an integer in 0..65535, got {cid!r}")
+            if not isinstance(cname, str) or not cname:
+                raise TaxonomyError(f"{loc}: class name must be a non-empty string, got {cname!r}")
+            if (
+                not isinstance(color, (list, tuple))
+                or len(color) != 3
+                or not all(isinstance(v, int) and 0 <= v <= 255 for v in color)
+            ):
+                raise TaxonomyError(f"{loc}: colour of {cname!r} must be [r, g, b] with 0..255, got {color!r}")
+            if cname in seen_names:
+                raise TaxonomyError(f"{loc}: duplicate class name {cname!r} (also entry {seen_names[cname]})")
+            if cid in seen_ids:
+                raise TaxonomyError(f"{loc}: duplicate class id {cid} (also entry {seen_ids[cid]})")
+            seen_names[cname], seen_ids[cid] = i, i
+            ignore = bool(entry.get("ignore", False))
+            if explicit_train:
+                train_id = entry.get("train_id", IGNORE_INDEX)
+                if not isinstance(train_id, int) or not 0 <= train_id <= IGNORE_INDEX:
+                    raise TaxonomyError(f"{loc}: train_id must be an integer 0..255, got {train_id!r}")
+                if train_id == IGNORE_INDEX:
+                    ignore = True
+                elif ignore:
+                    raise TaxonomyError(f"{loc}: class {cname!r} is ignored but has train_id {train_id}")
+            else:
+                train_id = IGNORE_INDEX if ignore else next_train
+                next_train += 0 if ignore else 1
+            if not ignore:
+                if train_id in seen_train:
+                    raise TaxonomyError(
+                        f"{loc}: train_id {train_id} of {cname!r} already used by {seen_train[train_id]!r}"
+                    )
+                seen_train[train_id] = cname
+            classes.append(TaxonomyClass(cid, cname, tuple(int(v) for v in color), ignore, int(train_id)))
+        if sorted(seen_train) != list(range(len(seen_train))):
+            raise TaxonomyError(
+                f"{at('classes')}: train ids of taxonomy {name!r} must be 0..K-1 without gaps, "
+                f"got {sorted(seen_train)}"
+            )
+        fmt = data.get("label_format", "id")
+        if fmt not in LABEL_FORMATS:
+            raise TaxonomyError(f"{at('label_format')}: label_format must be one of {LABEL_FORMATS}, got {fmt!r}")
+        return cls(
+            name,
+            classes,
+            title=str(data.get("title", "")),
+            label_format=fmt,
+            source=str(data.get("source", "")),
+            notes=str(data.get("notes", "")),
+        )
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Taxonomy:
+        doc = load_yaml(path)
+        return cls.from_dict(doc.data, where=doc, origin=str(path))
