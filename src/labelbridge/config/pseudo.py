@@ -1,0 +1,195 @@
+"""Config of the pseudo-labelling stage (``labelbridge pseudo-label CONFIG.yaml``).
+
+Example (``configs/pseudo_camvid_idd_to_cityscapes.yaml``)::
+
+    teacher:
+      checkpoint: ../shared/weights/espnetv2_s_2.0_city_1024x512.pth
+    datasets:
+      - {name: camvid_train, reader: camvid, root: null, split: train,
+         ontology: camvid11_to_cityscapes}
+    tta: {flip: true, scales: [0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0], batch_scales: true}
+    priors: true
+    outputs: {confidence: false, soft_labels: {enabled: false, top_k: 3}, previews: 4}
+    output: runs/pseudo/camvid_idd
+    device: auto
+
+Relative paths (checkpoint, weights, roots, ontology files, output) are resolved
+against the working directory, as on the command line. A dataset ``root`` of ``null``
+means ``$LABELBRIDGE_DATA/<reader>``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from labelbridge.config.base import StrictModel, load_config
+from labelbridge.constants import DEFAULT_TTA_SCALES
+
+#: Output sub-folder names: letters, digits, ``._-`` (no path separators).
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class TeacherConfig(StrictModel):
+    """The teacher: a checkpoint that carries its taxonomy, or a model spec + weights + taxonomy.
+
+    Attributes:
+        checkpoint: labelbridge/Lightning checkpoint, or a published file that
+            :func:`labelbridge.models.checkpoint.load_checkpoint` recognises.
+        model: model spec for :func:`labelbridge.models.create_model` (e.g. ``"espnetv2:s=2.0"``).
+        weights: weights file for ``model``.
+        taxonomy: taxonomy name or file of ``model``'s outputs.
+    """
+
+    checkpoint: str | None = None
+    model: str | None = None
+    weights: str | None = None
+    taxonomy: str | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> TeacherConfig:
+        if self.checkpoint is not None:
+            if self.model is not None or self.weights is not None or self.taxonomy is not None:
+                raise ValueError("give either 'checkpoint' or 'model' + 'weights' + 'taxonomy', not both")
+        elif self.model is None or self.taxonomy is None:
+            raise ValueError("give 'checkpoint', or 'model' and 'taxonomy' (and usually 'weights')")
+        return self
+
+    def describe(self) -> dict[str, str]:
+        """Plain description recorded in ``pseudo_labels.yaml``."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+class DatasetEntry(StrictModel):
+    """One extra dataset to pseudo-label.
+
+    Attributes:
+        name: output sub-folder (``<output>/<name>/``); unique within the config.
+        reader: registry name of the reader (``labelbridge datasets list``).
+        root: dataset root, or ``None`` for ``$LABELBRIDGE_DATA/<reader>``.
+        split: split name.
+        ontology: mapping name or file; its extra taxonomy must be the reader's.
+        on_error: ``raise`` on a bad file, or ``skip`` it (listed in the report).
+        limit: only the first ``limit`` images of the split (before sharding).
+    """
+
+    name: str
+    reader: str
+    root: str | None = None
+    split: str = "train"
+    ontology: str
+    on_error: Literal["raise", "skip"] = "raise"
+    limit: int | None = Field(default=None, ge=1)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        if not _NAME_RE.match(value):
+            raise ValueError(f"{value!r} must be a folder name of letters, digits, '.', '_' or '-'")
+        return value
+
+
+class TTAConfig(StrictModel):
+    """Test-time augmentation.
+
+    Attributes:
+        flip: also predict the horizontally flipped image (and flip the scores back).
+        scales: resize factors of the image; predictions are resized back to the image's
+            native size before averaging.
+        batch_scales: run the flipped and unflipped image of one scale in one forward pass
+            (``False``: one pass per image and flip; same numbers up to float rounding).
+    """
+
+    flip: bool = True
+    scales: list[float] = Field(default_factory=lambda: list(DEFAULT_TTA_SCALES), min_length=1)
+    batch_scales: bool = True
+
+    @field_validator("scales")
+    @classmethod
+    def _positive_unique(cls, value: list[float]) -> list[float]:
+        if any(not s > 0 for s in value):
+            raise ValueError(f"scales must be > 0, got {value}")
+        if len(set(value)) != len(value):
+            raise ValueError(f"scales must not repeat, got {value}")
+        return value
+
+
+class SoftLabelConfig(StrictModel):
+    """Top-k soft labels written next to each hard label as ``<key>_soft.npz``."""
+
+    enabled: bool = False
+    top_k: int = Field(default=3, ge=1, le=255)
+
+
+class OutputsConfig(StrictModel):
+    """Optional extra outputs.
+
+    Attributes:
+        confidence: write ``<key>_conf.png`` (uint8, max masked probability x 255).
+        soft_labels: write ``<key>_soft.npz`` (top-k ids uint8 + probabilities float16).
+        previews: number of Fig. 1-style preview panels per dataset (0 = none).
+    """
+
+    confidence: bool = False
+    soft_labels: SoftLabelConfig = Field(default_factory=SoftLabelConfig)
+    previews: int = Field(default=4, ge=0)
+
+
+class PseudoLabelConfig(StrictModel):
+    """Everything ``labelbridge pseudo-label`` needs.
+
+    Attributes:
+        teacher: see :class:`TeacherConfig`.
+        datasets: the extra datasets, each with its ontology mapping.
+        tta: see :class:`TTAConfig`.
+        priors: mask scores outside each pixel's allowed set (``False``: Naive Student).
+        outputs: see :class:`OutputsConfig`.
+        output: root folder; each dataset writes to ``<output>/<name>/``.
+        device: ``cpu``, ``cuda`` (``cuda:N``) or ``auto`` (CUDA when available).
+        batch_size: images of equal size per forward pass (x2 with flip batching).
+        num_workers: threads that decode inputs and encode/write outputs.
+        threads: torch intra-op threads (``None``: leave torch's setting); fix it for
+            byte-identical outputs across machines.
+    """
+
+    teacher: TeacherConfig
+    datasets: list[DatasetEntry] = Field(min_length=1)
+    tta: TTAConfig = Field(default_factory=TTAConfig)
+    priors: bool = True
+    outputs: OutputsConfig = Field(default_factory=OutputsConfig)
+    output: str
+    device: str = "auto"
+    batch_size: int = Field(default=1, ge=1)
+    num_workers: int = Field(default=2, ge=0)
+    threads: int | None = Field(default=None, ge=1)
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if value not in ("cpu", "auto") and not re.match(r"^cuda(:\d+)?$", value):
+            raise ValueError(f"device must be cpu, cuda, cuda:N or auto, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> PseudoLabelConfig:
+        names = [d.name for d in self.datasets]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"dataset names must be unique (they are output folders); repeated: {dup}")
+        return self
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.output)
+
+
+def load_pseudo_config(path: str | Path, overrides: list[str] | None = None) -> PseudoLabelConfig:
+    """Load and validate a pseudo-labelling config file.
+
+    Raises:
+        ConfigError: unknown keys, wrong types or values, naming file, key and line.
+    """
+    return load_config(PseudoLabelConfig, path, overrides)

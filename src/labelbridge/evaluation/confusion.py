@@ -1,0 +1,171 @@
+"""A confusion matrix summed over images (and across processes), vectorised with bincount.
+
+Example:
+    >>> import numpy as np
+    >>> cm = ConfusionMatrix(num_classes=3)
+    >>> cm.update(np.array([[0, 1], [2, 2]]), np.array([[0, 1], [1, 255]]))
+    >>> round(cm.compute().miou, 4)   # IoUs 1, 0.5, 0 -> mean 0.5
+    0.5
+"""
+
+from __future__ import annotations
+
+from typing import Union
+
+import numpy as np
+import torch
+
+from labelbridge.constants import IGNORE_INDEX
+from labelbridge.evaluation.metrics import SegmentationMetrics, metrics_from_counts
+
+ArrayLike = Union[np.ndarray, torch.Tensor]
+
+
+def _as_long_tensor(values: ArrayLike, device: torch.device) -> torch.Tensor:
+    if isinstance(values, torch.Tensor):
+        tensor = values
+    else:
+        array = np.asarray(values)
+        if array.dtype == np.uint16 or array.dtype == np.uint32:
+            array = array.astype(np.int64)
+        tensor = torch.from_numpy(np.ascontiguousarray(array))
+    return tensor.to(device=device, dtype=torch.int64)
+
+
+class ConfusionMatrix:
+    """Pixel counts of (ground truth, prediction) pairs over ``K`` classes.
+
+    Internally a ``(K, K + 1)`` int64 tensor: column ``K`` counts ground-truth pixels
+    whose prediction lies outside ``0..K-1`` (for instance ``IGNORE_INDEX`` after a
+    projection to a taxonomy in which the predicted class has no counterpart). Such
+    predictions are **misses**: false negatives of the ground-truth class and false
+    positives of no class, exactly as the Cityscapes scripts treat predictions of
+    classes that are not evaluated.
+
+    Ground-truth pixels equal to ``IGNORE_INDEX`` are skipped.
+
+    Args:
+        num_classes: number of classes ``K`` (train ids ``0..K-1``).
+        class_names: optional ``K`` names carried into the metrics.
+        device: where the counts live; by default the device of the first tensor given
+            to :meth:`update` (CPU for numpy inputs).
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        *,
+        class_names: list[str] | None = None,
+        device: str | torch.device | None = None,
+    ) -> None:
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        if num_classes >= IGNORE_INDEX:
+            raise ValueError(f"num_classes must be < IGNORE_INDEX ({IGNORE_INDEX}), got {num_classes}")
+        if class_names is not None and len(class_names) != num_classes:
+            raise ValueError(f"{len(class_names)} class names given for {num_classes} classes")
+        self.num_classes = num_classes
+        self.class_names = list(class_names) if class_names is not None else None
+        self._device_fixed = device is not None
+        self.counts = torch.zeros(
+            (num_classes, num_classes + 1), dtype=torch.int64, device=device or "cpu"
+        )
+
+    # ------------------------------------------------------------------ views
+    @property
+    def device(self) -> torch.device:
+        return self.counts.device
+
+    @property
+    def matrix(self) -> torch.Tensor:
+        """``(K, K)`` int64 counts, rows = ground truth, columns = prediction."""
+        return self.counts[:, : self.num_classes]
+
+    @property
+    def unmatched(self) -> torch.Tensor:
+        """``(K,)`` int64: ground-truth pixels whose prediction was outside ``0..K-1``."""
+        return self.counts[:, self.num_classes]
+
+    # ------------------------------------------------------------------ accumulation
+    def update(self, pred: ArrayLike, target: ArrayLike) -> None:
+        """Add one image or a batch.
+
+        Args:
+            pred: ``(H, W)`` or ``(B, H, W)`` integer predictions (train ids; any value
+                outside ``0..K-1`` is a miss for the target class).
+            target: same shape, integer ground truth in ``0..K-1`` or ``IGNORE_INDEX``.
+                Torch tensors may be on any device; numpy arrays are accepted too.
+
+        Raises:
+            ValueError: shapes differ, wrong number of dimensions, float inputs, or the
+                target holds values other than ``0..K-1`` and ``IGNORE_INDEX``.
+        """
+        if tuple(pred.shape) != tuple(target.shape):
+            raise ValueError(f"prediction shape {tuple(pred.shape)} differs from target {tuple(target.shape)}")
+        if len(pred.shape) not in (2, 3):
+            raise ValueError(f"expected (H, W) or (B, H, W) label maps, got shape {tuple(pred.shape)}")
+        for name, value in (("prediction", pred), ("target", target)):
+            is_float = (
+                value.dtype.is_floating_point
+                if isinstance(value, torch.Tensor)
+                else np.issubdtype(np.asarray(value).dtype, np.floating)
+            )
+            if is_float:
+                raise ValueError(f"{name} must hold integer class ids, got dtype {value.dtype}")
+        if (
+            not self._device_fixed
+            and isinstance(pred, torch.Tensor)
+            and pred.device != self.counts.device
+            and not bool(self.counts.any())
+        ):
+            self.counts = self.counts.to(pred.device)
+        k = self.num_classes
+        device = self.counts.device
+        p = _as_long_tensor(pred, device).reshape(-1)
+        t = _as_long_tensor(target, device).reshape(-1)
+        keep = t != IGNORE_INDEX
+        t = t[keep]
+        p = p[keep]
+        if t.numel() == 0:
+            return
+        if int(t.min()) < 0 or int(t.max()) >= k:
+            bad = torch.unique(t[(t < 0) | (t >= k)])[:10].tolist()
+            raise ValueError(
+                f"target holds values {bad} outside 0..{k - 1} (and not IGNORE_INDEX={IGNORE_INDEX})"
+            )
+        p = torch.where((p >= 0) & (p < k), p, torch.full_like(p, k))
+        flat = torch.bincount(t * (k + 1) + p, minlength=k * (k + 1))
+        self.counts += flat.view(k, k + 1)
+
+    def reset(self) -> None:
+        """Zero all counts (the device stays)."""
+        self.counts.zero_()
+
+    def merge(self, other: ConfusionMatrix) -> ConfusionMatrix:
+        """Add another matrix's counts to this one (in place) and return ``self``."""
+        if other.num_classes != self.num_classes:
+            raise ValueError(f"cannot merge {other.num_classes}-class into {self.num_classes}-class matrix")
+        self.counts += other.counts.to(self.counts.device)
+        return self
+
+    def __iadd__(self, other: ConfusionMatrix) -> ConfusionMatrix:
+        return self.merge(other)
+
+    def all_reduce(self) -> ConfusionMatrix:
+        """Sum the counts across ``torch.distributed`` processes (in place).
+
+        A no-op when ``torch.distributed`` is unavailable or not initialised. Every
+        process must call it. Never average per-process mIoUs: reduce, then compute.
+        """
+        dist = torch.distributed
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(self.counts, op=dist.ReduceOp.SUM)
+        return self
+
+    # ------------------------------------------------------------------ results
+    def compute(self) -> SegmentationMetrics:
+        """IoU, mIoU (over classes present in ground truth or prediction), accuracies."""
+        return metrics_from_counts(self.counts.cpu().numpy(), self.class_names)
+
+    def __repr__(self) -> str:
+        return f"ConfusionMatrix(num_classes={self.num_classes}, pixels={int(self.counts.sum())}, device={self.device})"
