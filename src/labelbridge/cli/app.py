@@ -64,7 +64,9 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app; user errors become one paragraph, exit 2."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        app(args=argv, standalone_mode=False)
+        result = app(args=argv, standalone_mode=False)
+        if isinstance(result, int) and not isinstance(result, bool) and result != 0:
+            sys.exit(result)  # click returns (not raises) typer.Exit codes here
     except UserError as exc:
         if debug:
             raise

@@ -4,16 +4,19 @@ A reader lists (image, label) file pairs for one split of one dataset and yields
 :class:`Sample` objects: the RGB image as ``(H, W, 3)`` uint8 and the label map in the
 dataset's own raw ids as ``(H, W)`` int32 (see :mod:`labelbridge.taxonomy.taxonomy`).
 
-Problems with a file (unreadable, truncated, size mismatch, ids outside the taxonomy)
-raise :class:`~labelbridge.errors.DatasetError` naming the file, or, with
+Problems with a file (missing label, unreadable, truncated or corrupt, size mismatch,
+ids or colours outside the taxonomy) raise :class:`SampleError` (a
+:class:`~labelbridge.errors.DatasetError`) naming the file and the problem, or, with
 ``on_error="skip"``, are recorded in :attr:`SegmentationDataset.skipped` and the sample
-is dropped by iteration helpers (see :meth:`SegmentationDataset.iter_samples`).
+is dropped: images without a label file are dropped while listing, bad files by
+:meth:`SegmentationDataset.iter_samples`. A wrong label is never returned silently.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -21,12 +24,46 @@ from typing import ClassVar, Literal
 import numpy as np
 from PIL import Image
 
-from labelbridge.constants import DATA_ROOT_ENV
+from labelbridge.constants import DATA_ROOT_ENV, IGNORE_INDEX
 from labelbridge.errors import DatasetError
 from labelbridge.taxonomy import Taxonomy, load_taxonomy
 
+logger = logging.getLogger(__name__)
+
 OnError = Literal["raise", "skip"]
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+# Kinds of problems with one sample (SampleError.kind, SkipRecord.kind).
+MISSING_LABEL = "missing_label"
+MISSING_FILE = "missing_file"
+UNREADABLE = "unreadable"
+CORRUPT = "corrupt"
+SIZE_MISMATCH = "size_mismatch"
+UNKNOWN_LABEL = "unknown_label"
+OTHER_PROBLEM = "other"  # recorded by code that does not classify the problem
+PROBLEM_KINDS = (
+    MISSING_LABEL,
+    MISSING_FILE,
+    UNREADABLE,
+    CORRUPT,
+    SIZE_MISMATCH,
+    UNKNOWN_LABEL,
+    OTHER_PROBLEM,
+)
+
+
+class SampleError(DatasetError):
+    """A problem with one file of one sample.
+
+    Attributes:
+        path: the offending file.
+        kind: one of :data:`PROBLEM_KINDS`.
+    """
+
+    def __init__(self, path: Path | str, kind: str, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = str(path)
+        self.kind = kind
 
 
 @dataclass
@@ -56,10 +93,12 @@ class Sample:
 
 @dataclass
 class SkipRecord:
-    """A file skipped under ``on_error="skip"``: which and why."""
+    """A file skipped under ``on_error="skip"``: which, why, and the kind of problem
+    (one of :data:`PROBLEM_KINDS`)."""
 
     path: str
     problem: str
+    kind: str = OTHER_PROBLEM
 
 
 @dataclass
@@ -71,57 +110,82 @@ class FilePair:
     key: str = ""
 
 
+def _open_error(path: Path, what: str, exc: BaseException) -> SampleError:
+    """Translate an exception from opening/decoding ``path`` into a :class:`SampleError`."""
+    if isinstance(exc, FileNotFoundError):
+        return SampleError(path, MISSING_FILE, f"{what} file not found")
+    if isinstance(exc, IsADirectoryError) or Path(path).is_dir():
+        return SampleError(path, UNREADABLE, f"cannot read {what} file: it is a directory")
+    if isinstance(exc, PermissionError):
+        return SampleError(path, UNREADABLE, f"cannot read {what} file: permission denied")
+    return SampleError(path, CORRUPT, f"cannot decode {what} file (truncated or corrupt?): {exc}")
+
+
 def read_image(path: Path) -> np.ndarray:
-    """Read an RGB image as ``(H, W, 3)`` uint8.
+    """Read an RGB image as ``(H, W, 3)`` uint8 (grey and palette images are converted).
 
     Raises:
-        DatasetError: missing, unreadable, truncated or corrupt file (named).
+        SampleError: missing, unreadable, truncated or corrupt file (named).
     """
     try:
         with Image.open(path) as im:
             im.load()
             return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: image file not found") from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise DatasetError(f"{path}: cannot decode image (truncated or corrupt?): {exc}") from None
+        raise _open_error(Path(path), "image", exc) from None
+
+
+def read_image_size(path: Path) -> tuple[int, int]:
+    """``(width, height)`` of an image from its header only (no pixel decoding).
+
+    Raises:
+        SampleError: missing, unreadable, or not an image.
+    """
+    try:
+        with Image.open(path) as im:
+            return int(im.size[0]), int(im.size[1])
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise _open_error(Path(path), "image", exc) from None
 
 
 def read_label_png(path: Path) -> np.ndarray:
-    """Read an id-coded label PNG (mode L, P or I;16) as ``(H, W)`` int32 raw ids.
+    """Read an id-coded label PNG (mode L, P, I or I;16) as ``(H, W)`` int32 raw ids.
 
-    Palette images give their palette *indices* (as the YCOR and Cityscapes files store them).
+    Palette images give their palette *indices* (as the YCOR, Mapillary Vistas and
+    Cityscapes files store them).
 
     Raises:
-        DatasetError: missing, unreadable, truncated, or an RGB file where ids were expected.
+        SampleError: missing, unreadable, truncated, or an RGB file where ids were expected.
     """
     try:
         with Image.open(path) as im:
             im.load()
             if im.mode in ("RGB", "RGBA"):
-                raise DatasetError(
-                    f"{path}: label file is colour ({im.mode}) but this dataset stores class ids; "
-                    "use a taxonomy with label_format: color"
+                raise SampleError(
+                    path,
+                    UNKNOWN_LABEL,
+                    f"label file is colour ({im.mode}) but this dataset stores class ids; "
+                    "use a taxonomy with label_format: color",
                 )
             return np.asarray(im, dtype=np.int32).copy()
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: label file not found") from None
-    except DatasetError:
+    except SampleError:
         raise
     except (OSError, SyntaxError, ValueError) as exc:
-        raise DatasetError(f"{path}: cannot decode label file (truncated or corrupt?): {exc}") from None
+        raise _open_error(Path(path), "label", exc) from None
 
 
 def read_label_rgb(path: Path) -> np.ndarray:
-    """Read a colour-coded label image as ``(H, W, 3)`` uint8."""
+    """Read a colour-coded label image as ``(H, W, 3)`` uint8.
+
+    Raises:
+        SampleError: missing, unreadable, truncated or corrupt file.
+    """
     try:
         with Image.open(path) as im:
             im.load()
             return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: label file not found") from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise DatasetError(f"{path}: cannot decode label file (truncated or corrupt?): {exc}") from None
+        raise _open_error(Path(path), "label", exc) from None
 
 
 def resolve_root(root: str | Path | None, dataset: str) -> Path:
@@ -144,6 +208,9 @@ def resolve_root(root: str | Path | None, dataset: str) -> Path:
     return path
 
 
+MissingLabelHandler = Callable[[Path, Path | None], None]
+
+
 class SegmentationDataset:
     """Base reader. Subclasses set the class attributes and implement :meth:`list_pairs`.
 
@@ -158,12 +225,21 @@ class SegmentationDataset:
     Class attributes:
         name: registry key.
         taxonomy_name: built-in taxonomy of the label files.
-        splits: the published split names.
+        splits: the published split names (empty: any split name the layout holds).
+        unlabelled_splits: splits published without labels (their samples have
+            ``label=None``).
+        layout: one line describing the file layout (for listings).
+
+    Raises:
+        DatasetError: unknown split, missing folders, an image without a label (unless
+            ``on_error="skip"``), or a split without any usable image.
     """
 
     name: ClassVar[str] = ""
     taxonomy_name: ClassVar[str] = ""
     splits: ClassVar[tuple[str, ...]] = ("train", "val")
+    unlabelled_splits: ClassVar[tuple[str, ...]] = ()
+    layout: ClassVar[str] = ""
 
     def __init__(
         self,
@@ -178,23 +254,112 @@ class SegmentationDataset:
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         self.root = resolve_root(root, self.name)
         if self.splits and split not in self.splits:
-            raise DatasetError(f"dataset {self.name!r} has no split {split!r}; splits: {list(self.splits)}")
+            raise DatasetError(
+                f"dataset {self.name!r} has no split {split!r}; splits: {list(self.splits)}"
+            )
         self.split = split
         self.on_error = on_error
         self.unknown_as_ignore = unknown_as_ignore
         if isinstance(taxonomy, Taxonomy):
             self.taxonomy = taxonomy
         else:
-            self.taxonomy = load_taxonomy(taxonomy or self.taxonomy_name)
+            self.taxonomy = load_taxonomy(taxonomy or self.default_taxonomy())
         self.skipped: list[SkipRecord] = []
         self.pairs: list[FilePair] = [self._with_key(p) for p in self.list_pairs()]
         if not self.pairs:
-            raise DatasetError(f"{self.root}: split {split!r} of dataset {self.name!r} has no images")
+            why = (
+                f" ({len(self.skipped)} images skipped: {self.skipped[0].problem})"
+                if self.skipped
+                else ""
+            )
+            raise DatasetError(
+                f"{self.root}: split {split!r} of dataset {self.name!r} has no usable images{why}"
+            )
 
     # ------------------------------------------------------------------ to implement
     def list_pairs(self) -> list[FilePair]:
-        """All (image, label) pairs of the split, sorted, as paths."""
+        """All (image, label) pairs of the split, sorted, as paths. Report images whose
+        label file is missing through :meth:`missing_label` (raises or records)."""
         raise NotImplementedError
+
+    def default_taxonomy(self) -> str | Path:
+        """Taxonomy used when none is given: :attr:`taxonomy_name` (the generic folder
+        reader overrides this with the root's ``taxonomy.yaml``)."""
+        return self.taxonomy_name
+
+    @classmethod
+    def available_splits(cls, root: str | Path | None) -> tuple[str, ...]:
+        """Split names present for ``root`` (default: the published :attr:`splits`)."""
+        return cls.splits
+
+    # ------------------------------------------------------------------ listing helpers
+    @property
+    def has_labels(self) -> bool:
+        """``False`` for splits published without labels."""
+        return self.split not in self.unlabelled_splits
+
+    def require_dir(self, path: Path, what: str) -> Path:
+        """``path`` if it is a folder.
+
+        Raises:
+            DatasetError: naming the folder, what it should hold, and the layout.
+        """
+        if not path.is_dir():
+            hint = f"; expected layout: {self.layout}" if self.layout else ""
+            raise DatasetError(
+                f"{path}: {what} folder of {self.name!r} split {self.split!r} not found{hint}"
+            )
+        return path
+
+    def missing_label(self, image: Path, expected: Path | None) -> None:
+        """An image without its label file: raise, or record it under ``on_error="skip"``.
+
+        Raises:
+            SampleError: kind ``missing_label``, naming the image and the expected label.
+        """
+        where = f" (expected {expected})" if expected is not None else ""
+        err = SampleError(image, MISSING_LABEL, f"no label file for this image{where}")
+        if self.on_error == "raise":
+            raise err
+        logger.debug("skipping %s", err)
+        self.skipped.append(SkipRecord(str(image), str(err), MISSING_LABEL))
+
+    def pairs_by_suffix(
+        self,
+        image_dir: Path,
+        label_dir: Path | None,
+        *,
+        image_suffix: str | tuple[str, ...],
+        label_suffix: str,
+        recursive: bool = True,
+    ) -> list[FilePair]:
+        """Pair ``image_dir/**/<base><image_suffix>`` with ``label_dir/**/<base><label_suffix>``
+        (same sub-folder). ``label_dir=None`` lists images only (unlabelled split).
+
+        Args:
+            image_dir: folder of the split's images.
+            label_dir: folder of the split's labels, or ``None``.
+            image_suffix: file name ending(s) of images, e.g. ``"_leftImg8bit.png"``.
+            label_suffix: file name ending of labels, e.g. ``"_gtFine_labelIds.png"``.
+            recursive: search sub-folders (city / sequence folders).
+        """
+        suffixes = (image_suffix,) if isinstance(image_suffix, str) else tuple(image_suffix)
+        candidates = image_dir.rglob("*") if recursive else image_dir.iterdir()
+        pairs = []
+        for img in sorted(candidates):
+            suffix = next((s for s in suffixes if img.name.endswith(s)), None)
+            if suffix is None:  # a folder named like an image is kept: reading reports it
+                continue
+            if label_dir is None:
+                pairs.append(FilePair(img, None))
+                continue
+            rel = img.relative_to(image_dir)
+            lab = label_dir / rel.parent / f"{rel.name[: -len(suffix)]}{label_suffix}"
+            if lab.exists():
+                pairs.append(FilePair(img, lab))
+            else:
+                self.missing_label(img, lab)
+        return pairs
 
     # ------------------------------------------------------------------ reading
     def _with_key(self, pair: FilePair) -> FilePair:
@@ -207,20 +372,25 @@ class SegmentationDataset:
         return len(self.pairs)
 
     def read_label(self, path: Path) -> np.ndarray:
-        """``(H, W)`` int32 raw ids; colour-coded files go through the taxonomy palette."""
+        """``(H, W)`` int32 raw ids; colour-coded files go through the taxonomy palette.
+
+        Raises:
+            SampleError: unreadable file, or colours outside the palette (unless
+                ``unknown_as_ignore``).
+        """
         if self.taxonomy.label_format == "color":
             rgb = read_label_rgb(path)
             try:
                 return self.taxonomy.colors_to_ids(rgb, unknown_as_ignore=self.unknown_as_ignore)
             except ValueError as exc:
-                raise DatasetError(f"{path}: {exc}") from None
+                raise SampleError(path, UNKNOWN_LABEL, str(exc)) from None
         return read_label_png(path)
 
     def load(self, index: int) -> Sample:
         """Read and validate one sample.
 
         Raises:
-            DatasetError: any problem with either file, naming it.
+            SampleError: any problem with either file, naming it.
         """
         pair = self.pairs[index]
         image = read_image(pair.image)
@@ -228,17 +398,21 @@ class SegmentationDataset:
         if pair.label is not None:
             label = self.read_label(pair.label)
             if label.shape != image.shape[:2]:
-                raise DatasetError(
-                    f"{pair.label}: label size {label.shape[1]}x{label.shape[0]} differs from "
-                    f"image {pair.image} size {image.shape[1]}x{image.shape[0]}"
+                raise SampleError(
+                    pair.label,
+                    SIZE_MISMATCH,
+                    f"label size {label.shape[1]}x{label.shape[0]} differs from "
+                    f"image {pair.image} size {image.shape[1]}x{image.shape[0]}",
                 )
             bad = self.taxonomy.unknown_ids(label)
             if bad:
                 if not self.unknown_as_ignore:
-                    raise DatasetError(
-                        f"{pair.label}: label ids {bad[:10]} are not in taxonomy {self.taxonomy.name!r}"
+                    raise SampleError(
+                        pair.label,
+                        UNKNOWN_LABEL,
+                        f"label ids {bad[:10]} are not in taxonomy {self.taxonomy.name!r}",
                     )
-                fill = self.taxonomy.ignore_ids[0] if self.taxonomy.ignore_ids else 255
+                fill = self.taxonomy.ignore_ids[0] if self.taxonomy.ignore_ids else IGNORE_INDEX
                 label = np.where(np.isin(label, bad), fill, label).astype(np.int32)
         return Sample(image, label, self.name, self.split, pair.key, pair.image, pair.label)
 
@@ -253,7 +427,9 @@ class SegmentationDataset:
             except DatasetError as exc:
                 if self.on_error == "raise":
                     raise
-                self.skipped.append(SkipRecord(str(self.pairs[i].image), str(exc)))
+                kind = exc.kind if isinstance(exc, SampleError) else OTHER_PROBLEM
+                logger.debug("skipping %s", exc)
+                self.skipped.append(SkipRecord(str(self.pairs[i].image), str(exc), kind))
 
 
 @dataclass
@@ -263,19 +439,40 @@ class DatasetInfo:
     name: str
     taxonomy: str
     splits: tuple[str, ...] = field(default_factory=tuple)
+    unlabelled_splits: tuple[str, ...] = field(default_factory=tuple)
+    layout: str = ""
 
 
-def pair_by_stem(images: list[Path], labels: list[Path], *, label_dir: Path) -> list[FilePair]:
+def pair_by_stem(
+    images: list[Path],
+    labels: list[Path],
+    *,
+    label_dir: Path,
+    on_missing: MissingLabelHandler | None = None,
+) -> list[FilePair]:
     """Pair images and labels by file stem (any image extension).
 
+    Args:
+        images: image files.
+        labels: label files.
+        label_dir: where labels were looked for (named in messages).
+        on_missing: called with ``(image, None)`` for an image without a label
+            (e.g. :meth:`SegmentationDataset.missing_label`); default: raise.
+
     Raises:
-        DatasetError: an image without a label, naming both paths.
+        DatasetError: an image without a label (when ``on_missing`` is not given),
+            naming both paths.
     """
     by_stem = {p.stem: p for p in labels}
     pairs = []
     for img in sorted(images):
         lab = by_stem.get(img.stem)
         if lab is None:
-            raise DatasetError(f"{img}: no label file with stem {img.stem!r} in {label_dir}")
+            if on_missing is None:
+                raise SampleError(
+                    img, MISSING_LABEL, f"no label file with stem {img.stem!r} in {label_dir}"
+                )
+            on_missing(img, label_dir / f"{img.stem}.png")
+            continue
         pairs.append(FilePair(img, lab))
     return pairs

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from labelbridge.data.base import SegmentationDataset
+from labelbridge.data.base import DatasetInfo, SegmentationDataset
 from labelbridge.errors import UserError
 
 DATASETS: dict[str, type[SegmentationDataset]] = {}
@@ -19,14 +19,40 @@ def register_dataset(cls: type[SegmentationDataset]) -> type[SegmentationDataset
     return cls
 
 
-def create_dataset(name: str, root: str | Path | None, split: str, **kwargs: Any) -> SegmentationDataset:
-    """Build a reader by registry name.
+def dataset_class(name: str) -> type[SegmentationDataset]:
+    """The reader class registered as ``name``.
 
     Raises:
         UserError: unknown name; the message lists the valid ones.
     """
     try:
-        cls = DATASETS[name]
+        return DATASETS[name]
     except KeyError:
-        raise UserError(f"unknown dataset {name!r}; valid names: {', '.join(sorted(DATASETS))}") from None
-    return cls(root, split, **kwargs)
+        raise UserError(
+            f"unknown dataset {name!r}; valid names: {', '.join(sorted(DATASETS))}"
+        ) from None
+
+
+def create_dataset(
+    name: str, root: str | Path | None, split: str, **kwargs: Any
+) -> SegmentationDataset:
+    """Build a reader by registry name.
+
+    Raises:
+        UserError: unknown name; the message lists the valid ones.
+    """
+    return dataset_class(name)(root, split, **kwargs)
+
+
+def list_datasets() -> list[DatasetInfo]:
+    """One :class:`DatasetInfo` per registered reader, sorted by name."""
+    return [
+        DatasetInfo(
+            name=cls.name,
+            taxonomy=cls.taxonomy_name or "<root>/taxonomy.yaml",
+            splits=tuple(cls.splits),
+            unlabelled_splits=tuple(cls.unlabelled_splits),
+            layout=cls.layout,
+        )
+        for _, cls in sorted(DATASETS.items())
+    ]

@@ -10,15 +10,13 @@ Example:
 
 from __future__ import annotations
 
-from typing import Union
-
 import numpy as np
 import torch
 
 from labelbridge.constants import IGNORE_INDEX
 from labelbridge.evaluation.metrics import SegmentationMetrics, metrics_from_counts
 
-ArrayLike = Union[np.ndarray, torch.Tensor]
+ArrayLike = np.ndarray | torch.Tensor
 
 
 def _as_long_tensor(values: ArrayLike, device: torch.device) -> torch.Tensor:
@@ -30,6 +28,55 @@ def _as_long_tensor(values: ArrayLike, device: torch.device) -> torch.Tensor:
             array = array.astype(np.int64)
         tensor = torch.from_numpy(np.ascontiguousarray(array))
     return tensor.to(device=device, dtype=torch.int64)
+
+
+def _as_numpy(values: ArrayLike) -> np.ndarray:
+    if isinstance(values, torch.Tensor):
+        return values.detach().cpu().numpy()
+    return np.asarray(values)
+
+
+def _target_error(bad_values: list[int], k: int) -> ValueError:
+    return ValueError(
+        f"target holds values {bad_values[:10]} outside 0..{k - 1} (and not IGNORE_INDEX={IGNORE_INDEX})"
+    )
+
+
+def _count_numpy(pred: np.ndarray, target: np.ndarray, k: int) -> np.ndarray:
+    """``(K, K + 1)`` int64 counts on the CPU: one 256 x 256 histogram of
+    ``target << 8 | pred`` over uint8 maps (other integer types are first brought to
+    uint8: predictions outside ``0..K-1`` become 255, a miss)."""
+    t, p = target.reshape(-1), pred.reshape(-1)
+    if t.dtype != np.uint8:
+        if t.size and (int(t.min()) < 0 or int(t.max()) > IGNORE_INDEX):
+            outside = (t < 0) | (t > IGNORE_INDEX)
+            raise _target_error(np.unique(t[outside]).tolist(), k)
+        t = t.astype(np.uint8)
+    if p.dtype != np.uint8:
+        p = np.where((p >= 0) & (p < k), p, IGNORE_INDEX).astype(np.uint8)
+    hist = np.bincount((t.astype(np.uint16) << 8) | p, minlength=1 << 16).reshape(256, 256)
+    bad_rows = np.flatnonzero(hist[k:].sum(axis=1)) + k
+    bad_rows = bad_rows[bad_rows != IGNORE_INDEX]
+    if bad_rows.size:
+        raise _target_error(bad_rows.tolist(), k)
+    rows = hist[:k]
+    return np.concatenate([rows[:, :k], rows[:, k:].sum(axis=1, keepdims=True)], axis=1).astype(
+        np.int64
+    )
+
+
+def _count_torch(pred: ArrayLike, target: ArrayLike, k: int, device: torch.device) -> torch.Tensor:
+    """``(K, K + 1)`` int64 counts computed on ``device`` (no boolean compaction)."""
+    p = _as_long_tensor(pred, device).reshape(-1)
+    t = _as_long_tensor(target, device).reshape(-1)
+    keep = t != IGNORE_INDEX
+    bad = keep & ((t < 0) | (t >= k))
+    if bool(bad.any()):
+        raise _target_error(torch.unique(t[bad]).tolist(), k)
+    p = torch.where((p >= 0) & (p < k), p, torch.full_like(p, k))
+    dump = k * (k + 1)
+    index = torch.where(keep, t * (k + 1) + p, torch.full_like(t, dump))
+    return torch.bincount(index, minlength=dump + 1)[:dump].view(k, k + 1)
 
 
 class ConfusionMatrix:
@@ -61,7 +108,9 @@ class ConfusionMatrix:
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         if num_classes >= IGNORE_INDEX:
-            raise ValueError(f"num_classes must be < IGNORE_INDEX ({IGNORE_INDEX}), got {num_classes}")
+            raise ValueError(
+                f"num_classes must be < IGNORE_INDEX ({IGNORE_INDEX}), got {num_classes}"
+            )
         if class_names is not None and len(class_names) != num_classes:
             raise ValueError(f"{len(class_names)} class names given for {num_classes} classes")
         self.num_classes = num_classes
@@ -101,9 +150,13 @@ class ConfusionMatrix:
                 target holds values other than ``0..K-1`` and ``IGNORE_INDEX``.
         """
         if tuple(pred.shape) != tuple(target.shape):
-            raise ValueError(f"prediction shape {tuple(pred.shape)} differs from target {tuple(target.shape)}")
+            raise ValueError(
+                f"prediction shape {tuple(pred.shape)} differs from target {tuple(target.shape)}"
+            )
         if len(pred.shape) not in (2, 3):
-            raise ValueError(f"expected (H, W) or (B, H, W) label maps, got shape {tuple(pred.shape)}")
+            raise ValueError(
+                f"expected (H, W) or (B, H, W) label maps, got shape {tuple(pred.shape)}"
+            )
         for name, value in (("prediction", pred), ("target", target)):
             is_float = (
                 value.dtype.is_floating_point
@@ -119,23 +172,11 @@ class ConfusionMatrix:
             and not bool(self.counts.any())
         ):
             self.counts = self.counts.to(pred.device)
-        k = self.num_classes
-        device = self.counts.device
-        p = _as_long_tensor(pred, device).reshape(-1)
-        t = _as_long_tensor(target, device).reshape(-1)
-        keep = t != IGNORE_INDEX
-        t = t[keep]
-        p = p[keep]
-        if t.numel() == 0:
-            return
-        if int(t.min()) < 0 or int(t.max()) >= k:
-            bad = torch.unique(t[(t < 0) | (t >= k)])[:10].tolist()
-            raise ValueError(
-                f"target holds values {bad} outside 0..{k - 1} (and not IGNORE_INDEX={IGNORE_INDEX})"
-            )
-        p = torch.where((p >= 0) & (p < k), p, torch.full_like(p, k))
-        flat = torch.bincount(t * (k + 1) + p, minlength=k * (k + 1))
-        self.counts += flat.view(k, k + 1)
+        if self.counts.device.type == "cpu":
+            counts = _count_numpy(_as_numpy(pred), _as_numpy(target), self.num_classes)
+            self.counts += torch.from_numpy(counts)
+        else:
+            self.counts += _count_torch(pred, target, self.num_classes, self.counts.device)
 
     def reset(self) -> None:
         """Zero all counts (the device stays)."""
@@ -144,7 +185,9 @@ class ConfusionMatrix:
     def merge(self, other: ConfusionMatrix) -> ConfusionMatrix:
         """Add another matrix's counts to this one (in place) and return ``self``."""
         if other.num_classes != self.num_classes:
-            raise ValueError(f"cannot merge {other.num_classes}-class into {self.num_classes}-class matrix")
+            raise ValueError(
+                f"cannot merge {other.num_classes}-class into {self.num_classes}-class matrix"
+            )
         self.counts += other.counts.to(self.counts.device)
         return self
 

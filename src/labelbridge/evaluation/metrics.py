@@ -75,7 +75,9 @@ class SegmentationMetrics:
             "mean_accuracy": _json_float(self.mean_accuracy),
             "num_pixels": self.num_pixels,
             "num_classes": self.num_classes,
-            "per_class_iou": {n: _json_float(v) for n, v in zip(names, self.per_class_iou, strict=True)},
+            "per_class_iou": {
+                n: _json_float(v) for n, v in zip(names, self.per_class_iou, strict=True)
+            },
             "per_class_accuracy": {
                 n: _json_float(v) for n, v in zip(names, self.per_class_accuracy, strict=True)
             },
@@ -95,7 +97,9 @@ def _nanmean(values: np.ndarray) -> float:
     return float(valid.mean()) if valid.size else float("nan")
 
 
-def metrics_from_counts(counts: np.ndarray, class_names: list[str] | None = None) -> SegmentationMetrics:
+def metrics_from_counts(
+    counts: np.ndarray, class_names: list[str] | None = None
+) -> SegmentationMetrics:
     """Scores from a ``(K, K + 1)`` count matrix.
 
     Args:

@@ -23,8 +23,13 @@ class SegmentationModel(nn.Module):
         std: per-channel input std.
         size_divisor: input sides are padded up to a multiple of this by :meth:`forward`.
 
-    Subclasses implement :meth:`forward_raw`.
+    Subclasses implement :meth:`forward_raw` and list in :attr:`classifier_prefixes` the
+    state-dict key prefixes of the layers whose shape depends on ``num_classes`` (these are
+    re-initialised when weights for another class count are loaded).
     """
+
+    #: State-dict key prefixes of the class-count-dependent layers (the classifier).
+    classifier_prefixes: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -91,8 +96,11 @@ class TinySegNet(SegmentationModel):
         width: channels of the hidden layers.
     """
 
+    classifier_prefixes = ("head.", "aux_head.")
+
     def __init__(self, num_classes: int, width: int = 16) -> None:
         super().__init__(num_classes, size_divisor=4)
+        self.width = width
         self.stem = nn.Sequential(
             nn.Conv2d(3, width, 3, stride=2, padding=1), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
             nn.Conv2d(width, width, 3, stride=2, padding=1), nn.BatchNorm2d(width), nn.ReLU(inplace=True),

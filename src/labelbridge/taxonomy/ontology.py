@@ -161,7 +161,9 @@ class Ontology:
         """
         at = where.where if where is not None else (lambda *k: origin)
         if not isinstance(data, dict):
-            raise OntologyError(f"{origin}: a mapping file must be a YAML mapping with source, extra, mapping")
+            raise OntologyError(
+                f"{origin}: a mapping file must be a YAML mapping with source, extra, mapping"
+            )
         known = {"source", "extra", "unlabelled", "mapping", "projection", "notes"}
         for key in data:
             if key not in known:
@@ -180,8 +182,12 @@ class Ontology:
                 f"{at('unlabelled')}: unlabelled must be one of {UNLABELLED_POLICIES}, got {policy!r}"
             )
         mapping = data["mapping"]
+        if mapping is None:  # an empty 'mapping:' section: report the uncovered labels below
+            mapping = {}
         if not isinstance(mapping, dict):
-            raise OntologyError(f"{at('mapping')}: 'mapping' must map extra labels to lists of source classes")
+            raise OntologyError(
+                f"{at('mapping')}: 'mapping' must map extra labels to lists of source classes"
+            )
         rows: dict[str, list[str] | str] = {}
         for extra_name, value in mapping.items():
             loc = at("mapping", extra_name)
@@ -212,14 +218,18 @@ class Ontology:
                 try:
                     scls = src.get(item)
                 except TaxonomyError as exc:
-                    raise OntologyError(f"{iloc}: unknown source class in row {ecls.name!r}: {exc}") from None
+                    raise OntologyError(
+                        f"{iloc}: unknown source class in row {ecls.name!r}: {exc}"
+                    ) from None
                 if scls.ignore:
                     raise OntologyError(
                         f"{iloc}: source class {scls.name!r} is ignored in {src.name!r}; "
                         f"use 'ignore' for the whole row instead"
                     )
                 if scls.name in names:
-                    raise OntologyError(f"{iloc}: source class {scls.name!r} listed twice for {ecls.name!r}")
+                    raise OntologyError(
+                        f"{iloc}: source class {scls.name!r} listed twice for {ecls.name!r}"
+                    )
                 names.append(scls.name)
             rows[ecls.name] = names
             if ecls.ignore and policy != "constrained":
@@ -229,7 +239,9 @@ class Ontology:
                 )
         missing = [c.name for c in ext.train_classes if c.name not in rows]
         if missing:
-            raise OntologyError(f"{at('mapping')}: extra labels not covered by the mapping: {missing}")
+            raise OntologyError(
+                f"{at('mapping')}: extra labels not covered by the mapping: {missing}"
+            )
         if policy == "constrained":
             missing_ign = [c.name for c in ext.classes if c.ignore and c.name not in rows]
             if missing_ign:
@@ -239,7 +251,9 @@ class Ontology:
                 )
         overrides_raw = data.get("projection") or {}
         if not isinstance(overrides_raw, dict):
-            raise OntologyError(f"{at('projection')}: 'projection' must map source classes to extra labels")
+            raise OntologyError(
+                f"{at('projection')}: 'projection' must map source classes to extra labels"
+            )
         overrides: dict[str, str] = {}
         for sname, ename in overrides_raw.items():
             loc = at("projection", sname)

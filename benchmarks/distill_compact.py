@@ -1,0 +1,444 @@
+"""Benchmark U2, compact-student arm (issue 7 item 3): multi-level distillation into a
+compact ESPNetv2 versus the same compact network trained on the same pseudo-labels
+without distillation terms.
+
+Setting (``../shared/design/benchmarks.md``, U2):
+
+* teacher: the published Cityscapes ESPNetv2 s=2.0 (frozen);
+* student: ESPNetv2 s=0.5 (``--student-s 1.0`` for s=1.0), initialised from the
+  published compact Cityscapes weights of the same width (both arms);
+* source: CamVid train with Cityscapes pseudo-labels made once by the teacher with the
+  CamVid priors (``camvid11_to_cityscapes``), shared by both arms;
+* target: IDD-Lite train; the teacher labels its crops online, constrained by IDD's
+  level-1 ground truth (``idd_level1_to_cityscapes``); both arms use these labels;
+* arms: ``distilled`` (CE source + KL final at T=2 + feature matching + CE pseudo) and
+  ``no_distill`` (CE source + CE pseudo only; the teacher only provides labels);
+* evaluation: CamVid test (projected to CamVid-11) and IDD-Lite val (projected to IDD
+  level-1), mIoU over 3 seeds (mean and spread); references: teacher and the initial
+  compact model zero-shot; parameters; CPU latency of one 1024x512 image.
+
+Usage (from the project root)::
+
+    python benchmarks/distill_compact.py --profile cpu          # ~40 min on 2 CPU cores
+    python benchmarks/distill_compact.py --profile gpu          # ~15-25 min on one GPU
+    python benchmarks/distill_compact.py --smoke                # ~2 min: checks the plumbing
+
+Writes its table to ``benchmarks/results.md`` (section ``distill_compact``); ``--smoke``
+does not write results. Working files go to ``benchmarks/_work/distill_compact/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+SHARED = REPO.parent / "shared"
+SECTION = "distill_compact"
+TEACHER_FILE = "espnetv2_s_2.0_city_1024x512.pth"
+LATENCY_SIZE = (1024, 512)  # W, H
+
+log = logging.getLogger("distill_compact")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Sizes of one benchmark profile.
+
+    Attributes:
+        resize: ``(W, H)`` every training image is resized to.
+        crop: ``(H, W)`` training crop after random rescaling.
+        epochs: training epochs per run.
+        steps_per_epoch: optimiser steps per epoch.
+        batch_size: source (and target) images per step.
+        lr: AdamW learning rate.
+        eval_size: ``(W, H)`` the models see at evaluation (predictions are resized back).
+        val_limit: CamVid val images used for checkpoint selection.
+        train_limit: CamVid train / IDD-Lite train images used (``None``: all).
+        eval_limit: evaluation images per set (``None``: all).
+        tta_scales: scales of the teacher's pseudo-labelling TTA (with flip).
+        latency_runs: timed forward passes per model (median reported).
+        device: ``cpu`` or ``cuda``.
+        threads: torch CPU threads.
+    """
+
+    resize: tuple[int, int]
+    crop: tuple[int, int]
+    epochs: int
+    steps_per_epoch: int
+    batch_size: int
+    lr: float
+    eval_size: tuple[int, int]
+    val_limit: int | None
+    train_limit: int | None
+    eval_limit: int | None
+    tta_scales: tuple[float, ...]
+    latency_runs: int
+    device: str
+    threads: int
+
+
+PROFILES: dict[str, Profile] = {
+    "cpu": Profile(
+        resize=(256, 192),
+        crop=(160, 224),
+        epochs=4,
+        steps_per_epoch=50,
+        batch_size=6,
+        lr=5e-4,
+        eval_size=(256, 192),
+        val_limit=30,
+        train_limit=None,
+        eval_limit=None,
+        tta_scales=(1.0,),
+        latency_runs=5,
+        device="cpu",
+        threads=2,
+    ),
+    "gpu": Profile(
+        resize=(480, 360),
+        crop=(320, 448),
+        epochs=20,
+        steps_per_epoch=100,
+        batch_size=16,
+        lr=5e-4,
+        eval_size=(480, 352),
+        val_limit=None,
+        train_limit=None,
+        eval_limit=None,
+        tta_scales=(0.75, 1.0, 1.25, 1.5),
+        latency_runs=10,
+        device="cuda",
+        threads=4,
+    ),
+}
+SMOKE = dict(
+    epochs=1,
+    steps_per_epoch=2,
+    batch_size=2,
+    val_limit=2,
+    train_limit=4,
+    eval_limit=3,
+    latency_runs=1,
+)
+
+ARMS: dict[str, dict[str, float]] = {
+    "distilled": {
+        "ce_source": 1.0,
+        "ce_source_aux": 0.0,
+        "kd_final": 1.0,
+        "kd_aux": 0.0,
+        "feat": 0.5,
+        "ce_pseudo": 1.0,
+    },
+    "no_distill": {
+        "ce_source": 1.0,
+        "ce_source_aux": 0.0,
+        "kd_final": 0.0,
+        "kd_aux": 0.0,
+        "feat": 0.0,
+        "ce_pseudo": 1.0,
+    },
+}
+
+
+# ---------------------------------------------------------------------------- steps
+def make_source_pseudo_labels(prof: Profile, work: Path, data: Path, weights: Path) -> Path:
+    """CamVid train pseudo-labels (Cityscapes ids) from the teacher with CamVid priors."""
+    from labelbridge.config.pseudo import PseudoLabelConfig
+    from labelbridge.pseudo.run import run_pseudo_label
+
+    cfg = PseudoLabelConfig.model_validate(
+        {
+            "teacher": {"checkpoint": str(weights / TEACHER_FILE)},
+            "datasets": [
+                {
+                    "name": "camvid_train",
+                    "reader": "camvid",
+                    "root": str(data / "camvid"),
+                    "split": "train",
+                    "ontology": "camvid11_to_cityscapes",
+                    "limit": prof.train_limit,
+                }
+            ],
+            "tta": {"flip": True, "scales": list(prof.tta_scales)},
+            "priors": True,
+            "outputs": {"previews": 0},
+            "output": str(work / "pseudo"),
+            "device": prof.device,
+            "batch_size": 4,
+            "threads": prof.threads if prof.device == "cpu" else None,
+        }
+    )
+    t0 = time.perf_counter()
+    run_pseudo_label(cfg)
+    log.info("pseudo-labels of CamVid train in %.0f s", time.perf_counter() - t0)
+    return work / "pseudo" / "camvid_train"
+
+
+def distill_config(
+    prof: Profile,
+    *,
+    arm: str,
+    seed: int,
+    student_s: float,
+    pseudo: Path,
+    work: Path,
+    data: Path,
+    weights: Path,
+):
+    from labelbridge.config.distill import DistillConfig
+
+    return DistillConfig.model_validate(
+        {
+            "taxonomy": "cityscapes",
+            "teacher": {"weights": str(weights / TEACHER_FILE)},
+            "student": {
+                "spec": f"espnetv2:s={student_s},background=true",
+                "weights": str(weights / f"espnetv2_s_{student_s}_city_1024x512.pth"),
+            },
+            "source": [
+                {
+                    "name": "camvid",
+                    "root": str(data / "camvid"),
+                    "split": "train",
+                    "labels": {"pseudo": str(pseudo)},
+                    "limit": prof.train_limit,
+                }
+            ],
+            "target": [
+                {
+                    "name": "idd_lite",
+                    "root": str(data / "idd_lite"),
+                    "split": "train",
+                    "ontology": "idd_level1_to_cityscapes",
+                    "limit": prof.train_limit,
+                }
+            ],
+            "val": [
+                {
+                    "name": "camvid",
+                    "root": str(data / "camvid"),
+                    "split": "val",
+                    "ontology": "camvid11_to_cityscapes",
+                    "label": "camvid_val",
+                    "limit": prof.val_limit,
+                }
+            ],
+            "losses": ARMS[arm],
+            "temperature": 2.0,
+            "optimizer": {"name": "adamw", "lr": prof.lr, "weight_decay": 0.01},
+            "schedule": {
+                "name": "poly",
+                "power": 0.9,
+                "warmup_steps": min(20, prof.steps_per_epoch),
+            },
+            "batch_size": prof.batch_size,
+            "val_batch_size": 4,
+            "epochs": prof.epochs,
+            "steps_per_epoch": prof.steps_per_epoch,
+            "num_workers": 2,
+            "seed": seed,
+            "resize": list(prof.resize),
+            "augment": {"scale_range": [0.75, 1.25], "crop": list(prof.crop), "hflip": True},
+            "early_stopping": {"enabled": False},
+            "trainer": {
+                "accelerator": "gpu" if prof.device == "cuda" else "cpu",
+                "devices": 1,
+                "num_sanity_val_steps": 0,
+                "enable_progress_bar": False,
+                "log_every_n_steps": 10,
+            },
+            "output": str(work / "runs" / f"{arm}_s{student_s}_seed{seed}"),
+        }
+    )
+
+
+def evaluate(model: torch.nn.Module, prof: Profile, data: Path) -> dict[str, float]:
+    """mIoU (in %) on CamVid test and IDD-Lite val, predictions projected."""
+    from labelbridge.data import create_dataset
+    from labelbridge.evaluation import evaluate_model
+    from labelbridge.taxonomy import load_ontology, load_taxonomy
+
+    cityscapes = load_taxonomy("cityscapes")
+    out = {}
+    for key, reader, split, mapping in (
+        ("camvid_test", "camvid", "test", "camvid11_to_cityscapes"),
+        ("idd_val", "idd_lite", "val", "idd_level1_to_cityscapes"),
+    ):
+        metrics = evaluate_model(
+            model,
+            create_dataset(reader, data / reader, split),
+            model_taxonomy=cityscapes,
+            ontology=load_ontology(mapping),
+            input_size=prof.eval_size,
+            batch_size=8,
+            device=prof.device,
+            limit=prof.eval_limit,
+            progress=False,
+        )
+        out[key] = 100.0 * float(metrics.miou)
+    return out
+
+
+def cpu_latency(model: torch.nn.Module, runs: int) -> float:
+    """Median seconds of one ``(1, 3, 512, 1024)`` forward pass on the CPU."""
+    model = model.to("cpu").eval()
+    x = torch.rand(1, 3, LATENCY_SIZE[1], LATENCY_SIZE[0])
+    times = []
+    with torch.inference_mode():
+        model(x)  # warm-up
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            model(x)
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def n_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _mean_sd(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
+
+
+# ---------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="cpu")
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny sizes to check the plumbing; no results written"
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--student-s", type=float, choices=[0.5, 1.0], default=0.5)
+    parser.add_argument("--data", type=Path, default=SHARED / "data")
+    parser.add_argument("--weights", type=Path, default=SHARED / "weights")
+    parser.add_argument("--work", type=Path, default=REPO / "benchmarks" / "_work" / SECTION)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+
+    prof = PROFILES[args.profile]
+    if args.smoke:
+        prof = replace(prof, **SMOKE)
+        args.seeds = args.seeds[:1]
+    if prof.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--profile gpu needs a CUDA device")
+    torch.set_num_threads(prof.threads)
+    work = args.work / ("smoke" if args.smoke else args.profile)
+    work.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+
+    from labelbridge.engine.distill import run_distillation
+    from labelbridge.models import load_checkpoint
+
+    pseudo = make_source_pseudo_labels(prof, work, args.data, args.weights)
+
+    # references: teacher and the initial compact model, zero-shot
+    teacher = load_checkpoint(args.weights / TEACHER_FILE).model
+    init = load_checkpoint(args.weights / f"espnetv2_s_{args.student_s}_city_1024x512.pth").model
+    rows: list[dict[str, Any]] = []
+    for name, model in (
+        ("teacher s=2.0 (zero-shot)", teacher),
+        (f"compact s={args.student_s} init (zero-shot)", init),
+    ):
+        rows.append(
+            {
+                "model": name,
+                **{k: f"{v:.1f}" for k, v in evaluate(model, prof, args.data).items()},
+                "params": n_params(model),
+                "latency": cpu_latency(model, prof.latency_runs),
+            }
+        )
+
+    # the two arms, several seeds
+    per_arm: dict[str, dict[str, list[float]]] = {}
+    student_stats: dict[str, Any] = {}
+    for arm in ARMS:
+        scores: dict[str, list[float]] = {"camvid_test": [], "idd_val": []}
+        for seed in args.seeds:
+            cfg = distill_config(
+                prof,
+                arm=arm,
+                seed=seed,
+                student_s=args.student_s,
+                pseudo=pseudo,
+                work=work,
+                data=args.data,
+                weights=args.weights,
+            )
+            t0 = time.perf_counter()
+            result = run_distillation(cfg)
+            student = load_checkpoint(result.final_checkpoint).model
+            res = evaluate(student, prof, args.data)
+            log.info("%s seed %d: %s (%.0f s)", arm, seed, res, time.perf_counter() - t0)
+            for k, v in res.items():
+                scores[k].append(v)
+            if not student_stats:
+                student_stats = {
+                    "params": n_params(student),
+                    "latency": cpu_latency(student, prof.latency_runs),
+                }
+        per_arm[arm] = scores
+        rows.append(
+            {
+                "model": f"compact s={args.student_s}, {arm}",
+                **{k: _mean_sd(v) for k, v in scores.items()},
+                **student_stats,
+            }
+        )
+
+    elapsed = time.perf_counter() - t_start
+    header = "| model | CamVid test mIoU | IDD-Lite val mIoU | params | CPU latency 1024x512 |\n|---|---|---|---|---|\n"
+    table = header + "".join(
+        f"| {r['model']} | {r['camvid_test']} | {r['idd_val']} | {r['params'] / 1e6:.2f} M | {1000 * r['latency']:.0f} ms |\n"
+        for r in rows
+    )
+    settings = (
+        f"Profile `{args.profile}`{' (smoke)' if args.smoke else ''}: seeds {args.seeds}; training images resized to "
+        f"{prof.resize[0]}x{prof.resize[1]}, crops {prof.crop[1]}x{prof.crop[0]}, {prof.epochs}x{prof.steps_per_epoch} steps "
+        f"of {prof.batch_size} source + {prof.batch_size} target images; evaluation at {prof.eval_size[0]}x{prof.eval_size[1]}; "
+        f"source pseudo-labels with TTA scales {list(prof.tta_scales)} + flip and CamVid priors; mIoU in % "
+        f"(mean ± sd over seeds); arms: distilled = {ARMS['distilled']}, no_distill = {ARMS['no_distill']}, T = 2. "
+        f"CPU latency: median of {prof.latency_runs} single-image forward passes with {prof.threads} threads. "
+        f"Wall time {elapsed / 60:.1f} min."
+    )
+    print(table)
+    print(settings)
+    (work / "summary.json").write_text(
+        json.dumps(
+            {"rows": rows, "per_arm": per_arm, "profile": asdict(prof)}, indent=2, default=str
+        )
+    )
+    if not args.smoke:
+        from benchmarks._results import run_header, write_section
+
+        command = " ".join(
+            ["python benchmarks/distill_compact.py", *(argv if argv is not None else sys.argv[1:])]
+        )
+        write_section(SECTION, run_header(command) + "\n" + table + "\n" + settings + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

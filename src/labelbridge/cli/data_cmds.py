@@ -1,0 +1,109 @@
+"""``labelbridge datasets list`` and ``labelbridge datasets check``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from labelbridge.cli.app import datasets_app, emit_json
+from labelbridge.data import readers  # noqa: F401  (registers the readers)
+from labelbridge.data.checks import SplitReport, check_dataset
+from labelbridge.data.registry import list_datasets
+
+_SHOW = 5  # problem files printed per kind in the text output
+
+
+@datasets_app.command("list")
+def datasets_list_cmd(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """List the dataset readers: name, taxonomy, splits (unlabelled ones marked *) and layout."""
+    rows = [
+        {
+            "name": info.name,
+            "taxonomy": info.taxonomy,
+            "splits": list(info.splits),
+            "unlabelled_splits": list(info.unlabelled_splits),
+            "layout": info.layout,
+        }
+        for info in list_datasets()
+    ]
+    if as_json:
+        emit_json({"datasets": rows})
+        return
+    width = max(len(r["name"]) for r in rows)
+    tax_width = max(len(r["taxonomy"]) for r in rows)
+    print(f"{'name':<{width}}  {'taxonomy':<{tax_width}}  splits (* = no labels)")
+    for r in rows:
+        splits = (
+            ", ".join(s + ("*" if s in r["unlabelled_splits"] else "") for s in r["splits"])
+            or "any"
+        )
+        print(f"{r['name']:<{width}}  {r['taxonomy']:<{tax_width}}  {splits}")
+        print(f"{'':<{width}}  layout: {r['layout']}")
+
+
+def _print_split(s: SplitReport) -> None:
+    if s.error:
+        print(f"  {s.split}: ERROR {s.error}")
+        return
+    if not s.labelled:
+        print(
+            f"  {s.split}: {s.unlabelled_images} unlabelled images (split published without labels)"
+        )
+    else:
+        print(f"  {s.split}: {s.pairs} pairs, {s.checked} checked, {s.num_problems} problems")
+    for title, items in (
+        ("images without labels", [(p, "") for p in s.images_without_labels]),
+        ("size mismatches", [(p.path, p.problem) for p in s.size_mismatches]),
+        ("unknown ids", [(p, str(ids[:10])) for p, ids in s.unknown_ids.items()]),
+        ("unreadable", [(p.path, p.problem) for p in s.unreadable]),
+    ):
+        if not items:
+            continue
+        print(f"    {title}: {len(items)}")
+        for path, detail in items[:_SHOW]:
+            print(f"      {path}" + (f"  {detail}" if detail and detail not in path else ""))
+        if len(items) > _SHOW:
+            print(f"      ... {len(items) - _SHOW} more (--json lists all)")
+    total = sum(s.class_histogram.values())
+    if total:
+        top = sorted(s.class_histogram.items(), key=lambda kv: -kv[1])
+        shares = ", ".join(f"{name} {100.0 * n / total:.1f}%" for name, n in top if n)
+        print(f"    classes: {shares}")
+
+
+@datasets_app.command("check")
+def datasets_check_cmd(
+    name: str = typer.Argument(..., help="Reader name (see `labelbridge datasets list`)."),
+    root: Path | None = typer.Option(
+        None, "--root", help="Dataset root folder (default: $LABELBRIDGE_DATA/<name>)."
+    ),
+    split: list[str] | None = typer.Option(
+        None, "--split", help="Split to check (repeatable; default: all splits)."
+    ),
+    sample: int | None = typer.Option(
+        None,
+        "--sample",
+        min=1,
+        help="Open only N evenly spread images per split (counts still cover all).",
+    ),
+    verify_images: bool = typer.Option(
+        False, "--verify-images", help="Decode images fully (finds truncated files; slower)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the full report as JSON."),
+) -> None:
+    """Check a dataset's files: pairs per split, images without labels, size mismatches,
+    ids outside the taxonomy, unreadable files, class histogram. Exit 1 when problems
+    are found."""
+    report = check_dataset(name, root, split or None, sample=sample, verify_images=verify_images)
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        print(f"{report.dataset} at {report.root} (taxonomy {report.taxonomy})")
+        for s in report.splits:
+            _print_split(s)
+        print("OK" if report.ok else f"{report.num_problems} problems found")
+    if not report.ok:
+        raise typer.Exit(1)

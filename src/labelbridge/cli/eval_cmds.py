@@ -1,0 +1,153 @@
+"""``labelbridge evaluate``: score a folder of prediction PNGs or a checkpoint on a dataset split."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import typer
+
+from labelbridge.cli.app import app, emit_json
+from labelbridge.errors import UserError
+from labelbridge.evaluation import SegmentationMetrics, evaluate_model, evaluate_prediction_folder
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"WxH"`` -> ``(W, H)``.
+
+    Raises:
+        UserError: not two positive integers separated by ``x``.
+    """
+    parts = text.lower().split("x")
+    try:
+        w, h = (int(p) for p in parts)
+    except ValueError:
+        raise UserError(
+            f"--input-size must look like WIDTHxHEIGHT (e.g. 1024x512), got {text!r}"
+        ) from None
+    if w < 1 or h < 1:
+        raise UserError(f"--input-size sides must be positive, got {text!r}")
+    return w, h
+
+
+def format_metrics(metrics: SegmentationMetrics) -> str:
+    """A per-class table (IoU and accuracy in %) followed by mIoU and pixel accuracy."""
+    names = metrics.names()
+    width = max([len(n) for n in names] + [5])
+
+    def pct(value: float) -> str:
+        return "    -" if math.isnan(value) else f"{100 * value:5.1f}"
+
+    lines = [f"{'class':<{width}}    IoU    acc"]
+    for name, iou, acc in zip(
+        names, metrics.per_class_iou, metrics.per_class_accuracy, strict=True
+    ):
+        lines.append(f"{name:<{width}}  {pct(iou)}  {pct(acc)}")
+    lines.append("-" * (width + 15))
+    lines.append(f"{'mIoU':<{width}}  {pct(metrics.miou)}")
+    lines.append(f"{'pixel acc':<{width}}  {pct(metrics.pixel_accuracy)}")
+    lines.append(
+        f"({metrics.num_pixels} evaluated pixels; '-' = class absent from ground truth and prediction)"
+    )
+    return "\n".join(lines)
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    dataset: str = typer.Option(
+        ..., "--dataset", help="Dataset reader name (see 'labelbridge datasets list')."
+    ),
+    root: Path | None = typer.Option(
+        None, "--root", help="Dataset root folder (default: $LABELBRIDGE_DATA/<dataset>)."
+    ),
+    split: str = typer.Option(..., "--split", help="Split to evaluate on, e.g. val or test."),
+    pred: Path | None = typer.Option(
+        None,
+        "--pred",
+        help="Folder of prediction PNGs, <pred>/<sample key>.png, holding train ids.",
+    ),
+    pred_taxonomy: str | None = typer.Option(
+        None,
+        "--pred-taxonomy",
+        help="Taxonomy of the prediction PNGs (default: the ontology's source, else the dataset's taxonomy).",
+    ),
+    checkpoint: Path | None = typer.Option(
+        None, "--checkpoint", help="labelbridge checkpoint to run instead of --pred."
+    ),
+    input_size: str | None = typer.Option(
+        None, "--input-size", help="Resize images to WxH for the model; logits are resized back."
+    ),
+    device: str = typer.Option(
+        "cpu", "--device", help="Torch device for --checkpoint, e.g. cpu or cuda."
+    ),
+    batch_size: int = typer.Option(
+        1, "--batch-size", min=1, help="Images per forward pass (--checkpoint)."
+    ),
+    ontology: str | None = typer.Option(
+        None,
+        "--ontology",
+        help="Mapping (file or built-in name) <dataset taxonomy>_to_<prediction taxonomy>; predictions "
+        "are projected into the dataset's taxonomy (no counterpart = miss).",
+    ),
+    limit: int | None = typer.Option(
+        None, "--limit", min=1, help="Evaluate only the first N samples."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+) -> None:
+    """Per-class IoU, mIoU (over classes present in ground truth or prediction, as the
+    Cityscapes scripts) and pixel accuracy of predictions on a dataset split."""
+    from labelbridge.data import create_dataset
+    from labelbridge.taxonomy import load_ontology, load_taxonomy
+
+    if (pred is None) == (checkpoint is None):
+        raise UserError("give exactly one of --pred DIR or --checkpoint FILE")
+    if pred is not None and (input_size is not None or batch_size != 1):
+        raise UserError("--input-size and --batch-size apply to --checkpoint only")
+    if checkpoint is not None and pred_taxonomy is not None:
+        raise UserError(
+            "--pred-taxonomy applies to --pred only (a checkpoint carries its taxonomy)"
+        )
+    reader = create_dataset(dataset, root, split)
+    onto = load_ontology(ontology) if ontology else None
+    show_progress = not as_json
+    if pred is not None:
+        if pred_taxonomy is not None:
+            tax = load_taxonomy(pred_taxonomy)
+        else:
+            tax = onto.source if onto is not None else reader.taxonomy
+        metrics = evaluate_prediction_folder(
+            pred, reader, pred_taxonomy=tax, ontology=onto, limit=limit, progress=show_progress
+        )
+        what = str(pred)
+    else:
+        from labelbridge.models import load_checkpoint
+
+        loaded = load_checkpoint(checkpoint)
+        metrics = evaluate_model(
+            loaded.model,
+            reader,
+            model_taxonomy=loaded.taxonomy,
+            ontology=onto,
+            input_size=parse_size(input_size) if input_size else None,
+            batch_size=batch_size,
+            device=device,
+            limit=limit,
+            progress=show_progress,
+        )
+        what = str(checkpoint)
+    count = len(reader) if limit is None else min(limit, len(reader))
+    if as_json:
+        emit_json(
+            {
+                "predictions": what,
+                "dataset": dataset,
+                "split": split,
+                "samples": count,
+                "taxonomy": reader.taxonomy.name,
+                "ontology": onto.origin if onto is not None else None,
+                **metrics.to_dict(),
+            }
+        )
+        return
+    print(f"{what} on {dataset}/{split} ({count} samples, taxonomy {reader.taxonomy.name})")
+    print(format_metrics(metrics))

@@ -1,0 +1,273 @@
+"""Config of a whole run (``labelbridge pipeline CONFIG.yaml``): teacher -> pseudo-labels
+-> student (-> source fine-tune) -> further iterations, in one run folder.
+
+Example (real data, shortened; ``configs/demo.yaml`` is a complete one for the demo world)::
+
+    run_dir: runs/camvid_idd
+    taxonomy: camvid11                      # the source (target) label space
+    source:                                 # labelled source data (labels: gt)
+      - {name: camvid, root: ../shared/data/camvid, split: train}
+    val:                                    # model selection during training
+      - {name: camvid, root: ../shared/data/camvid, split: val, label: camvid_val}
+    evaluation:                             # the final table (never trained on)
+      - {name: camvid, root: ../shared/data/camvid, split: test, label: camvid_test}
+      - {name: idd_lite, root: ../shared/data/idd_lite, split: val,
+         ontology: idd_level1_to_camvid11, label: idd_val}
+    teacher:
+      train: {model: {spec: "espnetv2:s=1.0"}, epochs: 100, batch_size: 8}
+      # or: checkpoint: teacher.ckpt       (or: model / weights / taxonomy)
+    extras:
+      - {name: idd_lite, reader: idd_lite, root: ../shared/data/idd_lite,
+         split: train, ontology: idd_level1_to_camvid11, weight: 1.0}
+    pseudo: {arms: [priors, no_priors], tta: {flip: true, scales: [0.75, 1.0, 1.25]}}
+    student: {model: {spec: "espnetv2:s=1.0"}, epochs: 100,
+              finetune: {enabled: true, lr_factor: 0.1}}   # default: teacher.train
+    iterations: 1
+
+A training section (``teacher.train``, ``student``) takes every key of a training
+config (:class:`~labelbridge.config.train.TrainConfig`) except ``taxonomy``,
+``datasets``, ``val`` and ``output``, which the pipeline fills in: the teacher trains on
+``source``; each student on ``source`` plus the pseudo-labelled ``extras``; both validate
+on ``val``. The teacher's ``finetune`` stage is off unless its section turns it on (a
+source-only model has nothing to fine-tune back to the source).
+
+Relative paths are resolved against the working directory, as on the command line.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from labelbridge.config.base import StrictModel, load_config
+from labelbridge.config.pseudo import OutputsConfig, TTAConfig
+from labelbridge.config.train import (
+    FinetuneConfig,
+    TrainConfig,
+    TrainDatasetConfig,
+    ValDatasetConfig,
+)
+
+#: Pseudo-labelling arms: with the ontology priors, or without (Naive Student).
+ARMS: tuple[str, ...] = ("priors", "no_priors")
+Arm = Literal["priors", "no_priors"]
+
+#: Keys of a training config that the pipeline fills in itself.
+PIPELINE_OWNED_TRAIN_KEYS: tuple[str, ...] = ("taxonomy", "datasets", "val", "output")
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class TrainingSection(TrainConfig):
+    """A training config without the parts the pipeline fills in (see the module doc)."""
+
+    taxonomy: str | None = None  # type: ignore[assignment]
+    datasets: list[TrainDatasetConfig] = Field(default_factory=list)  # type: ignore[assignment]
+    val: list[ValDatasetConfig] = Field(default_factory=list)  # type: ignore[assignment]
+    output: str | None = None  # type: ignore[assignment]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainingSection:  # replaces TrainConfig's whole-config check
+        owned = [k for k in PIPELINE_OWNED_TRAIN_KEYS if k in self.model_fields_set]
+        if owned:
+            raise ValueError(
+                f"{owned} are filled in by the pipeline (from 'taxonomy', 'source', 'extras', "
+                f"'val' and 'run_dir'); remove them from the training section"
+            )
+        return self
+
+
+class PipelineTeacher(StrictModel):
+    """The first teacher: trained here, or given.
+
+    Attributes:
+        train: train it on ``source`` (see :class:`TrainingSection`).
+        checkpoint: a labelbridge checkpoint (or a published file that
+            :func:`labelbridge.models.checkpoint.load_checkpoint` recognises).
+        model: model spec of a given teacher (with ``weights`` and ``taxonomy``).
+        weights: weights file of ``model``.
+        taxonomy: taxonomy name or file of ``model``'s outputs (must be the pipeline's).
+    """
+
+    train: TrainingSection | None = None
+    checkpoint: str | None = None
+    model: str | None = None
+    weights: str | None = None
+    taxonomy: str | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> PipelineTeacher:
+        forms = [self.train is not None, self.checkpoint is not None, self.model is not None]
+        if sum(forms) != 1:
+            raise ValueError("give exactly one of 'train', 'checkpoint', or 'model' (+ 'weights', 'taxonomy')")
+        if self.model is None and (self.weights is not None or self.taxonomy is not None):
+            raise ValueError("'weights' and 'taxonomy' go with 'model'")
+        if self.model is not None and self.taxonomy is None:
+            raise ValueError("a teacher given as 'model' needs its 'taxonomy'")
+        return self
+
+
+class ExtraDatasetConfig(StrictModel):
+    """One extra dataset: pseudo-labelled by the teacher, then trained on by the student.
+
+    Attributes:
+        name: unique name; the pseudo-label sub-folder.
+        reader: reader registry name (``labelbridge datasets list``).
+        root: dataset root, or ``None`` for ``$LABELBRIDGE_DATA/<reader>``.
+        split: split name.
+        ontology: mapping (name or file) from the reader's taxonomy to ``taxonomy``.
+        weight: sampling weight in student training (see ``TrainDatasetConfig.weight``).
+        limit: only the first ``limit`` images.
+    """
+
+    name: str
+    reader: str
+    root: str | None = None
+    split: str = "train"
+    ontology: str
+    weight: float = Field(default=1.0, gt=0)
+    limit: int | None = Field(default=None, ge=1)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        if not _NAME_RE.match(value):
+            raise ValueError(f"{value!r} must be a folder name of letters, digits, '.', '_' or '-'")
+        return value
+
+
+class PipelinePseudoConfig(StrictModel):
+    """How extras are pseudo-labelled.
+
+    Attributes:
+        arms: which students to train: ``priors`` (the method) and/or ``no_priors``
+            (the Naive Student baseline); each arm has its own pseudo-labels and student.
+        tta: test-time augmentation (see :class:`~labelbridge.config.pseudo.TTAConfig`).
+        outputs: optional outputs (confidence, soft labels, previews).
+        device: ``cpu``, ``cuda[:N]`` or ``auto``.
+        batch_size: images per forward pass.
+        num_workers: decode/encode threads.
+        threads: torch intra-op threads (``None``: leave torch's setting).
+    """
+
+    arms: list[Arm] = Field(default_factory=lambda: ["priors"], min_length=1)
+    tta: TTAConfig = Field(default_factory=TTAConfig)
+    outputs: OutputsConfig = Field(default_factory=OutputsConfig)
+    device: str = "auto"
+    batch_size: int = Field(default=1, ge=1)
+    num_workers: int = Field(default=2, ge=0)
+    threads: int | None = Field(default=None, ge=1)
+
+    @field_validator("arms")
+    @classmethod
+    def _unique_arms(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"arms must not repeat, got {value}")
+        return value
+
+
+class EvaluationConfig(StrictModel):
+    """How the final table is computed.
+
+    Attributes:
+        device: torch device of the evaluation.
+        input_size: ``[W, H]`` the models see (``None``: native size).
+        batch_size: images per forward pass.
+    """
+
+    device: str = "cpu"
+    input_size: tuple[int, int] | None = None
+    batch_size: int = Field(default=4, ge=1)
+
+
+class PipelineConfig(StrictModel):
+    """Everything ``labelbridge pipeline`` needs (see the module doc).
+
+    Attributes:
+        run_dir: the run folder; re-running with the same folder resumes.
+        taxonomy: source (target) taxonomy, name or file.
+        source: labelled source datasets (``labels`` must be ``gt``).
+        val: validation sets used for model selection while training.
+        evaluation: sets of the final table (default: ``val``); entries with an
+            ``ontology`` are scored through its projection.
+        teacher: see :class:`PipelineTeacher`.
+        extras: the extra datasets (see :class:`ExtraDatasetConfig`).
+        pseudo: see :class:`PipelinePseudoConfig`.
+        student: training section of every student (default: ``teacher.train``).
+        finetune: fine-tune stage of the students; overrides ``student.finetune``.
+        iterations: rounds of pseudo-labelling + student training; in round ``n > 1``
+            the student of round ``n - 1`` (of the same arm) is the teacher.
+        eval: see :class:`EvaluationConfig`.
+    """
+
+    run_dir: str
+    taxonomy: str
+    source: list[TrainDatasetConfig] = Field(min_length=1)
+    val: list[ValDatasetConfig] = Field(min_length=1)
+    evaluation: list[ValDatasetConfig] = Field(default_factory=list)
+    teacher: PipelineTeacher
+    extras: list[ExtraDatasetConfig] = Field(min_length=1)
+    pseudo: PipelinePseudoConfig = Field(default_factory=PipelinePseudoConfig)
+    student: TrainingSection | None = None
+    finetune: FinetuneConfig | None = None
+    iterations: int = Field(default=1, ge=1)
+    eval: EvaluationConfig = Field(default_factory=EvaluationConfig)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PipelineConfig:
+        pseudo_sources = [d.name for d in self.source if d.labels != "gt"]
+        if pseudo_sources:
+            raise ValueError(f"source datasets must use 'labels: gt'; not so: {pseudo_sources}")
+        names = [e.name for e in self.extras]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"extra dataset names must be unique; repeated: {dup}")
+        for group, entries in (("val", self.val), ("evaluation", self.evaluation)):
+            labels = [v.report_name for v in entries]
+            dup = sorted({n for n in labels if labels.count(n) > 1})
+            if dup:
+                raise ValueError(f"{group} report names must be unique (give each a 'label'); repeated: {dup}")
+        if self.student is None and self.teacher.train is None:
+            raise ValueError("a 'student' training section is needed when the teacher is not trained here")
+        return self
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def run_path(self) -> Path:
+        return Path(self.run_dir)
+
+    @property
+    def evaluation_sets(self) -> list[ValDatasetConfig]:
+        """The sets of the final table: ``evaluation``, else ``val``."""
+        return list(self.evaluation or self.val)
+
+    @property
+    def student_section(self) -> TrainingSection:
+        """The students' training section with the pipeline's ``finetune`` applied."""
+        section = self.student if self.student is not None else self.teacher.train
+        assert section is not None  # guaranteed by the validator
+        if self.finetune is not None:
+            section = section.model_copy(update={"finetune": self.finetune})
+        return section
+
+    @property
+    def teacher_section(self) -> TrainingSection | None:
+        """The teacher's training section; its fine-tune stage is off unless set."""
+        section = self.teacher.train
+        if section is None:
+            return None
+        if "finetune" not in section.model_fields_set:
+            section = section.model_copy(update={"finetune": FinetuneConfig(enabled=False)})
+        return section
+
+
+def load_pipeline_config(path: str | Path, overrides: list[str] | None = None) -> PipelineConfig:
+    """Load and validate a pipeline config file.
+
+    Raises:
+        ConfigError: unknown keys, wrong types or values, naming file, key and line.
+    """
+    return load_config(PipelineConfig, path, overrides)

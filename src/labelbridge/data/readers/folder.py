@@ -1,0 +1,73 @@
+"""Generic folder layout (written by the demo generator; for any id-coded dataset).
+
+Layout::
+
+    images/<split>/**/<name>.<ext>      any image extension
+    labels/<split>/**/<name>.png        id PNGs (mode L, P or I;16), same sub-folder
+    taxonomy.yaml                       the label taxonomy (unless ``taxonomy=`` is given)
+
+Any folder under ``images/`` is a split. A split without a ``labels/<split>`` folder is
+unlabelled (its samples have ``label=None``); a split that has the folder needs a
+label for every image.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from labelbridge.data.base import IMAGE_EXTENSIONS, FilePair, SegmentationDataset, resolve_root
+from labelbridge.data.registry import register_dataset
+from labelbridge.errors import DatasetError
+
+FOLDER_TAXONOMY_FILE = "taxonomy.yaml"
+
+
+@register_dataset
+class ImageFolder(SegmentationDataset):
+    name = "folder"
+    taxonomy_name = ""
+    splits = ()
+    layout = "images/<split>/**/<name>.<ext> + labels/<split>/**/<name>.png + taxonomy.yaml"
+
+    @classmethod
+    def available_splits(cls, root: str | Path | None) -> tuple[str, ...]:
+        images = resolve_root(root, cls.name) / "images"
+        if not images.is_dir():
+            raise DatasetError(
+                f"{images}: image folder of the generic layout not found ({cls.layout})"
+            )
+        return tuple(sorted(p.name for p in images.iterdir() if p.is_dir()))
+
+    def default_taxonomy(self) -> str | Path:
+        path = self.root / FOLDER_TAXONOMY_FILE
+        if not path.is_file():
+            raise DatasetError(
+                f"{path}: no taxonomy file for the folder dataset; write one or pass taxonomy=NAME_OR_PATH"
+            )
+        return path
+
+    @property
+    def has_labels(self) -> bool:
+        return (self.root / "labels" / self.split).is_dir()
+
+    def list_pairs(self) -> list[FilePair]:
+        image_dir = self.root / "images" / self.split
+        if not image_dir.is_dir():
+            present = self.available_splits(self.root)
+            raise DatasetError(
+                f"{image_dir}: split {self.split!r} not found; splits present: {list(present)}"
+            )
+        label_dir = self.root / "labels" / self.split if self.has_labels else None
+        pairs = []
+        for img in sorted(image_dir.rglob("*")):
+            if img.suffix.lower() not in IMAGE_EXTENSIONS:
+                continue
+            if label_dir is None:
+                pairs.append(FilePair(img, None))
+                continue
+            lab = label_dir / img.relative_to(image_dir).with_suffix(".png")
+            if lab.exists():
+                pairs.append(FilePair(img, lab))
+            else:
+                self.missing_label(img, lab)
+        return pairs

@@ -1,0 +1,233 @@
+"""A torch ``Dataset`` over a reader: images plus train ids of a target taxonomy, from
+the reader's own labels (``"gt"``) or from a pseudo-label folder.
+
+Pseudo-label folders (written by ``labelbridge pseudo-label``) hold one PNG per sample,
+``<folder>/<sample key>.png``, with *source* train ids (uint8, ``IGNORE_INDEX`` =
+ignore), and ``<folder>/pseudo_labels.yaml`` naming that source taxonomy under
+``taxonomy:``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from labelbridge.constants import IGNORE_INDEX
+from labelbridge.data.base import SegmentationDataset, SkipRecord, read_label_png
+from labelbridge.errors import ConfigError, DatasetError, TaxonomyError
+from labelbridge.taxonomy import Taxonomy, load_taxonomy
+from labelbridge.yamlio import load_yaml
+
+log = logging.getLogger(__name__)
+
+#: Name of the description file of a pseudo-label folder.
+PSEUDO_MANIFEST = "pseudo_labels.yaml"
+
+
+def same_label_space(a: Taxonomy, b: Taxonomy) -> bool:
+    """Whether two taxonomies define the same raw ids, names and train ids."""
+    return a.to_dict()["classes"] == b.to_dict()["classes"]
+
+
+def pseudo_label_taxonomy(folder: Path) -> str:
+    """The ``taxonomy:`` entry of ``<folder>/pseudo_labels.yaml``.
+
+    Raises:
+        ConfigError: the folder or file is missing, or has no ``taxonomy`` string.
+    """
+    if not folder.is_dir():
+        raise ConfigError(f"{folder}: pseudo-label folder not found")
+    doc = load_yaml(folder / PSEUDO_MANIFEST)
+    data = doc.data
+    if not isinstance(data, dict) or not isinstance(data.get("taxonomy"), str):
+        raise ConfigError(
+            f"{doc.path}: needs 'taxonomy: <name>' (the taxonomy of the pseudo-labels)"
+        )
+    return data["taxonomy"]
+
+
+def check_pseudo_taxonomy(folder: Path, taxonomy: Taxonomy) -> None:
+    """Refuse a pseudo-label folder whose taxonomy is not ``taxonomy``.
+
+    Raises:
+        ConfigError: naming the folder's manifest and both taxonomies.
+    """
+    name = pseudo_label_taxonomy(folder)
+    if name == taxonomy.name:
+        return
+    try:
+        theirs = load_taxonomy(name, base_dir=folder)
+    except TaxonomyError:
+        theirs = None
+    if theirs is None or not same_label_space(theirs, taxonomy):
+        raise ConfigError(
+            f"{folder / PSEUDO_MANIFEST}: pseudo-labels are in taxonomy {name!r}, but training "
+            f"uses {taxonomy.name!r}; pseudo-label with a teacher of {taxonomy.name!r}"
+        )
+
+
+def _resize_pair(
+    image: np.ndarray, label: np.ndarray, size: tuple[int, int] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Resize ``(H, W, 3)`` uint8 bilinear and ``(H, W)`` uint8 nearest to ``size = (W, H)``."""
+    if size is None or (image.shape[1], image.shape[0]) == tuple(size):
+        return image, label
+    img = np.array(Image.fromarray(image).resize(tuple(size), Image.BILINEAR))
+    lab = np.array(Image.fromarray(label).resize(tuple(size), Image.NEAREST))
+    return img, lab
+
+
+class SegmentationTorchDataset(Dataset):
+    """Images and target train ids for training and validation.
+
+    Args:
+        reader: the dataset reader.
+        taxonomy: the target taxonomy; the returned targets are its train ids.
+        labels: ``"gt"`` (the reader's labels, whose taxonomy must equal ``taxonomy``) or
+            the path of a pseudo-label folder in ``taxonomy``.
+        resize: ``(W, H)`` to resize every image (bilinear) and label (nearest) to, or
+            ``None``.
+        limit: only the first ``limit`` samples.
+
+    Items are ``(image, target)``: ``(3, H, W)`` uint8 RGB and ``(H, W)`` int64 train ids
+    in ``0..K-1`` or ``IGNORE_INDEX``. Under the reader's ``on_error="skip"`` a sample that
+    fails to load is logged, recorded in ``reader.skipped`` and replaced by the next one.
+
+    Raises:
+        ConfigError: ``"gt"`` with a reader of another taxonomy; a pseudo-label folder of
+            another taxonomy; pseudo-labels missing for samples (under ``on_error="raise"``).
+    """
+
+    def __init__(
+        self,
+        reader: SegmentationDataset,
+        *,
+        taxonomy: Taxonomy,
+        labels: str | Path = "gt",
+        resize: tuple[int, int] | None = None,
+        limit: int | None = None,
+    ) -> None:
+        self.reader = reader
+        self.taxonomy = taxonomy
+        self.resize = tuple(resize) if resize is not None else None
+        self.pseudo_dir: Path | None = None
+        indices = list(range(len(reader)))
+        if limit is not None:
+            indices = indices[:limit]
+        if labels == "gt":
+            if not same_label_space(reader.taxonomy, taxonomy):
+                raise ConfigError(
+                    f"dataset {reader.name!r} ({reader.root}) has labels in taxonomy "
+                    f"{reader.taxonomy.name!r}, not the training taxonomy {taxonomy.name!r}; "
+                    "use pseudo-labels (labels: {pseudo: DIR}) or, for validation, an ontology mapping"
+                )
+        else:
+            self.pseudo_dir = Path(labels)
+            check_pseudo_taxonomy(self.pseudo_dir, taxonomy)
+            indices = self._with_pseudo_labels(indices)
+        self.indices = indices
+        if not self.indices:
+            raise DatasetError(
+                f"{reader.root}: no usable samples in split {reader.split!r} of {reader.name!r}"
+            )
+
+    def _pseudo_path(self, index: int) -> Path:
+        assert self.pseudo_dir is not None
+        return self.pseudo_dir / f"{self.reader.pairs[index].key}.png"
+
+    def _with_pseudo_labels(self, indices: list[int]) -> list[int]:
+        missing = [i for i in indices if not self._pseudo_path(i).is_file()]
+        if missing and self.reader.on_error == "raise":
+            raise ConfigError(
+                f"{self.pseudo_dir}: {len(missing)} of {len(indices)} samples of {self.reader.name!r} "
+                f"have no pseudo-label, e.g. {self._pseudo_path(missing[0])}; finish the "
+                "pseudo-labelling run or set on_error: skip"
+            )
+        if missing:
+            log.warning(
+                "%s: %d samples without pseudo-labels are skipped", self.pseudo_dir, len(missing)
+            )
+        gone = set(missing)
+        return [i for i in indices if i not in gone]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def load_pair(self, position: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(H, W, 3)`` uint8 image and ``(H, W)`` uint8 train ids of item ``position``.
+
+        Raises:
+            DatasetError: unreadable files, missing labels, sizes that differ, or
+                pseudo-label values outside the taxonomy.
+        """
+        index = self.indices[position]
+        sample = self.reader.load(index)
+        if self.pseudo_dir is None:
+            if sample.label is None:
+                raise DatasetError(
+                    f"{sample.image_path}: split {self.reader.split!r} has no labels"
+                )
+            target = self.reader.taxonomy.to_train_ids(
+                sample.label, unknown_as_ignore=self.reader.unknown_as_ignore
+            )
+        else:
+            path = self._pseudo_path(index)
+            target = read_label_png(path)
+            if target.shape != sample.image.shape[:2]:
+                raise DatasetError(
+                    f"{path}: pseudo-label size {target.shape[1]}x{target.shape[0]} differs from "
+                    f"image {sample.image_path} size {sample.image.shape[1]}x{sample.image.shape[0]}"
+                )
+            bad = np.unique(
+                target[(target >= self.taxonomy.num_classes) & (target != IGNORE_INDEX)]
+            )
+            if bad.size:
+                raise DatasetError(
+                    f"{path}: values {bad[:10].tolist()} are not train ids of {self.taxonomy.name!r} "
+                    f"(0..{self.taxonomy.num_classes - 1} or {IGNORE_INDEX})"
+                )
+            target = target.astype(np.uint8)
+        return _resize_pair(sample.image, target, self.resize)
+
+    def __getitem__(self, position: int) -> tuple[torch.Tensor, torch.Tensor]:
+        attempts = 0
+        while True:
+            try:
+                image, target = self.load_pair(position)
+                break
+            except DatasetError as exc:
+                if self.reader.on_error == "raise" or attempts >= len(self.indices) - 1:
+                    raise
+                bad_path = self.reader.pairs[self.indices[position]].image
+                self.reader.skipped.append(SkipRecord(str(bad_path), str(exc)))
+                log.warning("skipping a bad sample: %s", exc)
+                position = (position + 1) % len(self.indices)
+                attempts += 1
+        image_t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).contiguous()
+        target_t = torch.from_numpy(np.ascontiguousarray(target)).to(torch.int64)
+        return image_t, target_t
+
+
+def pad_collate(
+    batch: list[tuple[torch.Tensor, torch.Tensor]],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack ``(image, target)`` items, padding smaller ones at the bottom/right to the
+    largest height and width (images with 0, targets with ``IGNORE_INDEX``).
+
+    Returns:
+        ``(B, 3, H, W)`` uint8 images and ``(B, H, W)`` int64 targets.
+    """
+    height = max(int(img.shape[-2]) for img, _ in batch)
+    width = max(int(img.shape[-1]) for img, _ in batch)
+    images = torch.zeros((len(batch), 3, height, width), dtype=torch.uint8)
+    targets = torch.full((len(batch), height, width), IGNORE_INDEX, dtype=torch.int64)
+    for i, (img, tgt) in enumerate(batch):
+        h, w = img.shape[-2:]
+        images[i, :, :h, :w] = img
+        targets[i, :h, :w] = tgt
+    return images, targets

@@ -1,0 +1,199 @@
+"""The LightningModule that trains teachers and students.
+
+Batches arrive as ``(B, 3, H, W)`` uint8 images and ``(B, H, W)`` int64 train ids (see
+:class:`labelbridge.data.torch_dataset.SegmentationTorchDataset`); the module scales
+images to ``[0, 1]`` and, in training, augments them on the device.
+
+Validation runs over several dataloaders, one per validation set, each with its own
+:class:`~labelbridge.evaluation.ConfusionMatrix`. Sets in another taxonomy carry an
+ontology mapping; their predictions are projected into that taxonomy before counting.
+At the end of the epoch the matrices are summed across processes (never the mIoUs
+averaged) and logged as ``val/<label>/mIoU``, ``val/<label>/pixel_accuracy``,
+``val/<label>/pixels`` and ``val/<label>/IoU/<class>``; the selection set's mIoU is
+also logged as ``val/select/mIoU`` (model selection and early stopping watch it).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import lightning as L
+import torch
+
+from labelbridge.engine.augment import SegmentationAugment
+from labelbridge.engine.losses import total_loss
+from labelbridge.engine.optim import build_optimizer, build_scheduler
+from labelbridge.errors import ConfigError
+from labelbridge.evaluation import ConfusionMatrix
+from labelbridge.evaluation.projected import project_predictions
+from labelbridge.models import create_model
+from labelbridge.models.checkpoint import checkpoint_meta, model_meta_extra
+from labelbridge.taxonomy import Ontology, Taxonomy, load_ontology
+
+log = logging.getLogger(__name__)
+
+#: Metric that model selection and early stopping monitor (higher is better).
+SELECT_METRIC = "val/select/mIoU"
+
+
+def val_set_spec(
+    *, label: str, taxonomy: Taxonomy, ontology: str | None = None, select: bool = False
+) -> dict[str, Any]:
+    """Plain description of one validation set for :class:`SegmentationModule`.
+
+    Args:
+        label: report name (metric keys ``val/<label>/...``).
+        taxonomy: taxonomy of the set's ground truth (the ontology's extra side when
+            ``ontology`` is given, else the training taxonomy).
+        ontology: mapping name or file projecting predictions into ``taxonomy``.
+        select: whether this set's mIoU selects checkpoints.
+    """
+    return {
+        "label": label,
+        "num_classes": taxonomy.num_classes,
+        "class_names": list(taxonomy.train_names),
+        "ontology": ontology,
+        "select": select,
+    }
+
+
+class SegmentationModule(L.LightningModule):
+    """Trains one :class:`~labelbridge.models.SegmentationModel` (attribute ``model``, so
+    state-dict keys start with ``"model."``).
+
+    Args:
+        model_spec: spec for :func:`labelbridge.models.create_model`.
+        taxonomy: the training taxonomy as :meth:`Taxonomy.to_dict` (stored in
+            checkpoints so they are self-contained).
+        optimizer: keyword arguments of :func:`labelbridge.engine.optim.build_optimizer`
+            (``name, lr, encoder_lr, weight_decay, momentum``).
+        schedule: keyword arguments of :func:`labelbridge.engine.optim.build_scheduler`
+            except the step counts (``name, warmup_steps, warmup_epochs, power,
+            milestones, gamma``).
+        augment: keyword arguments of :class:`SegmentationAugment`, or ``None`` for none.
+        val_sets: one :func:`val_set_spec` per validation dataloader, in order.
+        weights: initial weights passed to ``create_model``.
+        reinit_classifier: with ``weights`` of another class count, load all but the
+            classifier (see ``create_model``).
+    """
+
+    def __init__(
+        self,
+        *,
+        model_spec: str,
+        taxonomy: dict[str, Any],
+        optimizer: dict[str, Any],
+        schedule: dict[str, Any],
+        augment: dict[str, Any] | None = None,
+        val_sets: list[dict[str, Any]] | None = None,
+        weights: str | None = None,
+        reinit_classifier: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.taxonomy = Taxonomy.from_dict(taxonomy, origin="<checkpoint taxonomy>")
+        self.model_spec = model_spec
+        self.model = create_model(
+            model_spec, self.taxonomy.num_classes, weights=weights, reinit_classifier=reinit_classifier
+        )
+        self.optimizer_args = dict(optimizer)
+        self.schedule_args = dict(schedule)
+        self.augment = SegmentationAugment(**augment) if augment is not None else None
+        self.val_sets = list(val_sets or [])
+        self._ontologies: list[Ontology | None] = [self._load_ontology(spec) for spec in self.val_sets]
+        self._val_cms: list[ConfusionMatrix] = []
+        #: Metrics of the last finished validation: ``{label: SegmentationMetrics.to_dict()}``.
+        self.last_val_metrics: dict[str, dict[str, Any]] = {}
+
+    # ------------------------------------------------------------------ set-up
+    def _load_ontology(self, spec: dict[str, Any]) -> Ontology | None:
+        if spec.get("ontology") is None:
+            if spec["num_classes"] != self.taxonomy.num_classes:
+                raise ConfigError(
+                    f"val set {spec['label']!r} has {spec['num_classes']} classes but the model "
+                    f"predicts {self.taxonomy.num_classes}; give it an ontology mapping"
+                )
+            return None
+        onto = load_ontology(spec["ontology"])
+        if onto.source.num_classes != self.taxonomy.num_classes or onto.source.train_names != self.taxonomy.train_names:
+            raise ConfigError(
+                f"{onto.origin}: the mapping's source taxonomy {onto.source.name!r} is not the training "
+                f"taxonomy {self.taxonomy.name!r} (val set {spec['label']!r})"
+            )
+        if onto.extra.num_classes != spec["num_classes"]:
+            raise ConfigError(
+                f"{onto.origin}: the mapping's extra taxonomy {onto.extra.name!r} has "
+                f"{onto.extra.num_classes} classes, val set {spec['label']!r} has {spec['num_classes']}"
+            )
+        return onto
+
+    @property
+    def select_index(self) -> int:
+        """Index of the selection val set (``select: True``, else 0)."""
+        return next((i for i, s in enumerate(self.val_sets) if s.get("select")), 0)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = build_optimizer(self.model, **self.optimizer_args)
+        total = int(self.trainer.estimated_stepping_batches)
+        epochs = self.trainer.max_epochs if self.trainer.max_epochs and self.trainer.max_epochs > 0 else 1
+        per_epoch = max(1, total // epochs) if math.isfinite(total) else 1
+        scheduler = build_scheduler(optimizer, total_steps=total, steps_per_epoch=per_epoch, **self.schedule_args)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ------------------------------------------------------------------ training
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, H, W)`` float in ``[0, 1]`` -> ``(B, C, H, W)`` logits."""
+        return self.model(images)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        images, target = batch
+        images = images.float() / 255.0
+        if self.augment is not None:
+            images, target = self.augment(images, target)
+        loss, values = total_loss(self.model.compute_loss(images, target), step=self.global_step)
+        for name, value in values.items():
+            self.log(f"train/{name}", value, prog_bar=name == "loss", batch_size=images.shape[0])
+        return loss
+
+    # ------------------------------------------------------------------ validation
+    def on_validation_epoch_start(self) -> None:
+        self._val_cms = [
+            ConfusionMatrix(spec["num_classes"], class_names=spec["class_names"], device=self.device)
+            for spec in self.val_sets
+        ]
+
+    def validation_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        images, target = batch
+        pred = self.model(images.float() / 255.0).argmax(dim=1)
+        onto = self._ontologies[dataloader_idx]
+        if onto is not None:
+            pred = project_predictions(pred, onto)
+        self._val_cms[dataloader_idx].update(pred, target)
+
+    def on_validation_epoch_end(self) -> None:
+        results: dict[str, dict[str, Any]] = {}
+        for spec, cm in zip(self.val_sets, self._val_cms, strict=True):
+            cm.all_reduce()
+            metrics = cm.compute()
+            label = spec["label"]
+            results[label] = metrics.to_dict()
+            self.log(f"val/{label}/mIoU", float(metrics.miou), prog_bar=True)
+            self.log(f"val/{label}/pixel_accuracy", float(metrics.pixel_accuracy))
+            self.log(f"val/{label}/mean_accuracy", float(metrics.mean_accuracy))
+            self.log(f"val/{label}/pixels", torch.tensor(metrics.num_pixels, dtype=torch.float64))
+            for name, iou in zip(metrics.names(), metrics.per_class_iou, strict=True):
+                self.log(f"val/{label}/IoU/{name}", float(iou))
+        if self.val_sets:
+            select = self.val_sets[self.select_index]["label"]
+            self.log(SELECT_METRIC, float(results[select]["miou"] if results[select]["miou"] is not None else math.nan))
+        self.last_val_metrics = results
+
+    # ------------------------------------------------------------------ checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["labelbridge"] = checkpoint_meta(
+            self.model_spec, self.taxonomy.num_classes, self.taxonomy, **model_meta_extra(self.model)
+        )

@@ -1,0 +1,514 @@
+"""Training entry points: :func:`run_training` (teacher or student, with the source
+fine-tune stage) and :func:`validate_checkpoint`.
+
+A run folder holds::
+
+    <out>/config.yaml                 the resolved config of the last invocation
+    <out>/train/checkpoints/          stage 1: best-*.ckpt (selection mIoU) and last.ckpt
+    <out>/train/logs/{tensorboard,csv}/
+    <out>/train/stage_done.json       written atomically when stage 1 has finished
+    <out>/finetune/...                stage 2, the same layout
+    <out>/final.ckpt                  the final model (best of the last stage)
+    <out>/metrics.json                validation metrics of the final model
+
+Stage 1 trains on all ``datasets`` with weighted sampling, keeps the checkpoint with the
+best selection mIoU (``val/select/mIoU``) and stops early when it has not improved for
+``early_stopping.patience`` validations. Stage 2 (``finetune.enabled``) starts from that
+checkpoint and trains on the source datasets alone (see
+:attr:`TrainConfig.source_datasets <labelbridge.config.train.TrainConfig.source_datasets>`)
+with every learning rate times ``finetune.lr_factor``, the same schedule without warm-up,
+and its own early stopping. Re-running with the same output folder skips finished stages
+and resumes an unfinished one from its ``last.ckpt`` (global step, epoch, optimiser and
+sampler position continue).
+
+``trainer.devices``, ``trainer.strategy`` and ``trainer.num_nodes`` go straight to
+``lightning.Trainer``: the weighted sampler and the validation shards read the rank and
+world size from the trainer, and confusion matrices are summed across processes, so
+multi-GPU and multi-node DDP need no code changes.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
+
+from labelbridge.config import dump_config
+from labelbridge.config.train import TrainConfig, TrainDatasetConfig
+from labelbridge.data import create_dataset
+from labelbridge.data.sampling import ShardSampler, WeightedDatasetSampler
+from labelbridge.data.torch_dataset import SegmentationTorchDataset, pad_collate
+from labelbridge.engine.callbacks import (
+    HistoryCallback,
+    read_stage_marker,
+    write_json_atomic,
+    write_stage_marker,
+)
+from labelbridge.engine.module import SELECT_METRIC, SegmentationModule, val_set_spec
+from labelbridge.errors import CheckpointError, ConfigError
+from labelbridge.taxonomy import Taxonomy, load_ontology, load_taxonomy
+
+log = logging.getLogger(__name__)
+
+# Validation metrics are computed from confusion matrices already summed across
+# processes, so every rank logs the same value; Lightning's advice to sync them is moot.
+warnings.filterwarnings("ignore", message=r"It is recommended to use `self.log\('val/")
+
+#: Stage folder names inside the run folder.
+STAGE_TRAIN = "train"
+STAGE_FINETUNE = "finetune"
+FINAL_CHECKPOINT = "final.ckpt"
+#: File stem of the latest checkpoint of a stage (resume point).
+LAST_NAME = "last"
+METRICS_FILE = "metrics.json"
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`run_training`.
+
+    Attributes:
+        best_checkpoint: best stage-1 checkpoint (by the selection mIoU).
+        final_checkpoint: ``<out>/final.ckpt``, the best checkpoint of the last stage.
+        metrics: ``{val label: {"mIoU", "pixel_accuracy", "mean_accuracy", "pixels",
+            "per_class_iou": {class: IoU}}}`` of the final model (NaN as ``None``).
+        history: one entry per validation of each stage (see :class:`HistoryCallback`).
+        out_dir: the run folder.
+    """
+
+    best_checkpoint: Path
+    final_checkpoint: Path
+    metrics: dict[str, dict[str, Any]]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    out_dir: Path = Path(".")
+
+
+# ---------------------------------------------------------------------- data
+def build_train_sets(
+    entries: list[TrainDatasetConfig], *, taxonomy: Taxonomy, resize: tuple[int, int] | None
+) -> list[SegmentationTorchDataset]:
+    """One torch dataset per training entry, targets in ``taxonomy``'s train ids.
+
+    Raises:
+        ConfigError / DatasetError: a reader, label source or taxonomy problem.
+    """
+    sets = []
+    for entry in entries:
+        reader = create_dataset(entry.name, entry.root, entry.split, on_error=entry.on_error)
+        labels = entry.pseudo_dir if entry.pseudo_dir is not None else "gt"
+        sets.append(SegmentationTorchDataset(reader, taxonomy=taxonomy, labels=labels, resize=resize, limit=entry.limit))
+    return sets
+
+
+def build_val_sets(cfg: TrainConfig, *, taxonomy: Taxonomy) -> tuple[list[SegmentationTorchDataset], list[dict[str, Any]]]:
+    """Validation datasets (targets in each set's own taxonomy) and their
+    :func:`~labelbridge.engine.module.val_set_spec` descriptions.
+
+    Raises:
+        ConfigError: a set without ontology in another taxonomy, or an ontology whose
+            extra taxonomy is not the set's.
+    """
+    datasets, specs = [], []
+    select = cfg.select_index
+    for i, entry in enumerate(cfg.val):
+        reader = create_dataset(entry.name, entry.root, entry.split, on_error=entry.on_error)
+        target_taxonomy = taxonomy
+        if entry.ontology is not None:
+            onto = load_ontology(entry.ontology)
+            if onto.extra.train_names != reader.taxonomy.train_names:
+                raise ConfigError(
+                    f"{onto.origin}: val set {entry.report_name!r} is in taxonomy {reader.taxonomy.name!r}, "
+                    f"but the mapping's extra taxonomy is {onto.extra.name!r}"
+                )
+            target_taxonomy = reader.taxonomy
+        datasets.append(
+            SegmentationTorchDataset(reader, taxonomy=target_taxonomy, labels="gt", resize=cfg.resize, limit=entry.limit)
+        )
+        specs.append(
+            val_set_spec(label=entry.report_name, taxonomy=target_taxonomy, ontology=entry.ontology, select=i == select)
+        )
+    return datasets, specs
+
+
+class SegmentationDataModule(L.LightningDataModule):
+    """Weighted training batches over several datasets and one loader per val set.
+
+    Args:
+        train_sets: training datasets (may be empty for validation-only use).
+        weights: sampling weight of each training dataset.
+        val_sets: validation datasets, in the module's ``val_sets`` order.
+        batch_size: training batch size per process.
+        val_batch_size: validation batch size per process.
+        num_workers: loader processes per training process.
+        steps_per_epoch: batches per epoch and process (``None``: summed dataset sizes
+            divided by the global batch size).
+        seed: sampler seed.
+    """
+
+    def __init__(
+        self,
+        *,
+        train_sets: list[Dataset],
+        weights: list[float],
+        val_sets: list[Dataset],
+        batch_size: int,
+        val_batch_size: int,
+        num_workers: int = 0,
+        steps_per_epoch: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.train_sets, self.weights, self.val_sets = train_sets, weights, val_sets
+        self.batch_size, self.val_batch_size = batch_size, val_batch_size
+        self.num_workers, self.steps_per_epoch, self.seed = num_workers, steps_per_epoch, seed
+
+    def _rank_world(self) -> tuple[int, int]:
+        if self.trainer is None:
+            return 0, 1
+        return self.trainer.global_rank, self.trainer.world_size
+
+    def _loader_kwargs(self) -> dict[str, Any]:
+        return {
+            "num_workers": self.num_workers,
+            "collate_fn": pad_collate,
+            "persistent_workers": self.num_workers > 0,
+            "pin_memory": torch.cuda.is_available(),
+        }
+
+    def train_dataloader(self) -> DataLoader:
+        rank, world = self._rank_world()
+        sizes = [len(d) for d in self.train_sets]
+        steps = self.steps_per_epoch or max(1, sum(sizes) // (self.batch_size * world))
+        sampler = WeightedDatasetSampler(
+            sizes, self.weights, num_samples=steps * self.batch_size * world, seed=self.seed, rank=rank, world_size=world
+        )
+        return DataLoader(
+            ConcatDataset(self.train_sets), batch_size=self.batch_size, sampler=sampler, drop_last=True, **self._loader_kwargs()
+        )
+
+    def val_dataloader(self) -> list[DataLoader]:
+        rank, world = self._rank_world()
+        return [
+            DataLoader(ds, batch_size=self.val_batch_size, sampler=ShardSampler(len(ds), rank=rank, world_size=world), **self._loader_kwargs())
+            for ds in self.val_sets
+        ]
+
+
+# ---------------------------------------------------------------------- building blocks
+def build_module(
+    cfg: TrainConfig,
+    *,
+    taxonomy: Taxonomy,
+    val_specs: list[dict[str, Any]],
+    lr_factor: float = 1.0,
+    warmup: bool = True,
+    weights: str | None = None,
+) -> SegmentationModule:
+    """The LightningModule of a config; ``lr_factor`` scales ``lr`` and ``encoder_lr``;
+    ``weights`` (normally ``cfg.model.weights`` for stage 1, else ``None``) initialise it."""
+    opt = cfg.optimizer.model_dump()
+    opt["lr"] = opt["lr"] * lr_factor
+    if opt["encoder_lr"] is not None:
+        opt["encoder_lr"] = opt["encoder_lr"] * lr_factor
+    schedule = cfg.schedule.model_dump()
+    if not warmup:
+        schedule["warmup_steps"] = schedule["warmup_epochs"] = 0
+    augment = None
+    if cfg.augment.enabled:
+        augment = {
+            "scale_range": tuple(cfg.augment.scale_range),
+            "crop": tuple(cfg.augment.crop) if cfg.augment.crop is not None else None,
+            "hflip": cfg.augment.hflip,
+            **cfg.augment.color_jitter.model_dump(),
+        }
+    return SegmentationModule(
+        model_spec=cfg.model.spec,
+        taxonomy=taxonomy.to_dict(),
+        optimizer=opt,
+        schedule=schedule,
+        augment=augment,
+        val_sets=val_specs,
+        weights=weights,
+        reinit_classifier=cfg.model.reinit_classifier if weights is not None else False,
+    )
+
+
+def _trainer_kwargs(cfg: TrainConfig) -> dict[str, Any]:
+    t = cfg.trainer
+    return {
+        "accelerator": t.accelerator,
+        "devices": t.devices,
+        "strategy": t.strategy,
+        "num_nodes": t.num_nodes,
+        "precision": cfg.precision,
+        "deterministic": t.deterministic,
+        "enable_progress_bar": t.enable_progress_bar,
+        "sync_batchnorm": t.sync_batchnorm,
+        "use_distributed_sampler": False,  # the samplers shard by rank themselves
+    }
+
+
+def load_module_weights(module: SegmentationModule, path: Path) -> None:
+    """Load the ``state_dict`` of a Lightning checkpoint into ``module`` (strictly).
+
+    Raises:
+        CheckpointError: unreadable file, no state dict, or keys/shapes that differ.
+    """
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except (OSError, RuntimeError, EOFError) as exc:
+        raise CheckpointError(f"{path}: cannot read checkpoint: {exc}") from None
+    state = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
+    if state is None:
+        raise CheckpointError(f"{path}: not a Lightning checkpoint (no 'state_dict')")
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: does not match model {module.model_spec!r}: {exc}") from None
+
+
+def _history_of(checkpoint: Path) -> list[dict[str, Any]]:
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    for key, state in ckpt.get("callbacks", {}).items():
+        if "HistoryCallback" in str(key):
+            return list(state.get("history", []))
+    return []
+
+
+def metrics_from_logged(logged: dict[str, Any], val_specs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per-val-set summaries from the values the module logged (``trainer.callback_metrics``)."""
+
+    def num(key: str) -> float | None:
+        value = float(logged[key])
+        return None if math.isnan(value) else value
+
+    out = {}
+    for spec in val_specs:
+        p = f"val/{spec['label']}"
+        out[spec["label"]] = {
+            "mIoU": num(f"{p}/mIoU"),
+            "pixel_accuracy": num(f"{p}/pixel_accuracy"),
+            "mean_accuracy": num(f"{p}/mean_accuracy"),
+            "pixels": int(float(logged[f"{p}/pixels"])),
+            "per_class_iou": {name: num(f"{p}/IoU/{name}") for name in spec["class_names"]},
+        }
+    return out
+
+
+# ---------------------------------------------------------------------- stages
+def _run_stage(
+    cfg: TrainConfig,
+    *,
+    stage: str,
+    stage_dir: Path,
+    module: SegmentationModule,
+    datamodule: SegmentationDataModule,
+    max_epochs: int,
+    patience: int,
+    callbacks: list[L.Callback],
+) -> tuple[Path, list[dict[str, Any]]]:
+    """Fit one stage (resuming from its ``last.ckpt``), mark it done, return its best
+    checkpoint and history."""
+    ckpt_dir = stage_dir / "checkpoints"
+    checkpoint = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename="best-e{epoch:03d}-s{step:06d}",
+        monitor=SELECT_METRIC,
+        mode="max",
+        save_top_k=1,
+        auto_insert_metric_name=False,
+    )
+    # the latest state after every validation, for resuming (Lightning's save_last only
+    # writes when a new best was saved)
+    latest = ModelCheckpoint(dirpath=ckpt_dir, filename=LAST_NAME, monitor=None, save_top_k=1, enable_version_counter=False)
+    cbs: list[L.Callback] = [HistoryCallback(stage), LearningRateMonitor(logging_interval="step"), checkpoint, latest]
+    if cfg.early_stopping.enabled:
+        cbs.append(
+            EarlyStopping(monitor=SELECT_METRIC, mode="max", patience=patience, min_delta=cfg.early_stopping.min_delta)
+        )
+    loggers = [
+        TensorBoardLogger(save_dir=stage_dir, name="logs", version="tensorboard", default_hp_metric=False),
+        CSVLogger(save_dir=stage_dir, name="logs", version="csv"),
+    ]
+    trainer = L.Trainer(
+        **_trainer_kwargs(cfg),
+        max_epochs=max_epochs,
+        gradient_clip_val=cfg.grad_clip,
+        log_every_n_steps=cfg.trainer.log_every_n_steps,
+        num_sanity_val_steps=cfg.trainer.num_sanity_val_steps,
+        default_root_dir=stage_dir,
+        callbacks=cbs + list(callbacks),
+        logger=loggers,
+    )
+    last = ckpt_dir / f"{LAST_NAME}.ckpt"
+    resume = last if last.is_file() else None
+    if resume is not None:
+        log.info("%s: resuming from %s", stage, resume)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+    if trainer.interrupted:
+        raise RuntimeError(f"stage {stage!r} was interrupted; run again with the same output folder to resume")
+    if not checkpoint.best_model_path:
+        raise RuntimeError(f"stage {stage!r} saved no checkpoint (did validation run?)")
+    best_path = Path(checkpoint.best_model_path)
+    history = _history_of(last) if last.is_file() else []
+    if trainer.is_global_zero:
+        scores = [h[SELECT_METRIC] for h in history if SELECT_METRIC in h and not math.isnan(h[SELECT_METRIC])]
+        write_stage_marker(
+            stage_dir,
+            {"best_checkpoint": str(best_path), "best_score": max(scores) if scores else None, "history": history},
+        )
+    return best_path, history
+
+
+def _copy_atomic(src: Path, dst: Path) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def run_training(
+    cfg: TrainConfig, *, out_dir: Path | None = None, callbacks: list[L.Callback] | None = None
+) -> TrainResult:
+    """Train (stage 1), fine-tune on the source data (stage 2), validate the final model.
+
+    Args:
+        cfg: the run's config.
+        out_dir: run folder (default ``cfg.output``); an existing one is resumed.
+        callbacks: extra Lightning callbacks added to every stage's trainer.
+
+    Returns:
+        The checkpoints, the final model's validation metrics and the history.
+
+    Raises:
+        ConfigError / DatasetError / CheckpointError: problems with the inputs.
+    """
+    out = Path(out_dir) if out_dir is not None else cfg.output_dir
+    out.mkdir(parents=True, exist_ok=True)
+    dump_config(cfg, out / "config.yaml")
+    taxonomy = load_taxonomy(cfg.taxonomy)
+    val_sets, val_specs = build_val_sets(cfg, taxonomy=taxonomy)
+    extra = list(callbacks or [])
+
+    def datamodule(entries: list[TrainDatasetConfig]) -> SegmentationDataModule:
+        return SegmentationDataModule(
+            train_sets=build_train_sets(entries, taxonomy=taxonomy, resize=cfg.resize),
+            weights=[e.weight for e in entries],
+            val_sets=val_sets,
+            batch_size=cfg.batch_size,
+            val_batch_size=cfg.val_batch_size,
+            num_workers=cfg.num_workers,
+            steps_per_epoch=cfg.steps_per_epoch,
+            seed=cfg.seed,
+        )
+
+    history: list[dict[str, Any]] = []
+    # ---- stage 1
+    stage_dir = out / STAGE_TRAIN
+    marker = read_stage_marker(stage_dir)
+    if marker is not None:
+        log.info("stage %r already finished (%s); skipping it", STAGE_TRAIN, stage_dir)
+        best = Path(marker["best_checkpoint"])
+        history += marker.get("history", [])
+    else:
+        L.seed_everything(cfg.seed, workers=True)
+        module = build_module(cfg, taxonomy=taxonomy, val_specs=val_specs, weights=cfg.model.weights)
+        best, stage_history = _run_stage(
+            cfg,
+            stage=STAGE_TRAIN,
+            stage_dir=stage_dir,
+            module=module,
+            datamodule=datamodule(cfg.datasets),
+            max_epochs=cfg.epochs,
+            patience=cfg.early_stopping.patience,
+            callbacks=extra,
+        )
+        history += stage_history
+    final_source = best
+    # ---- stage 2
+    if cfg.finetune.enabled:
+        ft_dir = out / STAGE_FINETUNE
+        marker = read_stage_marker(ft_dir)
+        if marker is not None:
+            log.info("stage %r already finished (%s); skipping it", STAGE_FINETUNE, ft_dir)
+            final_source = Path(marker["best_checkpoint"])
+            history += marker.get("history", [])
+        else:
+            L.seed_everything(cfg.seed + 1, workers=True)
+            module = build_module(
+                cfg, taxonomy=taxonomy, val_specs=val_specs, lr_factor=cfg.finetune.lr_factor, warmup=False
+            )
+            load_module_weights(module, best)
+            final_source, stage_history = _run_stage(
+                cfg,
+                stage=STAGE_FINETUNE,
+                stage_dir=ft_dir,
+                module=module,
+                datamodule=datamodule(cfg.source_datasets),
+                max_epochs=cfg.finetune.epochs or cfg.epochs,
+                patience=cfg.finetune.patience or cfg.early_stopping.patience,
+                callbacks=extra,
+            )
+            history += stage_history
+    final = out / FINAL_CHECKPOINT
+    if is_global_zero():
+        _copy_atomic(final_source, final)
+    metrics = validate_checkpoint(cfg, final_source, taxonomy=taxonomy, val_sets=val_sets, val_specs=val_specs)
+    if is_global_zero():
+        write_json_atomic(out / METRICS_FILE, {"checkpoint": str(final), "metrics": metrics})
+    return TrainResult(best_checkpoint=best, final_checkpoint=final, metrics=metrics, history=history, out_dir=out)
+
+
+def is_global_zero() -> bool:
+    """Whether this process is rank 0 of ``torch.distributed`` (or not distributed)."""
+    dist = torch.distributed
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def validate_checkpoint(
+    cfg: TrainConfig,
+    checkpoint: Path,
+    *,
+    taxonomy: Taxonomy | None = None,
+    val_sets: list[SegmentationTorchDataset] | None = None,
+    val_specs: list[dict[str, Any]] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Validate a Lightning checkpoint of this config on the config's val sets, with the
+    config's trainer settings (so DDP validation sums confusion matrices across processes).
+
+    Returns:
+        ``{val label: {"mIoU", "pixel_accuracy", "mean_accuracy", "pixels", "per_class_iou"}}``.
+    """
+    taxonomy = taxonomy or load_taxonomy(cfg.taxonomy)
+    if val_sets is None or val_specs is None:
+        val_sets, val_specs = build_val_sets(cfg, taxonomy=taxonomy)
+    module = build_module(cfg, taxonomy=taxonomy, val_specs=val_specs)
+    load_module_weights(module, Path(checkpoint))
+    datamodule = SegmentationDataModule(
+        train_sets=[],
+        weights=[],
+        val_sets=val_sets,
+        batch_size=cfg.batch_size,
+        val_batch_size=cfg.val_batch_size,
+        num_workers=cfg.num_workers,
+        seed=cfg.seed,
+    )
+    trainer = L.Trainer(**_trainer_kwargs(cfg), logger=False, enable_checkpointing=False)
+    trainer.validate(module, datamodule=datamodule, verbose=False)
+    return metrics_from_logged(dict(trainer.callback_metrics), val_specs)

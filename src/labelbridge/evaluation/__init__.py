@@ -1,0 +1,23 @@
+"""Evaluation: a confusion matrix summed over images and processes, IoU / mIoU /
+accuracy as the Cityscapes scripts define them, projected evaluation through an
+ontology mapping, and model / prediction-folder evaluation on dataset readers."""
+
+from labelbridge.evaluation.confusion import ConfusionMatrix
+from labelbridge.evaluation.metrics import SegmentationMetrics, metrics_from_counts
+from labelbridge.evaluation.model_eval import evaluate_model, evaluate_prediction_folder
+from labelbridge.evaluation.projected import (
+    evaluate_label_maps,
+    project_predictions,
+    projection_table,
+)
+
+__all__ = [
+    "ConfusionMatrix",
+    "SegmentationMetrics",
+    "evaluate_label_maps",
+    "evaluate_model",
+    "evaluate_prediction_folder",
+    "metrics_from_counts",
+    "project_predictions",
+    "projection_table",
+]

@@ -1,0 +1,267 @@
+"""Evaluate a model, or a folder of prediction PNGs, on a dataset reader.
+
+Both paths read the ground truth through the reader (raw ids), convert it with
+``dataset.taxonomy.to_train_ids`` and sum one :class:`ConfusionMatrix`. With an
+ontology, predictions in ``ontology.source`` train ids are projected to
+``ontology.extra`` train ids first (see :mod:`labelbridge.evaluation.projected`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from labelbridge.constants import IGNORE_INDEX
+from labelbridge.data.base import FilePair, SegmentationDataset, read_label_png
+from labelbridge.errors import CheckpointError, DatasetError, OntologyError
+from labelbridge.evaluation.confusion import ConfusionMatrix
+from labelbridge.evaluation.metrics import SegmentationMetrics
+from labelbridge.evaluation.projected import project_predictions
+from labelbridge.models.base import SegmentationModel
+from labelbridge.models.inference import image_to_tensor, predict_logits
+from labelbridge.taxonomy import Ontology, Taxonomy
+
+logger = logging.getLogger(__name__)
+
+
+def _check_taxonomies(
+    pred_taxonomy: Taxonomy, dataset: SegmentationDataset, ontology: Ontology | None
+) -> Taxonomy:
+    """The evaluated taxonomy; raises when the taxonomies do not fit together."""
+    if ontology is None:
+        if pred_taxonomy.name != dataset.taxonomy.name:
+            raise OntologyError(
+                f"predictions are in taxonomy {pred_taxonomy.name!r} but dataset {dataset.name!r} "
+                f"is labelled in {dataset.taxonomy.name!r}; give an ontology mapping "
+                f"({dataset.taxonomy.name}_to_{pred_taxonomy.name}) to evaluate through its projection"
+            )
+        return dataset.taxonomy
+    if pred_taxonomy.name != ontology.source.name:
+        raise OntologyError(
+            f"{ontology.origin}: the mapping's source taxonomy is {ontology.source.name!r} but the "
+            f"predictions are in {pred_taxonomy.name!r}"
+        )
+    if dataset.taxonomy.name != ontology.extra.name:
+        raise OntologyError(
+            f"{ontology.origin}: the mapping's extra taxonomy is {ontology.extra.name!r} but dataset "
+            f"{dataset.name!r} is labelled in {dataset.taxonomy.name!r}"
+        )
+    return ontology.extra
+
+
+def _selected_indices(dataset: SegmentationDataset, limit: int | None) -> list[int]:
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be >= 1, got {limit}")
+    count = len(dataset) if limit is None else min(limit, len(dataset))
+    return list(range(count))
+
+
+def _ground_truth(dataset: SegmentationDataset, pair: FilePair) -> np.ndarray:
+    """``(H, W)`` uint8 train ids of the evaluated taxonomy for one pair."""
+    if pair.label is None:
+        raise DatasetError(
+            f"{pair.image}: split {dataset.split!r} of {dataset.name!r} has no labels to evaluate"
+        )
+    raw = dataset.read_label(pair.label)
+    try:
+        return dataset.taxonomy.to_train_ids(raw, unknown_as_ignore=dataset.unknown_as_ignore)
+    except ValueError as exc:
+        raise DatasetError(f"{pair.label}: {exc}") from None
+
+
+def evaluate_prediction_folder(
+    pred_dir: str | Path,
+    dataset: SegmentationDataset,
+    *,
+    pred_taxonomy: Taxonomy,
+    ontology: Ontology | None = None,
+    limit: int | None = None,
+    progress: bool = True,
+) -> SegmentationMetrics:
+    """Score a folder of prediction PNGs against a dataset's ground truth.
+
+    Args:
+        pred_dir: folder holding ``<pred_dir>/<sample key>.png`` for every sample, each an
+            ``(H, W)`` id PNG of ``pred_taxonomy`` train ids at the label's size
+            (``IGNORE_INDEX`` or other out-of-range values count as misses).
+        dataset: reader of the evaluated split (raw ids of ``dataset.taxonomy``).
+        pred_taxonomy: taxonomy of the predictions; must be ``dataset.taxonomy`` unless
+            ``ontology`` is given, then ``ontology.source``.
+        ontology: project predictions into ``ontology.extra`` (the dataset's taxonomy).
+        limit: evaluate only the first ``limit`` samples.
+        progress: show a progress bar on stderr.
+
+    Returns:
+        Metrics over the dataset taxonomy's train classes.
+
+    Raises:
+        DatasetError: a prediction file is missing (named), unreadable, or of another
+            size than its label; a label file is bad.
+        OntologyError: the taxonomies do not fit together.
+    """
+    pred_dir = Path(pred_dir)
+    if not pred_dir.is_dir():
+        raise DatasetError(f"{pred_dir}: prediction folder not found")
+    evaluated = _check_taxonomies(pred_taxonomy, dataset, ontology)
+    cm = ConfusionMatrix(evaluated.num_classes, class_names=evaluated.train_names)
+    k_pred = pred_taxonomy.num_classes
+    warned = False
+    indices = _selected_indices(dataset, limit)
+    for i in tqdm(indices, desc="evaluate", file=sys.stderr, disable=not progress, unit="img"):
+        pair = dataset.pairs[i]
+        pred_path = pred_dir / f"{pair.key}.png"
+        if not pred_path.is_file():
+            raise DatasetError(f"{pred_path}: prediction file missing for sample {pair.key!r}")
+        target = _ground_truth(dataset, pair)
+        pred = read_label_png(pred_path)
+        if pred.ndim != 2:
+            raise DatasetError(
+                f"{pred_path}: prediction must be a single-channel id PNG, got shape {pred.shape}"
+            )
+        if pred.shape != target.shape:
+            raise DatasetError(
+                f"{pred_path}: prediction size {pred.shape[1]}x{pred.shape[0]} differs from label "
+                f"{pair.label} size {target.shape[1]}x{target.shape[0]}"
+            )
+        if not warned:
+            outside = (pred >= k_pred) & (pred != IGNORE_INDEX)
+            if outside.any():
+                logger.warning(
+                    "%s: values %s are not train ids of %r; they count as misses",
+                    pred_path,
+                    np.unique(pred[outside])[:10].tolist(),
+                    pred_taxonomy.name,
+                )
+                warned = True
+        if ontology is not None:
+            pred = project_predictions(pred, ontology)
+        cm.update(pred, target)
+    return cm.compute()
+
+
+def _parse_size(input_size: tuple[int, int] | None) -> tuple[int, int] | None:
+    if input_size is None:
+        return None
+    w, h = (int(v) for v in input_size)
+    if w < 1 or h < 1:
+        raise ValueError(f"input_size must be positive (W, H), got {input_size}")
+    return w, h
+
+
+def _predict_same_size(
+    model: SegmentationModel,
+    images: list[np.ndarray],
+    *,
+    input_size: tuple[int, int] | None,
+    num_classes: int,
+) -> torch.Tensor:
+    """``(B, H, W)`` int64 argmax train ids for images of one native size ``(H, W)``."""
+    batch = torch.cat([image_to_tensor(im) for im in images])
+    logits = predict_logits(model, batch, input_size=input_size)
+    if logits.ndim != 4 or logits.shape[1] != num_classes:
+        raise CheckpointError(
+            f"model returned logits of shape {tuple(logits.shape)}; expected (B, {num_classes}, H, W) "
+            f"for the {num_classes} classes of its taxonomy"
+        )
+    return logits.argmax(dim=1)
+
+
+def evaluate_model(
+    model: SegmentationModel,
+    dataset: SegmentationDataset,
+    *,
+    model_taxonomy: Taxonomy,
+    ontology: Ontology | None = None,
+    input_size: tuple[int, int] | None = None,
+    batch_size: int = 1,
+    device: str | torch.device = "cpu",
+    limit: int | None = None,
+    progress: bool = True,
+) -> SegmentationMetrics:
+    """Run a model over a reader and score its predictions.
+
+    Each image ``(H, W, 3)`` uint8 becomes ``(1, 3, H, W)`` float RGB in ``[0, 1]``;
+    :func:`labelbridge.models.inference.predict_logits` resizes it to ``input_size``
+    when given and the ``(B, C, h, w)`` logits back to the native ``(H, W)`` (bilinear)
+    before the argmax. The confusion matrix stays on ``device``.
+
+    Args:
+        model: a :class:`~labelbridge.models.SegmentationModel` with
+            ``model_taxonomy.num_classes`` outputs; it is put in eval mode on ``device``.
+        dataset: reader of the evaluated split (raw ids of ``dataset.taxonomy``).
+        model_taxonomy: the model's taxonomy (its train ids are the output channels).
+        ontology: project predictions from ``ontology.source`` (= ``model_taxonomy``) to
+            ``ontology.extra`` (= ``dataset.taxonomy``).
+        input_size: ``(W, H)`` the model sees, or ``None`` for the native size.
+        batch_size: images read per step; those of one native size share a forward pass.
+        device: torch device for the model and the counts.
+        limit: evaluate only the first ``limit`` (readable) samples.
+        progress: show a progress bar on stderr.
+
+    Returns:
+        Metrics over the dataset taxonomy's train classes.
+
+    Raises:
+        OntologyError: the taxonomies do not fit together.
+        CheckpointError: the model's output channels differ from the taxonomy's classes.
+        DatasetError: a bad dataset file (unless the reader skips bad samples).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    size = _parse_size(input_size)
+    evaluated = _check_taxonomies(model_taxonomy, dataset, ontology)
+    device = torch.device(device)
+    model = model.to(device).eval()
+    cm = ConfusionMatrix(evaluated.num_classes, class_names=evaluated.train_names, device=device)
+    indices = _selected_indices(dataset, limit)
+
+    def flush(images: list[np.ndarray], targets: list[np.ndarray]) -> None:
+        by_size: dict[tuple[int, ...], list[int]] = {}
+        for j, image in enumerate(images):
+            by_size.setdefault(image.shape, []).append(j)
+        for group in by_size.values():
+            preds = _predict_same_size(
+                model,
+                [images[j] for j in group],
+                input_size=size,
+                num_classes=model_taxonomy.num_classes,
+            )
+            if ontology is not None:
+                preds = project_predictions(preds, ontology)
+            target = torch.from_numpy(np.stack([targets[j] for j in group])).to(preds.device)
+            cm.update(preds, target)
+
+    images: list[np.ndarray] = []
+    targets: list[np.ndarray] = []
+    bar = tqdm(
+        total=len(indices), desc="evaluate", file=sys.stderr, disable=not progress, unit="img"
+    )
+    try:
+        # iter_samples raises on bad files, or records and drops them under on_error="skip"
+        for sample in itertools.islice(dataset.iter_samples(), len(indices)):
+            if sample.label is None:
+                raise DatasetError(
+                    f"{sample.image_path}: split {dataset.split!r} of {dataset.name!r} has no labels to evaluate"
+                )
+            images.append(sample.image)
+            # the reader has already refused (or, when asked to, replaced) unknown ids
+            targets.append(
+                dataset.taxonomy.to_train_ids(
+                    sample.label, unknown_as_ignore=dataset.unknown_as_ignore
+                )
+            )
+            if len(images) == batch_size:
+                flush(images, targets)
+                bar.update(len(images))
+                images, targets = [], []
+        flush(images, targets)
+        bar.update(len(images))
+    finally:
+        bar.close()
+    return cm.compute()

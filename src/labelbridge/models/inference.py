@@ -1,0 +1,53 @@
+"""Plain single-scale inference helpers (the pseudo-labeller has its own TTA code)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from labelbridge.models.base import SegmentationModel
+
+#: Largest value of a uint8 image channel.
+UINT8_MAX: float = 255.0
+
+
+def image_to_tensor(image: np.ndarray) -> torch.Tensor:
+    """``(H, W, 3)`` uint8 RGB -> ``(1, 3, H, W)`` float32 in ``[0, 1]``.
+
+    Raises:
+        ValueError: not an ``(H, W, 3)`` uint8 array.
+    """
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).unsqueeze(0).float() / UINT8_MAX
+
+
+@torch.no_grad()
+def predict_logits(
+    model: SegmentationModel,
+    images: torch.Tensor,
+    *,
+    input_size: tuple[int, int] | None = None,
+) -> torch.Tensor:
+    """Logits at the images' native size.
+
+    Args:
+        model: a zoo model (its train/eval mode is left as it is; call ``.eval()``).
+        images: ``(B, 3, H, W)`` float RGB in ``[0, 1]``; moved to the model's device.
+        input_size: ``(W, H)`` to resize the images to (bilinear) before the model; the
+            logits are resized back to ``(H, W)``. ``None``: run at the native size.
+
+    Returns:
+        ``(B, C, H, W)`` float logits on the model's device.
+    """
+    param = next(model.parameters(), None)
+    if param is not None:
+        images = images.to(param.device)
+    h, w = images.shape[-2:]
+    if input_size is None or tuple(input_size) == (w, h):
+        return model(images)
+    width, height = input_size
+    resized = F.interpolate(images, size=(height, width), mode="bilinear", align_corners=False)
+    logits = model(resized)
+    return F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)

@@ -1,0 +1,38 @@
+"""Pseudo-labelling: test-time augmentation, ontology priors, atomic resumable writing.
+
+* :mod:`~labelbridge.pseudo.tta`: :class:`TTAPredictor` (flip + scales, OOM fallbacks);
+* :mod:`~labelbridge.pseudo.priors`: :func:`apply_priors` (masked argmax, ignore for
+  empty sets, errors for NaN/inf);
+* :mod:`~labelbridge.pseudo.writer` / :mod:`~labelbridge.pseudo.manifest`: atomic files,
+  the resumable manifest;
+* :mod:`~labelbridge.pseudo.run`: :func:`run_pseudo_label`, the whole stage;
+* :mod:`~labelbridge.pseudo.distributed`: shards (``--shard i/n``, torchrun).
+"""
+
+from labelbridge.pseudo.distributed import Shard, detect_shard, parse_shard
+from labelbridge.pseudo.priors import (
+    NonFiniteScoresError,
+    PriorOutput,
+    allowed_tensor,
+    apply_priors,
+)
+from labelbridge.pseudo.run import PseudoLabeler, Teacher, load_teacher, run_pseudo_label
+from labelbridge.pseudo.tta import FallbackEvent, TTAPredictor
+from labelbridge.pseudo.writer import OutputWriteError
+
+__all__ = [
+    "FallbackEvent",
+    "NonFiniteScoresError",
+    "OutputWriteError",
+    "PriorOutput",
+    "PseudoLabeler",
+    "Shard",
+    "TTAPredictor",
+    "Teacher",
+    "allowed_tensor",
+    "apply_priors",
+    "detect_shard",
+    "load_teacher",
+    "parse_shard",
+    "run_pseudo_label",
+]

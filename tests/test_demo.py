@@ -1,0 +1,105 @@
+"""``labelbridge demo``: the quick profile end to end (plumbing, files, resume, CLI) and,
+marked slow, the full profile's claim: student with priors > Naive Student > teacher."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from labelbridge.cli import app
+from labelbridge.config.pipeline import load_pipeline_config
+from labelbridge.demo import FULL, QUICK, build_demo_config, run_demo
+from labelbridge.data.synthetic import WorldSizes, generate_world
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def quick_demo(tmp_path_factory: pytest.TempPathFactory):
+    return run_demo(tmp_path_factory.mktemp("demo"), seed=0, quick=True)
+
+
+def test_quick_demo_writes_table_config_and_panels(quick_demo) -> None:
+    out = quick_demo.out_dir
+    result = quick_demo.pipeline
+    assert [(r.model, r.iteration, r.arm) for r in result.rows] == [
+        ("teacher", 0, None),
+        ("student with priors", 1, "priors"),
+        ("Naive Student (no priors)", 1, "no_priors"),
+    ]
+    assert result.evaluation == ["source_val", "wild"]
+    for row in result.rows:
+        assert set(row.miou) == {"source_val", "wild"}
+        assert all(v is None or 0.0 <= v <= 1.0 for v in row.miou.values())
+    md = (out / "run" / "results.md").read_text()
+    assert "| model | round | source_val mIoU | wild mIoU |" in md
+    assert "| Naive Student (no priors) | 1 |" in md
+    data = json.loads((out / "run" / "results.json").read_text())
+    assert [r["arm"] for r in data["rows"]] == [None, "priors", "no_priors"]
+    # the priors arm changed some pixels of the extras, the Naive Student arm none
+    assert data["pseudo_stats"]["iter1/pseudo_no_priors"]["extra_b"]["changed_by_priors"] == 0.0
+    assert data["pseudo_stats"]["iter1/pseudo_priors"]["extra_b"]["changed_by_priors"] > 0.0
+    # extra B's void is constrained to {sky, building}, never written as ignore
+    assert data["pseudo_stats"]["iter1/pseudo_priors"]["extra_b"]["ignore"] == 0.0
+    assert set(quick_demo.ordering) == {"source_val", "wild"}
+    panels = sorted(p.name for p in (out / "panels").glob("*.png"))
+    assert len(panels) == len(quick_demo.panels) > 0
+    assert {p.split("_")[0] + "_" + p.split("_")[1] for p in panels} == {"extra_a", "extra_b"}
+    assert "student with priors > Naive Student > teacher" in quick_demo.report.read_text()
+    # the written config is a valid pipeline config of this very run
+    cfg = load_pipeline_config(out / "pipeline.yaml")
+    assert cfg.run_dir == str(out / "run")
+    assert [e.name for e in cfg.extras] == ["extra_a", "extra_b"]
+
+
+def test_quick_demo_rerun_resumes_through_the_cli(quick_demo) -> None:
+    before = (quick_demo.out_dir / "run" / "teacher" / "final.ckpt").stat().st_mtime_ns
+    res = CliRunner().invoke(app, ["demo", "--quick", "--out", str(quick_demo.out_dir), "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output[res.output.index("{"):])
+    assert [r["model"] for r in data["rows"]] == ["teacher", "student with priors", "Naive Student (no priors)"]
+    assert data["rows"][0]["miou"] == quick_demo.pipeline.rows[0].miou
+    assert (quick_demo.out_dir / "run" / "teacher" / "final.ckpt").stat().st_mtime_ns == before
+    res = CliRunner().invoke(app, ["pipeline", str(quick_demo.out_dir / "pipeline.yaml"), "--plan", "--json"])
+    assert res.exit_code == 0, res.output
+    stages = json.loads(res.output[res.output.index("{"):])["stages"]
+    assert [s["status"] for s in stages] == ["done"] * 5
+
+
+def test_demo_config_file_matches_the_full_profile(tmp_path: Path) -> None:
+    """configs/demo.yaml is the full demo's config with paths under labelbridge_demo/."""
+    world = generate_world(tmp_path / "w", seed=0, sizes=WorldSizes(1, 1, 1, 1, 1), image_size=(32, 24))
+    built = build_demo_config(world, tmp_path / "run", FULL).model_dump(mode="json")
+    shipped = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
+
+    def strip(node, root: str):
+        if isinstance(node, dict):
+            return {k: strip(v, root) for k, v in node.items()}
+        if isinstance(node, list):
+            return [strip(v, root) for v in node]
+        return node.replace(root, "<root>") if isinstance(node, str) else node
+
+    built = strip(built, str(tmp_path / "w"))
+    built["run_dir"] = "<run>"
+    shipped_cfg = load_pipeline_config(REPO / "configs" / "demo.yaml").model_dump(mode="json")
+    shipped_cfg = strip(shipped_cfg, "labelbridge_demo/world")
+    shipped_cfg["run_dir"] = "<run>"
+    assert shipped["run_dir"] == "labelbridge_demo/run"
+    assert shipped_cfg == built
+
+
+def test_quick_profile_is_small() -> None:
+    assert QUICK.sizes.extra_a * QUICK.image_size[0] * QUICK.image_size[1] < 20_000
+    assert QUICK.epochs * QUICK.steps_per_epoch <= 2
+
+
+@pytest.mark.slow
+def test_full_demo_shows_priors_beat_naive_student_beat_teacher(tmp_path: Path) -> None:
+    result = run_demo(tmp_path / "demo", seed=0)
+    table = result.pipeline.table
+    assert result.ordering["wild"], table
+    assert result.ordering["source_val"], table
