@@ -211,7 +211,7 @@ def main() -> None:
     lines = [
         "## P3 — evaluation: ours vs official cityscapesscripts",
         "",
-        run_header("python benchmarks/eval_vs_cityscapes.py " + shlex.join(sys.argv[1:])),
+        run_header(shlex.join(["python", "benchmarks/eval_vs_cityscapes.py", *sys.argv[1:]])),
         f"Inputs: {n} real CamVid test label maps (480x360) converted to Cityscapes label ids, with perturbed "
         "predictions (shift, block-wise class swaps, blocks of ignored ids = misses); both evaluators read the "
         f"same {2 * n} PNG files. cityscapesscripts {_cs_version()} ran its pure-Python path "

@@ -26,9 +26,18 @@ from labelbridge.models import (
     predict_logits,
     save_checkpoint,
 )
-from labelbridge.taxonomy import load_taxonomy
+from labelbridge.taxonomy import Taxonomy
 
 torch.set_num_threads(1)
+
+
+def _taxonomy(k: int) -> Taxonomy:
+    return Taxonomy.from_dict(
+        {
+            "name": f"t{k}",
+            "classes": [{"id": i, "name": f"c{i}", "color": [i, i, i]} for i in range(k)],
+        }
+    )
 
 
 def test_parse_spec_forms() -> None:
@@ -102,7 +111,10 @@ def test_weights_mismatch_lists_keys(tmp_path: Path) -> None:
         create_model("tiny:width=16", 4, weights=tmp_path / "w8.pth")
     msg = str(err.value)
     assert str(tmp_path / "w8.pth") in msg
-    assert "shape mismatches" in msg and "stem.0.weight file (8, 3, 3, 3) vs model (16, 3, 3, 3)" in msg
+    assert (
+        "shape mismatches" in msg
+        and "stem.0.weight file (8, 3, 3, 3) vs model (16, 3, 3, 3)" in msg
+    )
     sd = create_model("tiny:width=8", 4).state_dict()
     sd["extra.weight"] = torch.zeros(1)
     del sd["head.bias"]
@@ -113,7 +125,9 @@ def test_weights_mismatch_lists_keys(tmp_path: Path) -> None:
     assert "unexpected keys (1): extra.weight" in str(err.value)
 
 
-def test_classifier_reinit_only_when_asked(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_classifier_reinit_only_when_asked(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     torch.manual_seed(0)
     src = create_model("tiny:width=8", 4)
     torch.save(src.state_dict(), tmp_path / "w.pth")
@@ -143,18 +157,6 @@ def test_image_to_tensor_and_predict_logits_resize() -> None:
     assert not torch.allclose(resized, model(x))
 
 
-def _taxonomy(k: int):
-    tax = load_taxonomy("cityscapes")
-    if k == tax.num_classes:
-        return tax
-    data = tax.to_dict()
-    data["name"] = f"first{k}"
-    data["classes"] = [c for c in data["classes"] if c.get("train_id", 255) < k]
-    from labelbridge.taxonomy import Taxonomy
-
-    return Taxonomy.from_dict(data)
-
-
 def test_cli_models_list_json() -> None:
     result = CliRunner().invoke(app, ["models", "list", "--json"])
     assert result.exit_code == 0, result.output
@@ -168,7 +170,15 @@ def test_cli_import_and_predict(tmp_path: Path, weights_dir: Path) -> None:
     runner = CliRunner()
     ck = tmp_path / "e05.ckpt"
     result = runner.invoke(
-        app, ["models", "import", str(weights_dir / "espnetv2_s_0.5_city_1024x512.pth"), "--out", str(ck), "--json"]
+        app,
+        [
+            "models",
+            "import",
+            str(weights_dir / "espnetv2_s_0.5_city_1024x512.pth"),
+            "--out",
+            str(ck),
+            "--json",
+        ],
     )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
@@ -177,7 +187,16 @@ def test_cli_import_and_predict(tmp_path: Path, weights_dir: Path) -> None:
     Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(tmp_path / "a.jpg")
     result = runner.invoke(
         app,
-        ["predict", "--checkpoint", str(ck), str(tmp_path / "a.jpg"), "--out", str(tmp_path / "o"), "--input-size", "64x64"],
+        [
+            "predict",
+            "--checkpoint",
+            str(ck),
+            str(tmp_path / "a.jpg"),
+            "--out",
+            str(tmp_path / "o"),
+            "--input-size",
+            "64x64",
+        ],
     )
     assert result.exit_code == 0, result.output
     ids = np.asarray(Image.open(tmp_path / "o" / "a.png"))
@@ -185,6 +204,16 @@ def test_cli_import_and_predict(tmp_path: Path, weights_dir: Path) -> None:
     assert ids.shape == (40, 50) and ids.max() < 19
     assert overlay.shape == (40, 50, 3)
     bad = runner.invoke(
-        app, ["predict", "--checkpoint", str(ck), str(tmp_path / "a.jpg"), "--out", str(tmp_path / "o"), "--input-size", "64"]
+        app,
+        [
+            "predict",
+            "--checkpoint",
+            str(ck),
+            str(tmp_path / "a.jpg"),
+            "--out",
+            str(tmp_path / "o"),
+            "--input-size",
+            "64",
+        ],
     )
     assert bad.exit_code != 0

@@ -103,6 +103,9 @@ def test_outputs_match_direct_computation_and_allowed_sets(data: Path, tmp_path:
     tta = TTAPredictor(teacher.model, num_classes=19, scales=[0.5, 1.0], flip=True)
     manifest = {r["key"]: r for r in read_manifest(folder / "manifest.jsonl")}
     assert list(manifest) == [f"train/{n}" for n in NAMES]
+    proj = np.full(256, IGNORE_INDEX)
+    proj[:19] = onto.projection
+    labelled = agree_pseudo = agree_teacher = 0
     for i in range(len(ds)):
         s = ds.load(i)
         png = folder / f"{s.key}.png"
@@ -125,6 +128,11 @@ def test_outputs_match_direct_computation_and_allowed_sets(data: Path, tmp_path:
         assert soft["ids"].shape == (3, H, W) and soft["ids"].dtype == np.uint8
         assert soft["probs"].dtype == np.float16
         np.testing.assert_array_equal(soft["ids"][0], labels)
+        gt_train = onto.extra.to_train_ids(s.label)
+        mask = gt_train != IGNORE_INDEX
+        labelled += int(mask.sum())
+        agree_pseudo += int((proj[labels] == gt_train)[mask].sum())
+        agree_teacher += int((proj[direct.teacher[0].numpy()] == gt_train)[mask].sum())
     info = yaml.safe_load((folder / "pseudo_labels.yaml").read_text())
     assert info["taxonomy"] == "cityscapes"
     assert len(info["taxonomy_def"]["classes"]) == len(load_taxonomy("cityscapes").classes)
@@ -133,6 +141,11 @@ def test_outputs_match_direct_computation_and_allowed_sets(data: Path, tmp_path:
     assert report["complete"] and report["pixels"]["total"] == len(NAMES) * H * W
     assert report["changed_by_priors"]["pixels"] == sum(r["changed_by_priors"] for r in manifest.values())
     assert (folder / "report.md").read_text().startswith("# Pseudo-labels: cv")
+    agreement = report["agreement_with_extra_gt"]
+    assert agreement["labelled_pixels"] == labelled
+    assert agreement["pseudo_labels"] == pytest.approx(agree_pseudo / labelled)
+    assert agreement["teacher"] == pytest.approx(agree_teacher / labelled)
+    assert agreement["pseudo_labels"] > agreement["teacher"]
     previews = sorted(p.name for p in (folder / "previews").glob("*.png"))
     assert previews == ["train__f000.png", "train__f005.png"]
     assert not list(out.rglob(f"*{TEMP_SUFFIX}"))
@@ -264,6 +277,17 @@ def test_bad_file_skipped_or_raised(data: Path, tmp_path: Path) -> None:
     assert summary.failed == 1 and summary.processed == len(NAMES) - 1
     assert [s["key"] for s in summary.report["skipped"]] == ["train/f002"]
     assert not summary.report["complete"]
+
+
+def test_shard_from_torchrun_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from labelbridge.pseudo.distributed import detect_shard
+
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    assert detect_shard() == Shard(1, 3)
+    assert detect_shard(Shard(0, 2)) == Shard(0, 2)  # --shard wins
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert detect_shard() == Shard(0, 1)
 
 
 def test_shard_parsing_and_selection() -> None:

@@ -60,7 +60,9 @@ def test_ddp_shards_disjoint_and_union_is_single_draw(world_size: int) -> None:
     full = list(single)
     shards = []
     for rank in range(world_size):
-        s = WeightedDatasetSampler(SIZES, WEIGHTS, num_samples=n, seed=5, rank=rank, world_size=world_size)
+        s = WeightedDatasetSampler(
+            SIZES, WEIGHTS, num_samples=n, seed=5, rank=rank, world_size=world_size
+        )
         s.set_epoch(2)
         shards.append(list(s))
         assert len(s) == n // world_size == len(shards[-1])

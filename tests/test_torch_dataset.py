@@ -9,13 +9,13 @@ import pytest
 import torch
 import yaml
 from PIL import Image
-from test_train_toydata import make_toy_dataset
 
 from labelbridge.constants import IGNORE_INDEX
 from labelbridge.data import create_dataset
 from labelbridge.data.torch_dataset import SegmentationTorchDataset, pad_collate
 from labelbridge.errors import ConfigError, DatasetError
 from labelbridge.taxonomy import load_taxonomy
+from test_train_toydata import make_toy_dataset
 
 
 @pytest.fixture()
@@ -55,9 +55,15 @@ def test_resize_bilinear_image_nearest_label(toy: Path) -> None:
 
 def write_pseudo(folder: Path, reader, taxonomy: str, values: int | None = None) -> None:
     folder.mkdir(parents=True)
-    (folder / "pseudo_labels.yaml").write_text(yaml.safe_dump({"taxonomy": taxonomy}), encoding="utf-8")
+    (folder / "pseudo_labels.yaml").write_text(
+        yaml.safe_dump({"taxonomy": taxonomy}), encoding="utf-8"
+    )
     for i, pair in enumerate(reader.pairs):
-        lab = np.full((48, 64), i, dtype=np.uint8) if values is None else np.full((48, 64), values, np.uint8)
+        lab = (
+            np.full((48, 64), i, dtype=np.uint8)
+            if values is None
+            else np.full((48, 64), values, np.uint8)
+        )
         lab[0, 0] = IGNORE_INDEX
         path = folder / f"{pair.key}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -77,7 +83,9 @@ def test_pseudo_labels_are_read(toy: Path, tmp_path: Path) -> None:
 def test_pseudo_labels_of_another_taxonomy_are_refused(toy: Path, tmp_path: Path) -> None:
     reader = create_dataset("folder", toy, "train")
     write_pseudo(tmp_path / "pseudo", reader, "cityscapes")
-    with pytest.raises(ConfigError, match=r"pseudo_labels.yaml: pseudo-labels are in taxonomy 'cityscapes'"):
+    with pytest.raises(
+        ConfigError, match=r"pseudo_labels.yaml: pseudo-labels are in taxonomy 'cityscapes'"
+    ):
         SegmentationTorchDataset(reader, taxonomy=reader.taxonomy, labels=tmp_path / "pseudo")
 
 
@@ -114,7 +122,9 @@ def test_pad_collate_pads_with_ignore() -> None:
 @pytest.mark.shared
 def test_camvid_real_sample(camvid_root: Path) -> None:
     reader = create_dataset("camvid", camvid_root, "val")
-    ds = SegmentationTorchDataset(reader, taxonomy=load_taxonomy("camvid11"), resize=(120, 90), limit=2)
+    ds = SegmentationTorchDataset(
+        reader, taxonomy=load_taxonomy("camvid11"), resize=(120, 90), limit=2
+    )
     assert len(ds) == 2
     image, target = ds[0]
     assert tuple(image.shape) == (3, 90, 120)

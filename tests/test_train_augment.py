@@ -21,7 +21,9 @@ def coded_batch(b: int = 4, h: int = 20, w: int = 30) -> tuple[torch.Tensor, tor
 
 def test_label_values_stay_train_ids_or_ignore() -> None:
     torch.manual_seed(0)
-    aug = SegmentationAugment(scale_range=(0.5, 2.0), crop=(24, 40), hflip=True, brightness=0.3, contrast=0.3)
+    aug = SegmentationAugment(
+        scale_range=(0.5, 2.0), crop=(24, 40), hflip=True, brightness=0.3, contrast=0.3
+    )
     images, labels = coded_batch()
     for _ in range(5):
         out_img, out_lab = aug(images, labels)
@@ -51,7 +53,9 @@ def test_flip_only_mirrors_both() -> None:
     out_img, out_lab = aug(images, labels)
     for i in range(6):
         same = torch.equal(out_lab[i], labels[i]) and torch.equal(out_img[i], images[i])
-        mirrored = torch.equal(out_lab[i], labels[i].flip(-1)) and torch.equal(out_img[i], images[i].flip(-1))
+        mirrored = torch.equal(out_lab[i], labels[i].flip(-1)) and torch.equal(
+            out_img[i], images[i].flip(-1)
+        )
         assert same != mirrored
 
 
@@ -67,7 +71,9 @@ def test_downscale_pads_label_with_ignore() -> None:
 
 
 def test_same_seed_same_output() -> None:
-    aug = SegmentationAugment(scale_range=(0.5, 2.0), crop=(16, 16), brightness=0.4, saturation=0.4, hue=0.1)
+    aug = SegmentationAugment(
+        scale_range=(0.5, 2.0), crop=(16, 16), brightness=0.4, saturation=0.4, hue=0.1
+    )
     images, labels = coded_batch()
     torch.manual_seed(5)
     a = aug(images, labels)

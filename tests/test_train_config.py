@@ -70,13 +70,17 @@ def test_bad_precision_and_labels(tmp_path: Path) -> None:
     path = write(tmp_path, BASE.replace("precision: 32", "precision: 8"))
     with pytest.raises(ConfigError, match=rf"{path}:12: precision"):
         load_train_config(path)
-    path = write(tmp_path, BASE.replace("labels: {pseudo: runs/pseudo/idd_lite}", "labels: teacher"))
+    path = write(
+        tmp_path, BASE.replace("labels: {pseudo: runs/pseudo/idd_lite}", "labels: teacher")
+    )
     with pytest.raises(ConfigError, match=rf"{path}:6: datasets.1.labels"):
         load_train_config(path)
 
 
 def test_two_selection_sets_refused(tmp_path: Path) -> None:
-    text = BASE.replace("split: val}", "split: val, select: true}").replace("label: idd}", "label: idd, select: true}")
+    text = BASE.replace("split: val}", "split: val, select: true}").replace(
+        "label: idd}", "label: idd, select: true}"
+    )
     with pytest.raises(ConfigError, match="at most one val entry may set 'select: true'"):
         load_train_config(write(tmp_path, text))
 
@@ -98,7 +102,9 @@ def test_finetune_needs_source_data(tmp_path: Path) -> None:
 
 
 def test_overrides(tmp_path: Path) -> None:
-    cfg = load_train_config(write(tmp_path, BASE), ["epochs=3", "datasets.1.weight=2", "augment.crop=[32, 48]"])
+    cfg = load_train_config(
+        write(tmp_path, BASE), ["epochs=3", "datasets.1.weight=2", "augment.crop=[32, 48]"]
+    )
     assert cfg.epochs == 3 and cfg.datasets[1].weight == 2.0 and cfg.augment.crop == (32, 48)
     with pytest.raises(ConfigError, match="scale_range must be"):
         load_train_config(write(tmp_path, BASE), ["augment.scale_range=[2.0, 1.0]"])

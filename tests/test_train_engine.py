@@ -11,7 +11,6 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
-from test_train_toydata import make_toy_dataset
 
 from labelbridge.config.base import validate_config
 from labelbridge.config.train import TrainConfig
@@ -22,6 +21,7 @@ from labelbridge.engine.train import run_training, validate_checkpoint
 from labelbridge.errors import ConfigError
 from labelbridge.evaluation import ConfusionMatrix
 from labelbridge.models import load_checkpoint
+from test_train_toydata import make_toy_dataset
 
 LR = 0.01
 
@@ -39,7 +39,12 @@ def toy_config(root: Path, out: Path, **changes: Any) -> TrainConfig:
         "num_workers": 0,
         "augment": {"scale_range": [0.75, 1.5], "crop": [32, 48]},
         "finetune": {"enabled": True, "epochs": 1},
-        "trainer": {"accelerator": "cpu", "devices": 1, "enable_progress_bar": False, "log_every_n_steps": 1},
+        "trainer": {
+            "accelerator": "cpu",
+            "devices": 1,
+            "enable_progress_bar": False,
+            "log_every_n_steps": 1,
+        },
         "output": str(out),
     }
     data.update(changes)
@@ -60,7 +65,9 @@ def trained(toy_root: Path, tmp_path_factory: pytest.TempPathFactory):
 def majority_baseline(root: Path) -> float:
     """mIoU of predicting the most frequent val class everywhere."""
     reader = create_dataset("folder", root, "val")
-    targets = [reader.taxonomy.to_train_ids(s.label).astype(np.int64) for s in reader.iter_samples()]
+    targets = [
+        reader.taxonomy.to_train_ids(s.label).astype(np.int64) for s in reader.iter_samples()
+    ]
     counts = np.bincount(np.concatenate([t[t != IGNORE_INDEX] for t in targets]), minlength=3)
     cm = ConfusionMatrix(3)
     for t in targets:
@@ -106,7 +113,10 @@ def test_outputs_are_self_contained_and_stages_marked(trained) -> None:
     with torch.no_grad():
         for s in reader.iter_samples():
             img = torch.from_numpy(s.image).permute(2, 0, 1)[None].float() / 255
-            cm.update(loaded.model(img).argmax(1)[0], reader.taxonomy.to_train_ids(s.label).astype(np.int64))
+            cm.update(
+                loaded.model(img).argmax(1)[0],
+                reader.taxonomy.to_train_ids(s.label).astype(np.int64),
+            )
     assert cm.compute().miou == pytest.approx(result.metrics["toy"]["mIoU"], abs=1e-5)
 
 
@@ -167,10 +177,120 @@ def test_ddp_validation_matches_single_process(trained) -> None:
     matrix must equal the single-process one (no padding duplicates, no averaged mIoUs)."""
     cfg, result = trained
     single = validate_checkpoint(cfg, result.final_checkpoint)
-    ddp_cfg = cfg.model_copy(update={"trainer": cfg.trainer.model_copy(update={"devices": 2, "strategy": "ddp_spawn"})})
+    ddp_cfg = cfg.model_copy(
+        update={"trainer": cfg.trainer.model_copy(update={"devices": 2, "strategy": "ddp_spawn"})}
+    )
     ddp = validate_checkpoint(ddp_cfg, result.final_checkpoint)
     assert ddp["toy"]["pixels"] == single["toy"]["pixels"] == 5 * 47 * 64
     assert ddp["toy"]["mIoU"] == pytest.approx(single["toy"]["mIoU"], abs=1e-6)
     assert ddp["toy"]["pixel_accuracy"] == pytest.approx(single["toy"]["pixel_accuracy"], abs=1e-6)
     for name, iou in single["toy"]["per_class_iou"].items():
         assert ddp["toy"]["per_class_iou"][name] == pytest.approx(iou, abs=1e-6)
+
+
+COARSE_TAXONOMY = """\
+name: toy2
+classes:
+  - {id: 0, name: sky, color: [70, 130, 180]}
+  - {id: 1, name: ground, color: [128, 64, 128]}
+  - {id: 9, name: void, color: [0, 0, 0], ignore: true}
+"""
+COARSE_MAPPING = """\
+source: {source}
+extra: toy2.yaml
+mapping:
+  sky: [sky]
+  ground: [road, car]
+"""
+
+
+def coarse_copy(root: Path, dest: Path) -> Path:
+    """The val split of ``root`` with labels merged into toy2 (road, car -> ground)."""
+    import shutil
+
+    from PIL import Image
+
+    (dest / "images").mkdir(parents=True)
+    shutil.copytree(root / "images" / "val", dest / "images" / "val")
+    (dest / "labels" / "val").mkdir(parents=True)
+    for p in sorted((root / "labels" / "val").glob("*.png")):
+        lab = np.array(Image.open(p))
+        lab = np.where(lab == 2, 1, lab).astype(np.uint8)
+        Image.fromarray(lab, mode="L").save(dest / "labels" / "val" / p.name)
+    (dest / "taxonomy.yaml").write_text(COARSE_TAXONOMY, encoding="utf-8")
+    return dest
+
+
+def test_student_with_pseudo_labels_and_projected_val(toy_root: Path, tmp_path: Path) -> None:
+    import yaml
+    from PIL import Image
+
+    from labelbridge.evaluation.projected import project_predictions
+    from labelbridge.taxonomy import load_ontology
+
+    extra_root = make_toy_dataset(tmp_path / "extra", splits={"train": 6}, seed=3)
+    pseudo = tmp_path / "pseudo"
+    pseudo.mkdir()
+    (pseudo / "pseudo_labels.yaml").write_text(
+        yaml.safe_dump({"taxonomy": "toy3"}), encoding="utf-8"
+    )
+    reader = create_dataset("folder", extra_root, "train")
+    for s in reader.iter_samples():  # stand-in pseudo-labels: the true train ids
+        out = pseudo / f"{s.key}.png"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(reader.taxonomy.to_train_ids(s.label), mode="L").save(out)
+    coarse = coarse_copy(toy_root, tmp_path / "coarse")
+    (tmp_path / "toy2.yaml").write_text(COARSE_TAXONOMY, encoding="utf-8")
+    mapping = tmp_path / "toy2_to_toy3.yaml"
+    mapping.write_text(COARSE_MAPPING.format(source=toy_root / "taxonomy.yaml"), encoding="utf-8")
+    cfg = toy_config(
+        toy_root,
+        tmp_path / "out",
+        epochs=2,
+        datasets=[
+            {"name": "folder", "root": str(toy_root), "split": "train", "weight": 1.0},
+            {
+                "name": "folder",
+                "root": str(extra_root),
+                "split": "train",
+                "labels": {"pseudo": str(pseudo)},
+                "weight": 2.0,
+            },
+        ],
+        val=[
+            {
+                "name": "folder",
+                "root": str(coarse),
+                "split": "val",
+                "label": "coarse",
+                "ontology": str(mapping),
+            },
+            {
+                "name": "folder",
+                "root": str(toy_root),
+                "split": "val",
+                "label": "toy",
+                "select": True,
+            },
+        ],
+    )
+    assert [d.root for d in cfg.source_datasets] == [str(toy_root)]
+    result = run_training(cfg)
+    assert set(result.metrics) == {"coarse", "toy"}
+    assert set(result.metrics["coarse"]["per_class_iou"]) == {"sky", "ground"}
+    # the engine's projected score equals projecting the final model's predictions by hand
+    loaded = load_checkpoint(result.final_checkpoint)
+    onto = load_ontology(mapping)
+    coarse_reader = create_dataset("folder", coarse, "val")
+    cm = ConfusionMatrix(2)
+    with torch.no_grad():
+        for s in coarse_reader.iter_samples():
+            img = torch.from_numpy(s.image).permute(2, 0, 1)[None].float() / 255
+            pred = project_predictions(loaded.model(img).argmax(1)[0], onto)
+            cm.update(pred, coarse_reader.taxonomy.to_train_ids(s.label).astype(np.int64))
+    assert cm.compute().miou == pytest.approx(result.metrics["coarse"]["mIoU"], abs=1e-5)
+    assert result.metrics["coarse"]["pixels"] == 5 * 47 * 64
+    # model selection followed the 'toy' set (select: true)
+    marker = (result.out_dir / "train" / STAGE_MARKER).read_text()
+    best_toy = max(h["val/toy/mIoU"] for h in result.history if h["stage"] == "train")
+    assert f'"best_score": {best_toy}' in marker

@@ -29,7 +29,9 @@ TOY_SIZE = (64, 48)  # W, H
 COLOURS = np.array([[60, 120, 220], [110, 110, 110], [200, 30, 30]], dtype=np.float64)
 
 
-def make_scene(rng: np.random.Generator, size: tuple[int, int] = TOY_SIZE) -> tuple[np.ndarray, np.ndarray]:
+def make_scene(
+    rng: np.random.Generator, size: tuple[int, int] = TOY_SIZE
+) -> tuple[np.ndarray, np.ndarray]:
     """One ``(H, W, 3)`` uint8 image and ``(H, W)`` uint8 raw-id label."""
     w, h = size
     label = np.ones((h, w), dtype=np.uint8)  # road
@@ -45,12 +47,16 @@ def make_scene(rng: np.random.Generator, size: tuple[int, int] = TOY_SIZE) -> tu
     return np.clip(image, 0, 255).astype(np.uint8), label
 
 
-def make_toy_dataset(root: Path, *, splits: dict[str, int], seed: int = 0, size: tuple[int, int] = TOY_SIZE) -> Path:
+def make_toy_dataset(
+    root: Path, *, splits: dict[str, int], seed: int = 0, size: tuple[int, int] = TOY_SIZE
+) -> Path:
     """Write ``root/images/<split>/sNNN.png``, ``root/labels/<split>/sNNN.png`` and
     ``root/taxonomy.yaml``; returns ``root``."""
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True, exist_ok=True)
-    (root / "taxonomy.yaml").write_text(yaml.safe_dump(TOY_TAXONOMY, sort_keys=False), encoding="utf-8")
+    (root / "taxonomy.yaml").write_text(
+        yaml.safe_dump(TOY_TAXONOMY, sort_keys=False), encoding="utf-8"
+    )
     for split, count in splits.items():
         (root / "images" / split).mkdir(parents=True, exist_ok=True)
         (root / "labels" / split).mkdir(parents=True, exist_ok=True)

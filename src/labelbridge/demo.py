@@ -181,6 +181,7 @@ def build_demo_config(world: WorldPaths, run_dir: Path, profile: DemoProfile) ->
         },
         "iterations": 1,
         "eval": {"device": "cpu", "batch_size": 8},
+        "threads": 1,
     }
     return PipelineConfig.model_validate(data)
 

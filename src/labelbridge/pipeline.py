@@ -605,5 +605,9 @@ def run_pipeline(
         from labelbridge.pseudo.run import run_pseudo_label
 
         pseudo_fn = run_pseudo_label
+    if cfg.threads is not None:
+        import torch
+
+        torch.set_num_threads(cfg.threads)
     runner = _Runner(cfg, train_fn=train_fn, pseudo_fn=pseudo_fn, evaluate_fn=evaluate_fn or evaluate_checkpoint)
     return runner.run()

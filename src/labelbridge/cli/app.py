@@ -78,11 +78,29 @@ def main(argv: list[str] | None = None) -> None:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
     except Exception as exc:  # click usage errors and friends
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
+        usage_errors, aborts = _click_exception_types()
+        if isinstance(exc, usage_errors):
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(exc.exit_code)  # type: ignore[attr-defined]
+        if isinstance(exc, aborts):
             sys.exit(1)
         raise
+
+
+def _click_exception_types() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
+    """``(ClickException types, Abort types)`` of click and of the copy of click that
+    newer typer releases vendor as ``typer._click`` (its exceptions are other classes)."""
+    import importlib
+
+    usage: list[type[BaseException]] = []
+    aborts: list[type[BaseException]] = [typer.Abort]
+    for name in ("click.exceptions", "typer._click.exceptions"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        for found, attr in ((usage, "ClickException"), (aborts, "Abort")):
+            kind = getattr(module, attr, None)
+            if isinstance(kind, type):
+                found.append(kind)
+    return tuple(usage), tuple(aborts)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from labelbridge.cli.app import app, emit_json
 from labelbridge.errors import UserError
-from labelbridge.evaluation import SegmentationMetrics, evaluate_model, evaluate_prediction_folder
+
+if TYPE_CHECKING:  # torch is imported only when the command runs
+    from labelbridge.evaluation import SegmentationMetrics
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -97,6 +100,7 @@ def evaluate_cmd(
     """Per-class IoU, mIoU (over classes present in ground truth or prediction, as the
     Cityscapes scripts) and pixel accuracy of predictions on a dataset split."""
     from labelbridge.data import create_dataset
+    from labelbridge.evaluation import evaluate_model, evaluate_prediction_folder
     from labelbridge.taxonomy import load_ontology, load_taxonomy
 
     if (pred is None) == (checkpoint is None):

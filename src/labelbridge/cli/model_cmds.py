@@ -11,7 +11,9 @@ from PIL import Image
 from labelbridge.cli.app import app, emit_json
 from labelbridge.errors import UserError
 
-models_app = typer.Typer(help="List zoo models and import published checkpoints.", no_args_is_help=True)
+models_app = typer.Typer(
+    help="List zoo models and import published checkpoints.", no_args_is_help=True
+)
 app.add_typer(models_app, name="models")
 
 #: Classes assumed when counting parameters for ``models list`` (Cityscapes).
@@ -34,14 +36,18 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
     except ValueError:
         size = (0, 0)
     if not sep or min(size) < 1:
-        raise UserError(f"--input-size must be WIDTHxHEIGHT with positive integers, e.g. 960x704, got {text!r}")
+        raise UserError(
+            f"--input-size must be WIDTHxHEIGHT with positive integers, e.g. 960x704, got {text!r}"
+        )
     return size
 
 
 @models_app.command("list")
 def models_list_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
-    num_classes: int = typer.Option(LIST_NUM_CLASSES, "--num-classes", help="Classes for the parameter counts."),
+    num_classes: int = typer.Option(
+        LIST_NUM_CLASSES, "--num-classes", help="Classes for the parameter counts."
+    ),
 ) -> None:
     """List the zoo's model specs with parameter counts (for --num-classes outputs)."""
     from labelbridge.models import MODELS, count_parameters
@@ -49,11 +55,19 @@ def models_list_cmd(
     rows = []
     for name, entry in MODELS.items():
         for spec in entry.examples:
-            rows.append({"spec": spec, "family": name, "parameters": count_parameters(spec, num_classes)})
+            rows.append(
+                {"spec": spec, "family": name, "parameters": count_parameters(spec, num_classes)}
+            )
         if not entry.examples:
             rows.append({"spec": f"{name}:<...>", "family": name, "parameters": None})
     if as_json:
-        emit_json({"num_classes": num_classes, "models": rows, "families": {n: e.summary for n, e in MODELS.items()}})
+        emit_json(
+            {
+                "num_classes": num_classes,
+                "models": rows,
+                "families": {n: e.summary for n, e in MODELS.items()},
+            }
+        )
         return
     width = max(len(r["spec"]) for r in rows)
     print(f"{'spec':<{width}}  {'parameters':>12}")
@@ -67,10 +81,16 @@ def models_list_cmd(
 
 @models_app.command("import")
 def models_import_cmd(
-    source: Path = typer.Argument(..., help="Published state-dict file (e.g. espnetv2_s_2.0_city_1024x512.pth)."),
+    source: Path = typer.Argument(
+        ..., help="Published state-dict file (e.g. espnetv2_s_2.0_city_1024x512.pth)."
+    ),
     out: Path = typer.Option(..., "--out", help="labelbridge checkpoint to write."),
-    spec: str = typer.Option(None, "--spec", help="Model spec; inferred for published ESPNetv2 files."),
-    taxonomy: str = typer.Option("cityscapes", "--taxonomy", help="Taxonomy (name or YAML) of the outputs."),
+    spec: str = typer.Option(
+        None, "--spec", help="Model spec; inferred for published ESPNetv2 files."
+    ),
+    taxonomy: str = typer.Option(
+        "cityscapes", "--taxonomy", help="Taxonomy (name or YAML) of the outputs."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
     """Write a self-contained labelbridge checkpoint (model spec + taxonomy) from a
@@ -78,7 +98,13 @@ def models_import_cmd(
     from labelbridge.models import import_state_dict, save_checkpoint
 
     loaded = import_state_dict(source, spec=spec, taxonomy=taxonomy)
-    save_checkpoint(out, loaded.model, spec=loaded.spec, taxonomy=loaded.taxonomy, extra={"imported_from": str(source)})
+    save_checkpoint(
+        out,
+        loaded.model,
+        spec=loaded.spec,
+        taxonomy=loaded.taxonomy,
+        extra={"imported_from": str(source)},
+    )
     params = sum(p.numel() for p in loaded.model.parameters())
     summary = {
         "source": str(source),
@@ -91,15 +117,23 @@ def models_import_cmd(
     if as_json:
         emit_json(summary)
     else:
-        print(f"wrote {out}: {loaded.spec}, {loaded.taxonomy.name} ({loaded.model.num_classes} classes), {params:,} parameters")
+        print(
+            f"wrote {out}: {loaded.spec}, {loaded.taxonomy.name} ({loaded.model.num_classes} classes), {params:,} parameters"
+        )
 
 
 @app.command("predict")
 def predict_cmd(
     images: list[Path] = typer.Argument(..., help="Image files to segment."),
-    checkpoint: Path = typer.Option(..., "--checkpoint", help="labelbridge checkpoint or published ESPNetv2 file."),
-    out: Path = typer.Option(..., "--out", help="Output folder: <stem>.png train ids, <stem>_overlay.png colours."),
-    input_size: str = typer.Option(None, "--input-size", help="Resize to WIDTHxHEIGHT for the model (e.g. 960x704)."),
+    checkpoint: Path = typer.Option(
+        ..., "--checkpoint", help="labelbridge checkpoint or published ESPNetv2 file."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", help="Output folder: <stem>.png train ids, <stem>_overlay.png colours."
+    ),
+    input_size: str = typer.Option(
+        None, "--input-size", help="Resize to WIDTHxHEIGHT for the model (e.g. 960x704)."
+    ),
     device: str = typer.Option("cpu", "--device", help="Torch device, e.g. cpu or cuda."),
     as_json: bool = typer.Option(False, "--json", help="Print the written files as JSON."),
 ) -> None:
@@ -125,11 +159,20 @@ def predict_cmd(
         ids = logits.argmax(dim=1)[0].to(torch.uint8).cpu().numpy()
         id_path, overlay_path = out / f"{path.stem}.png", out / f"{path.stem}_overlay.png"
         Image.fromarray(ids, mode="L").save(id_path)
-        Image.fromarray(overlay_labels(image, ids, loaded.taxonomy, alpha=OVERLAY_ALPHA)).save(overlay_path)
+        Image.fromarray(overlay_labels(image, ids, loaded.taxonomy, alpha=OVERLAY_ALPHA)).save(
+            overlay_path
+        )
         written.append({"image": str(path), "ids": str(id_path), "overlay": str(overlay_path)})
         if not as_json:
             counts = np.bincount(ids.ravel(), minlength=loaded.taxonomy.num_classes)
             top = loaded.taxonomy.train_names[int(counts.argmax())]
             print(f"{path} -> {id_path} (most frequent: {top})")
     if as_json:
-        emit_json({"checkpoint": str(checkpoint), "spec": loaded.spec, "taxonomy": loaded.taxonomy.name, "outputs": written})
+        emit_json(
+            {
+                "checkpoint": str(checkpoint),
+                "spec": loaded.spec,
+                "taxonomy": loaded.taxonomy.name,
+                "outputs": written,
+            }
+        )

@@ -45,16 +45,23 @@ def pseudo_label_cmd(
         emit_json({"config": str(config), "output": cfg.output, "datasets": rows})
         return
     width = max([len(r["name"]) for r in rows] + [7])
-    print(f"{'dataset':<{width}}  images  done now  resumed  failed  img/s  changed  ignore  conf  complete")
+    print(
+        f"{'dataset':<{width}}  images  done now  resumed  failed  img/s  changed  ignore  conf  "
+        "agree(pseudo)  agree(teacher)  complete"
+    )
     for r in rows:
         ips = "-" if r["images_per_second"] is None else f"{r['images_per_second']:.2f}"
         conf = "-" if r["mean_confidence"] is None else f"{r['mean_confidence']:.3f}"
         print(
             f"{r['name']:<{width}}  {r['total']:>6}  {r['processed']:>8}  {r['resumed']:>7}  {r['failed']:>6}  "
             f"{ips:>5}  {_pct(r['changed_by_priors_share']):>7}  {_pct(r['ignore_share']):>6}  {conf:>4}  "
-            f"{'yes' if r['complete'] else 'no'}"
+            f"{_pct(r['agreement_pseudo']):>13}  {_pct(r['agreement_teacher']):>14}  {'yes' if r['complete'] else 'no'}"
         )
         for fb in r["fallbacks"]:
             print(f"  out of memory at scale {fb['scale']}: switched to {fb['level']} ({fb['images']} images)")
+    print(
+        "agree = share of labelled extra pixels where the label, projected to the extra taxonomy, "
+        "equals the extra ground truth (teacher = the same TTA without priors)"
+    )
     for s in summaries:
         print(f"wrote {s.folder} (report: {s.folder / 'report.md'})")

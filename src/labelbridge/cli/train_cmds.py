@@ -17,9 +17,15 @@ def _fmt(value: float | None) -> str:
 def train_cmd(
     config: Path = typer.Argument(..., help="Training config YAML (see configs/*_teacher.yaml)."),
     overrides: list[str] = typer.Option(
-        None, "--set", help="Override a config key, e.g. --set epochs=2 --set datasets.0.weight=2 (repeatable)."
+        None,
+        "--set",
+        help="Override a config key, e.g. --set epochs=2 --set datasets.0.weight=2 (repeatable).",
     ),
-    out: Path | None = typer.Option(None, "--out", help="Run folder (default: the config's 'output'); an existing one is resumed."),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        help="Run folder (default: the config's 'output'); an existing one is resumed.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the final metrics as JSON."),
 ) -> None:
     """Train (stage 1), fine-tune on the source data at a reduced learning rate (stage 2),
@@ -44,7 +50,9 @@ def train_cmd(
     print(f"final checkpoint: {result.final_checkpoint}")
     print(f"{'val set':<16} {'mIoU':>6} {'pixacc':>6} {'meanacc':>7}")
     for label, m in result.metrics.items():
-        print(f"{label:<16} {_fmt(m['mIoU'])} {_fmt(m['pixel_accuracy'])} {_fmt(m['mean_accuracy']):>7}")
+        print(
+            f"{label:<16} {_fmt(m['mIoU'])} {_fmt(m['pixel_accuracy'])} {_fmt(m['mean_accuracy']):>7}"
+        )
     for label, m in result.metrics.items():
         print(f"\nper-class IoU, {label}:")
         for name, iou in m["per_class_iou"].items():

@@ -201,6 +201,8 @@ class PipelineConfig(StrictModel):
         iterations: rounds of pseudo-labelling + student training; in round ``n > 1``
             the student of round ``n - 1`` (of the same arm) is the teacher.
         eval: see :class:`EvaluationConfig`.
+        threads: torch intra-op threads for every stage (``None``: leave torch's
+            setting). Small models on a shared CPU run much faster with ``1``.
     """
 
     run_dir: str
@@ -215,6 +217,7 @@ class PipelineConfig(StrictModel):
     finetune: FinetuneConfig | None = None
     iterations: int = Field(default=1, ge=1)
     eval: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    threads: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
     def _consistent(self) -> PipelineConfig:

@@ -211,7 +211,9 @@ class AugmentConfig(StrictModel):
     @classmethod
     def _ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
         if not 0 < value[0] <= value[1]:
-            raise ValueError(f"scale_range must be [min, max] with 0 < min <= max, got {list(value)}")
+            raise ValueError(
+                f"scale_range must be [min, max] with 0 < min <= max, got {list(value)}"
+            )
         return value
 
     @field_validator("crop")
@@ -344,7 +346,9 @@ class TrainConfig(StrictModel):
         labels = [v.report_name for v in self.val]
         dup = sorted({n for n in labels if labels.count(n) > 1})
         if dup:
-            raise ValueError(f"val report names must be unique (give each a 'label'); repeated: {dup}")
+            raise ValueError(
+                f"val report names must be unique (give each a 'label'); repeated: {dup}"
+            )
         if sum(v.select for v in self.val) > 1:
             raise ValueError("at most one val entry may set 'select: true'")
         if self.finetune.enabled and not self.source_datasets:

@@ -60,7 +60,9 @@ class SegmentationAugment(nn.Module):
                 brightness=brightness, contrast=contrast, saturation=saturation, hue=hue, p=1.0
             )
 
-    def _one(self, image: torch.Tensor, label: torch.Tensor, out_hw: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _one(
+        self, image: torch.Tensor, label: torch.Tensor, out_hw: tuple[int, int]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Rescale, crop/pad and flip one ``(3, H, W)`` image and ``(H, W)`` label."""
         h, w = image.shape[-2:]
         lo, hi = self.scale_range
@@ -68,7 +70,9 @@ class SegmentationAugment(nn.Module):
         sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
         if (sh, sw) != (h, w):
             image = resize(image[None], (sh, sw), interpolation="bilinear", align_corners=False)[0]
-            label = resize(label[None, None].float(), (sh, sw), interpolation="nearest")[0, 0].long()
+            label = resize(label[None, None].float(), (sh, sw), interpolation="nearest")[
+                0, 0
+            ].long()
         ch, cw = out_hw
         pad_h, pad_w = max(0, ch - sh), max(0, cw - sw)
         if pad_h or pad_w:
@@ -82,7 +86,9 @@ class SegmentationAugment(nn.Module):
             image, label = image.flip(-1), label.flip(-1)
         return image, label
 
-    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, images: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Augment a batch.
 
         Args:
@@ -94,7 +100,9 @@ class SegmentationAugment(nn.Module):
             the same set of possible values, ``(h, w)`` = ``crop`` or ``(H, W)``.
         """
         if images.ndim != 4 or labels.ndim != 3 or images.shape[0] != labels.shape[0]:
-            raise ValueError(f"expected (B,3,H,W) images and (B,H,W) labels, got {tuple(images.shape)}, {tuple(labels.shape)}")
+            raise ValueError(
+                f"expected (B,3,H,W) images and (B,H,W) labels, got {tuple(images.shape)}, {tuple(labels.shape)}"
+            )
         out_hw = self.crop or (int(images.shape[-2]), int(images.shape[-1]))
         pairs = [self._one(images[i], labels[i], out_hw) for i in range(images.shape[0])]
         out_images = torch.stack([p[0] for p in pairs])

@@ -39,7 +39,11 @@ class HistoryCallback(L.Callback):
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or trainer.state.fn != "fit":
             return
-        entry: dict[str, Any] = {"stage": self.stage, "epoch": trainer.current_epoch, "step": trainer.global_step}
+        entry: dict[str, Any] = {
+            "stage": self.stage,
+            "epoch": trainer.current_epoch,
+            "step": trainer.global_step,
+        }
         if trainer.optimizers:
             groups = trainer.optimizers[0].param_groups
             entry["lr"] = [float(g["lr"]) for g in groups]

@@ -16,7 +16,9 @@ class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite."""
 
 
-def total_loss(parts: dict[str, torch.Tensor], *, step: int | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+def total_loss(
+    parts: dict[str, torch.Tensor], *, step: int | None = None
+) -> tuple[torch.Tensor, dict[str, float]]:
     """The ``"loss"`` entry of a model's loss dict and all entries as floats for logging.
 
     Args:

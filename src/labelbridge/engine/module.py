@@ -96,13 +96,18 @@ class SegmentationModule(L.LightningModule):
         self.taxonomy = Taxonomy.from_dict(taxonomy, origin="<checkpoint taxonomy>")
         self.model_spec = model_spec
         self.model = create_model(
-            model_spec, self.taxonomy.num_classes, weights=weights, reinit_classifier=reinit_classifier
+            model_spec,
+            self.taxonomy.num_classes,
+            weights=weights,
+            reinit_classifier=reinit_classifier,
         )
         self.optimizer_args = dict(optimizer)
         self.schedule_args = dict(schedule)
         self.augment = SegmentationAugment(**augment) if augment is not None else None
         self.val_sets = list(val_sets or [])
-        self._ontologies: list[Ontology | None] = [self._load_ontology(spec) for spec in self.val_sets]
+        self._ontologies: list[Ontology | None] = [
+            self._load_ontology(spec) for spec in self.val_sets
+        ]
         self._val_cms: list[ConfusionMatrix] = []
         #: Metrics of the last finished validation: ``{label: SegmentationMetrics.to_dict()}``.
         self.last_val_metrics: dict[str, dict[str, Any]] = {}
@@ -117,7 +122,10 @@ class SegmentationModule(L.LightningModule):
                 )
             return None
         onto = load_ontology(spec["ontology"])
-        if onto.source.num_classes != self.taxonomy.num_classes or onto.source.train_names != self.taxonomy.train_names:
+        if (
+            onto.source.num_classes != self.taxonomy.num_classes
+            or onto.source.train_names != self.taxonomy.train_names
+        ):
             raise ConfigError(
                 f"{onto.origin}: the mapping's source taxonomy {onto.source.name!r} is not the training "
                 f"taxonomy {self.taxonomy.name!r} (val set {spec['label']!r})"
@@ -137,17 +145,28 @@ class SegmentationModule(L.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = build_optimizer(self.model, **self.optimizer_args)
         total = int(self.trainer.estimated_stepping_batches)
-        epochs = self.trainer.max_epochs if self.trainer.max_epochs and self.trainer.max_epochs > 0 else 1
+        epochs = (
+            self.trainer.max_epochs
+            if self.trainer.max_epochs and self.trainer.max_epochs > 0
+            else 1
+        )
         per_epoch = max(1, total // epochs) if math.isfinite(total) else 1
-        scheduler = build_scheduler(optimizer, total_steps=total, steps_per_epoch=per_epoch, **self.schedule_args)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        scheduler = build_scheduler(
+            optimizer, total_steps=total, steps_per_epoch=per_epoch, **self.schedule_args
+        )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
 
     # ------------------------------------------------------------------ training
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """``(B, 3, H, W)`` float in ``[0, 1]`` -> ``(B, C, H, W)`` logits."""
         return self.model(images)
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> torch.Tensor:
         images, target = batch
         images = images.float() / 255.0
         if self.augment is not None:
@@ -160,7 +179,9 @@ class SegmentationModule(L.LightningModule):
     # ------------------------------------------------------------------ validation
     def on_validation_epoch_start(self) -> None:
         self._val_cms = [
-            ConfusionMatrix(spec["num_classes"], class_names=spec["class_names"], device=self.device)
+            ConfusionMatrix(
+                spec["num_classes"], class_names=spec["class_names"], device=self.device
+            )
             for spec in self.val_sets
         ]
 
@@ -189,11 +210,17 @@ class SegmentationModule(L.LightningModule):
                 self.log(f"val/{label}/IoU/{name}", float(iou))
         if self.val_sets:
             select = self.val_sets[self.select_index]["label"]
-            self.log(SELECT_METRIC, float(results[select]["miou"] if results[select]["miou"] is not None else math.nan))
+            self.log(
+                SELECT_METRIC,
+                float(results[select]["miou"] if results[select]["miou"] is not None else math.nan),
+            )
         self.last_val_metrics = results
 
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["labelbridge"] = checkpoint_meta(
-            self.model_spec, self.taxonomy.num_classes, self.taxonomy, **model_meta_extra(self.model)
+            self.model_spec,
+            self.taxonomy.num_classes,
+            self.taxonomy,
+            **model_meta_extra(self.model),
         )

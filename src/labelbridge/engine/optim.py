@@ -131,7 +131,9 @@ def build_scheduler(
     """A per-step ``LambdaLR`` following :func:`lr_factor`; warm-up lasts
     ``warmup_steps + warmup_epochs * steps_per_epoch`` steps."""
     warmup = warmup_steps + warmup_epochs * steps_per_epoch
-    lr_factor(0, name=name, total_steps=total_steps, steps_per_epoch=steps_per_epoch)  # validates name
+    lr_factor(
+        0, name=name, total_steps=total_steps, steps_per_epoch=steps_per_epoch
+    )  # validates name
     milestones = tuple(milestones)
 
     def factor(step: int) -> float:

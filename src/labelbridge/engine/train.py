@@ -108,11 +108,17 @@ def build_train_sets(
     for entry in entries:
         reader = create_dataset(entry.name, entry.root, entry.split, on_error=entry.on_error)
         labels = entry.pseudo_dir if entry.pseudo_dir is not None else "gt"
-        sets.append(SegmentationTorchDataset(reader, taxonomy=taxonomy, labels=labels, resize=resize, limit=entry.limit))
+        sets.append(
+            SegmentationTorchDataset(
+                reader, taxonomy=taxonomy, labels=labels, resize=resize, limit=entry.limit
+            )
+        )
     return sets
 
 
-def build_val_sets(cfg: TrainConfig, *, taxonomy: Taxonomy) -> tuple[list[SegmentationTorchDataset], list[dict[str, Any]]]:
+def build_val_sets(
+    cfg: TrainConfig, *, taxonomy: Taxonomy
+) -> tuple[list[SegmentationTorchDataset], list[dict[str, Any]]]:
     """Validation datasets (targets in each set's own taxonomy) and their
     :func:`~labelbridge.engine.module.val_set_spec` descriptions.
 
@@ -134,10 +140,17 @@ def build_val_sets(cfg: TrainConfig, *, taxonomy: Taxonomy) -> tuple[list[Segmen
                 )
             target_taxonomy = reader.taxonomy
         datasets.append(
-            SegmentationTorchDataset(reader, taxonomy=target_taxonomy, labels="gt", resize=cfg.resize, limit=entry.limit)
+            SegmentationTorchDataset(
+                reader, taxonomy=target_taxonomy, labels="gt", resize=cfg.resize, limit=entry.limit
+            )
         )
         specs.append(
-            val_set_spec(label=entry.report_name, taxonomy=target_taxonomy, ontology=entry.ontology, select=i == select)
+            val_set_spec(
+                label=entry.report_name,
+                taxonomy=target_taxonomy,
+                ontology=entry.ontology,
+                select=i == select,
+            )
         )
     return datasets, specs
 
@@ -192,16 +205,30 @@ class SegmentationDataModule(L.LightningDataModule):
         sizes = [len(d) for d in self.train_sets]
         steps = self.steps_per_epoch or max(1, sum(sizes) // (self.batch_size * world))
         sampler = WeightedDatasetSampler(
-            sizes, self.weights, num_samples=steps * self.batch_size * world, seed=self.seed, rank=rank, world_size=world
+            sizes,
+            self.weights,
+            num_samples=steps * self.batch_size * world,
+            seed=self.seed,
+            rank=rank,
+            world_size=world,
         )
         return DataLoader(
-            ConcatDataset(self.train_sets), batch_size=self.batch_size, sampler=sampler, drop_last=True, **self._loader_kwargs()
+            ConcatDataset(self.train_sets),
+            batch_size=self.batch_size,
+            sampler=sampler,
+            drop_last=True,
+            **self._loader_kwargs(),
         )
 
     def val_dataloader(self) -> list[DataLoader]:
         rank, world = self._rank_world()
         return [
-            DataLoader(ds, batch_size=self.val_batch_size, sampler=ShardSampler(len(ds), rank=rank, world_size=world), **self._loader_kwargs())
+            DataLoader(
+                ds,
+                batch_size=self.val_batch_size,
+                sampler=ShardSampler(len(ds), rank=rank, world_size=world),
+                **self._loader_kwargs(),
+            )
             for ds in self.val_sets
         ]
 
@@ -276,7 +303,9 @@ def load_module_weights(module: SegmentationModule, path: Path) -> None:
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise CheckpointError(f"{path}: does not match model {module.model_spec!r}: {exc}") from None
+        raise CheckpointError(
+            f"{path}: does not match model {module.model_spec!r}: {exc}"
+        ) from None
 
 
 def _history_of(checkpoint: Path) -> list[dict[str, Any]]:
@@ -287,7 +316,9 @@ def _history_of(checkpoint: Path) -> list[dict[str, Any]]:
     return []
 
 
-def metrics_from_logged(logged: dict[str, Any], val_specs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def metrics_from_logged(
+    logged: dict[str, Any], val_specs: list[dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
     """Per-val-set summaries from the values the module logged (``trainer.callback_metrics``)."""
 
     def num(key: str) -> float | None:
@@ -332,15 +363,35 @@ def _run_stage(
     )
     # the latest state after every validation, for resuming (Lightning's save_last only
     # writes when a new best was saved)
-    latest = ModelCheckpoint(dirpath=ckpt_dir, filename=LAST_NAME, monitor=None, save_top_k=1, enable_version_counter=False)
-    cbs: list[L.Callback] = [HistoryCallback(stage), LearningRateMonitor(logging_interval="step"), checkpoint, latest]
+    latest = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename=LAST_NAME,
+        monitor=None,
+        save_top_k=1,
+        enable_version_counter=False,
+    )
+    cbs: list[L.Callback] = [
+        HistoryCallback(stage),
+        LearningRateMonitor(logging_interval="step"),
+        checkpoint,
+        latest,
+    ]
     if cfg.early_stopping.enabled:
         cbs.append(
-            EarlyStopping(monitor=SELECT_METRIC, mode="max", patience=patience, min_delta=cfg.early_stopping.min_delta)
+            EarlyStopping(
+                monitor=SELECT_METRIC,
+                mode="max",
+                patience=patience,
+                min_delta=cfg.early_stopping.min_delta,
+            )
         )
     loggers = [
-        TensorBoardLogger(save_dir=stage_dir, name="logs", version="tensorboard", default_hp_metric=False),
-        CSVLogger(save_dir=stage_dir, name="logs", version="csv"),
+        TensorBoardLogger(
+            save_dir=stage_dir, name="logs", version="tensorboard", default_hp_metric=False
+        ),
+        CSVLogger(
+            save_dir=stage_dir, name="logs", version=_fresh_version(stage_dir / "logs", "csv")
+        ),
     ]
     trainer = L.Trainer(
         **_trainer_kwargs(cfg),
@@ -358,18 +409,38 @@ def _run_stage(
         log.info("%s: resuming from %s", stage, resume)
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
     if trainer.interrupted:
-        raise RuntimeError(f"stage {stage!r} was interrupted; run again with the same output folder to resume")
+        raise RuntimeError(
+            f"stage {stage!r} was interrupted; run again with the same output folder to resume"
+        )
     if not checkpoint.best_model_path:
         raise RuntimeError(f"stage {stage!r} saved no checkpoint (did validation run?)")
     best_path = Path(checkpoint.best_model_path)
     history = _history_of(last) if last.is_file() else []
     if trainer.is_global_zero:
-        scores = [h[SELECT_METRIC] for h in history if SELECT_METRIC in h and not math.isnan(h[SELECT_METRIC])]
+        scores = [
+            h[SELECT_METRIC]
+            for h in history
+            if SELECT_METRIC in h and not math.isnan(h[SELECT_METRIC])
+        ]
         write_stage_marker(
             stage_dir,
-            {"best_checkpoint": str(best_path), "best_score": max(scores) if scores else None, "history": history},
+            {
+                "best_checkpoint": str(best_path),
+                "best_score": max(scores) if scores else None,
+                "history": history,
+            },
         )
     return best_path, history
+
+
+def _fresh_version(folder: Path, stem: str) -> str:
+    """``stem``, or ``stem_1``, ``stem_2``, ... whichever does not exist yet (a resumed
+    stage writes its CSV log next to the earlier one instead of replacing it)."""
+    name, n = stem, 0
+    while (folder / name).exists():
+        n += 1
+        name = f"{stem}_{n}"
+    return name
 
 
 def _copy_atomic(src: Path, dst: Path) -> None:
@@ -428,7 +499,9 @@ def run_training(
         history += marker.get("history", [])
     else:
         L.seed_everything(cfg.seed, workers=True)
-        module = build_module(cfg, taxonomy=taxonomy, val_specs=val_specs, weights=cfg.model.weights)
+        module = build_module(
+            cfg, taxonomy=taxonomy, val_specs=val_specs, weights=cfg.model.weights
+        )
         best, stage_history = _run_stage(
             cfg,
             stage=STAGE_TRAIN,
@@ -452,7 +525,11 @@ def run_training(
         else:
             L.seed_everything(cfg.seed + 1, workers=True)
             module = build_module(
-                cfg, taxonomy=taxonomy, val_specs=val_specs, lr_factor=cfg.finetune.lr_factor, warmup=False
+                cfg,
+                taxonomy=taxonomy,
+                val_specs=val_specs,
+                lr_factor=cfg.finetune.lr_factor,
+                warmup=False,
             )
             load_module_weights(module, best)
             final_source, stage_history = _run_stage(
@@ -469,10 +546,14 @@ def run_training(
     final = out / FINAL_CHECKPOINT
     if is_global_zero():
         _copy_atomic(final_source, final)
-    metrics = validate_checkpoint(cfg, final_source, taxonomy=taxonomy, val_sets=val_sets, val_specs=val_specs)
+    metrics = validate_checkpoint(
+        cfg, final_source, taxonomy=taxonomy, val_sets=val_sets, val_specs=val_specs
+    )
     if is_global_zero():
         write_json_atomic(out / METRICS_FILE, {"checkpoint": str(final), "metrics": metrics})
-    return TrainResult(best_checkpoint=best, final_checkpoint=final, metrics=metrics, history=history, out_dir=out)
+    return TrainResult(
+        best_checkpoint=best, final_checkpoint=final, metrics=metrics, history=history, out_dir=out
+    )
 
 
 def is_global_zero() -> bool:

@@ -102,12 +102,20 @@ class TinySegNet(SegmentationModel):
         super().__init__(num_classes, size_divisor=4)
         self.width = width
         self.stem = nn.Sequential(
-            nn.Conv2d(3, width, 3, stride=2, padding=1), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
-            nn.Conv2d(width, width, 3, stride=2, padding=1), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
+            nn.Conv2d(3, width, 3, stride=2, padding=1),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(width, width, 3, stride=2, padding=1),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
         )
         self.context = nn.Sequential(
-            nn.Conv2d(width, width, 3, padding=2, dilation=2), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
-            nn.Conv2d(width, width, 3, padding=4, dilation=4), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
+            nn.Conv2d(width, width, 3, padding=2, dilation=2),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(width, width, 3, padding=4, dilation=4),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
         )
         self.aux_head = nn.Conv2d(width, num_classes, 1)
         self.head = nn.Conv2d(width, num_classes, 1)

@@ -64,7 +64,9 @@ class LoadedModel:
     meta: dict[str, Any]
 
 
-def checkpoint_meta(spec: str, num_classes: int, taxonomy: Taxonomy, **extra: Any) -> dict[str, Any]:
+def checkpoint_meta(
+    spec: str, num_classes: int, taxonomy: Taxonomy, **extra: Any
+) -> dict[str, Any]:
     """The ``"labelbridge"`` entry of a checkpoint.
 
     Args:
@@ -119,7 +121,9 @@ def save_checkpoint(
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    meta = checkpoint_meta(spec, model.num_classes, taxonomy, **model_meta_extra(model), **(extra or {}))
+    meta = checkpoint_meta(
+        spec, model.num_classes, taxonomy, **model_meta_extra(model), **(extra or {})
+    )
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
@@ -137,7 +141,9 @@ def _meta_field(meta: dict[str, Any], key: str, kind: type, origin: Path) -> Any
         raise CheckpointError(f"{origin}: checkpoint entry {META_KEY!r} lacks {key!r}")
     value = meta[key]
     if not isinstance(value, kind):
-        raise CheckpointError(f"{origin}: {META_KEY}.{key} must be {kind.__name__}, got {type(value).__name__}")
+        raise CheckpointError(
+            f"{origin}: {META_KEY}.{key} must be {kind.__name__}, got {type(value).__name__}"
+        )
     return value
 
 
@@ -146,11 +152,15 @@ def _from_meta(pfile: ParameterFile) -> LoadedModel:
     origin = pfile.path
     version = meta.get("format_version")
     if version != FORMAT_VERSION:
-        raise CheckpointError(f"{origin}: checkpoint format_version {version!r} not supported (expected {FORMAT_VERSION})")
+        raise CheckpointError(
+            f"{origin}: checkpoint format_version {version!r} not supported (expected {FORMAT_VERSION})"
+        )
     spec = _meta_field(meta, "model_spec", str, origin)
     num_classes = _meta_field(meta, "num_classes", int, origin)
     try:
-        taxonomy = Taxonomy.from_dict(_meta_field(meta, "taxonomy", dict, origin), origin=f"{origin} (taxonomy)")
+        taxonomy = Taxonomy.from_dict(
+            _meta_field(meta, "taxonomy", dict, origin), origin=f"{origin} (taxonomy)"
+        )
     except UserError as exc:
         raise CheckpointError(f"{origin}: stored taxonomy is invalid: {exc}") from None
     if taxonomy.num_classes != num_classes:
@@ -158,14 +168,18 @@ def _from_meta(pfile: ParameterFile) -> LoadedModel:
             f"{origin}: num_classes {num_classes} differs from the stored taxonomy's {taxonomy.num_classes} classes"
         )
     if HF_CONFIG_KEY in meta:
-        model: SegmentationModel = hf_model_from_config_dict(meta[HF_CONFIG_KEY], num_classes, origin=str(origin))
+        model: SegmentationModel = hf_model_from_config_dict(
+            meta[HF_CONFIG_KEY], num_classes, origin=str(origin)
+        )
     else:
         try:
             model = create_model(spec, num_classes)
         except CheckpointError:
             raise
         except UserError as exc:  # unknown name or options
-            raise CheckpointError(f"{origin}: stored model spec {spec!r} cannot be built: {exc}") from None
+            raise CheckpointError(
+                f"{origin}: stored model spec {spec!r} cannot be built: {exc}"
+            ) from None
     load_state_dict_checked(model, pfile.state_dict, origin=str(origin))
     return LoadedModel(model=model.eval(), taxonomy=taxonomy, spec=spec, meta=meta)
 
@@ -199,7 +213,11 @@ def import_state_dict(
                 f"{p}: a plain state dict of unknown layout; give the model spec (e.g. --spec espnetv2:s=2.0)"
             )
         spec = published.spec
-    tax = taxonomy if isinstance(taxonomy, Taxonomy) else load_taxonomy(taxonomy or PUBLISHED_TAXONOMY)
+    tax = (
+        taxonomy
+        if isinstance(taxonomy, Taxonomy)
+        else load_taxonomy(taxonomy or PUBLISHED_TAXONOMY)
+    )
     num_classes = tax.num_classes
     parsed = parse_spec(spec)
     if published is not None and parsed.name == "espnetv2" and "background" not in parsed.options:
@@ -239,5 +257,11 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
             "ESPNetv2 file; import plain state dicts with 'labelbridge models import --spec ... --taxonomy ...'"
         )
     loaded.model.to(map_location)
-    log.info("%s: %s, %d classes of taxonomy %r", p, loaded.spec, loaded.taxonomy.num_classes, loaded.taxonomy.name)
+    log.info(
+        "%s: %s, %d classes of taxonomy %r",
+        p,
+        loaded.spec,
+        loaded.taxonomy.num_classes,
+        loaded.taxonomy.name,
+    )
     return loaded

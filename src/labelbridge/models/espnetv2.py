@@ -102,7 +102,14 @@ class ConvBNAct(nn.Module):
         super().__init__()
         pad = (kernel - 1) // 2 * dilation
         self.conv = nn.Conv2d(
-            in_ch, out_ch, kernel, stride=stride, padding=pad, dilation=dilation, groups=groups, bias=False
+            in_ch,
+            out_ch,
+            kernel,
+            stride=stride,
+            padding=pad,
+            dilation=dilation,
+            groups=groups,
+            bias=False,
         )
         self.bn = nn.BatchNorm2d(out_ch) if bn else None
         self.act = nn.PReLU(out_ch) if act else None
@@ -193,7 +200,13 @@ class EESP(nn.Module):
     """
 
     def __init__(
-        self, in_ch: int, out_ch: int, *, stride: int = 1, branches: int = EESP_BRANCHES, receptive_limit: int
+        self,
+        in_ch: int,
+        out_ch: int,
+        *,
+        stride: int = 1,
+        branches: int = EESP_BRANCHES,
+        receptive_limit: int,
     ) -> None:
         super().__init__()
         if out_ch % branches:
@@ -318,7 +331,9 @@ class GatedProjection(nn.Module):
 
     def __init__(self, in_ch: int, out_ch: int) -> None:
         super().__init__()
-        self.wt_layer = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(in_ch, out_ch, 1, bias=False), nn.Sigmoid())
+        self.wt_layer = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Conv2d(in_ch, out_ch, 1, bias=False), nn.Sigmoid()
+        )
         self.expansion_layer = SeqConvBNAct(in_ch, out_ch, kernel=3, groups=math.gcd(in_ch, out_ch))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -340,9 +355,13 @@ class ESPNetv2Encoder(nn.Module):
         self.level1 = ConvBNAct(3, c1, kernel=3, stride=2)
         self.level2_0 = StridedEESP(c1, c2, receptive_limit=lim[0])
         self.level3_0 = StridedEESP(c2, c3, receptive_limit=lim[1])
-        self.level3 = nn.ModuleList(EESP(c3, c3, receptive_limit=lim[2]) for _ in range(LEVEL_REPEATS[0]))
+        self.level3 = nn.ModuleList(
+            EESP(c3, c3, receptive_limit=lim[2]) for _ in range(LEVEL_REPEATS[0])
+        )
         self.level4_0 = StridedEESP(c3, c4, receptive_limit=lim[3])
-        self.level4 = nn.ModuleList(EESP(c4, c4, receptive_limit=lim[4]) for _ in range(LEVEL_REPEATS[1]))
+        self.level4 = nn.ModuleList(
+            EESP(c4, c4, receptive_limit=lim[4]) for _ in range(LEVEL_REPEATS[1])
+        )
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """``(B, 3, H, W)`` normalised -> feature maps at strides 2, 4, 8, 16."""
@@ -373,10 +392,14 @@ class ESPNetv2(SegmentationModel):
 
     classifier_prefixes = (CLASSIFIER_PREFIX,)
 
-    def __init__(self, num_classes: int, *, s: float = 2.0, background_channel: bool = False) -> None:
+    def __init__(
+        self, num_classes: int, *, s: float = 2.0, background_channel: bool = False
+    ) -> None:
         super().__init__(num_classes, size_divisor=ESPNET_SIZE_DIVISOR)
         if s not in ENCODER_WIDTHS:
-            raise ValueError(f"ESPNetv2 width s={s} not supported; choose from {sorted(ENCODER_WIDTHS)}")
+            raise ValueError(
+                f"ESPNetv2 width s={s} not supported; choose from {sorted(ENCODER_WIDTHS)}"
+            )
         self.s = s
         self.background_channel = background_channel
         widths = ENCODER_WIDTHS[s]

@@ -45,16 +45,48 @@ SEGFORMER_VARIANTS: dict[str, dict[str, Any]] = {
     "b0": {"hidden_sizes": [32, 64, 160, 256], "depths": [2, 2, 2, 2], "decoder_hidden_size": 256},
     "b1": {"hidden_sizes": [64, 128, 320, 512], "depths": [2, 2, 2, 2], "decoder_hidden_size": 256},
     "b2": {"hidden_sizes": [64, 128, 320, 512], "depths": [3, 4, 6, 3], "decoder_hidden_size": 768},
-    "b3": {"hidden_sizes": [64, 128, 320, 512], "depths": [3, 4, 18, 3], "decoder_hidden_size": 768},
-    "b4": {"hidden_sizes": [64, 128, 320, 512], "depths": [3, 8, 27, 3], "decoder_hidden_size": 768},
-    "b5": {"hidden_sizes": [64, 128, 320, 512], "depths": [3, 6, 40, 3], "decoder_hidden_size": 768},
+    "b3": {
+        "hidden_sizes": [64, 128, 320, 512],
+        "depths": [3, 4, 18, 3],
+        "decoder_hidden_size": 768,
+    },
+    "b4": {
+        "hidden_sizes": [64, 128, 320, 512],
+        "depths": [3, 8, 27, 3],
+        "decoder_hidden_size": 768,
+    },
+    "b5": {
+        "hidden_sizes": [64, 128, 320, 512],
+        "depths": [3, 6, 40, 3],
+        "decoder_hidden_size": 768,
+    },
 }
 #: Swin-T/S/B/L backbone sizes (Liu et al., ICCV 2021) as used by Mask2Former.
 SWIN_VARIANTS: dict[str, dict[str, Any]] = {
-    "swin-t": {"embed_dim": 96, "depths": [2, 2, 6, 2], "num_heads": [3, 6, 12, 24], "window_size": 7},
-    "swin-s": {"embed_dim": 96, "depths": [2, 2, 18, 2], "num_heads": [3, 6, 12, 24], "window_size": 7},
-    "swin-b": {"embed_dim": 128, "depths": [2, 2, 18, 2], "num_heads": [4, 8, 16, 32], "window_size": 12},
-    "swin-l": {"embed_dim": 192, "depths": [2, 2, 18, 2], "num_heads": [6, 12, 24, 48], "window_size": 12},
+    "swin-t": {
+        "embed_dim": 96,
+        "depths": [2, 2, 6, 2],
+        "num_heads": [3, 6, 12, 24],
+        "window_size": 7,
+    },
+    "swin-s": {
+        "embed_dim": 96,
+        "depths": [2, 2, 18, 2],
+        "num_heads": [3, 6, 12, 24],
+        "window_size": 7,
+    },
+    "swin-b": {
+        "embed_dim": 128,
+        "depths": [2, 2, 18, 2],
+        "num_heads": [4, 8, 16, 32],
+        "window_size": 12,
+    },
+    "swin-l": {
+        "embed_dim": 192,
+        "depths": [2, 2, 18, 2],
+        "num_heads": [6, 12, 24, 48],
+        "window_size": 12,
+    },
 }
 #: ConvNeXt backbone sizes (Liu et al., CVPR 2022) for UperNet.
 CONVNEXT_VARIANTS: dict[str, dict[str, Any]] = {
@@ -66,14 +98,18 @@ def _variant(table: dict[str, dict[str, Any]], variant: str, family: str) -> dic
     try:
         return dict(table[variant])
     except KeyError:
-        raise UserError(f"unknown {family} variant {variant!r}; valid: {', '.join(table)}") from None
+        raise UserError(
+            f"unknown {family} variant {variant!r}; valid: {', '.join(table)}"
+        ) from None
 
 
 def segformer_config(variant: str, num_classes: int) -> Any:
     """``SegformerConfig`` of MiT-``variant`` (``"b0"`` .. ``"b5"``) with ``num_classes`` labels."""
     from transformers import SegformerConfig
 
-    return SegformerConfig(num_labels=num_classes, **_variant(SEGFORMER_VARIANTS, variant, "segformer"))
+    return SegformerConfig(
+        num_labels=num_classes, **_variant(SEGFORMER_VARIANTS, variant, "segformer")
+    )
 
 
 def mask2former_config(variant: str, num_classes: int) -> Any:
@@ -81,7 +117,9 @@ def mask2former_config(variant: str, num_classes: int) -> Any:
     and the library's default (published) decoder sizes: 100 queries, 256 hidden."""
     from transformers import Mask2FormerConfig, SwinConfig
 
-    swin = SwinConfig(out_features=list(PYRAMID_STAGES), **_variant(SWIN_VARIANTS, variant, "mask2former"))
+    swin = SwinConfig(
+        out_features=list(PYRAMID_STAGES), **_variant(SWIN_VARIANTS, variant, "mask2former")
+    )
     return Mask2FormerConfig(backbone_config=swin, num_labels=num_classes)
 
 
@@ -92,7 +130,9 @@ def upernet_config(variant: str, num_classes: int) -> Any:
     sizes = _variant(CONVNEXT_VARIANTS, variant, "upernet")
     backbone = ConvNextConfig(out_features=list(PYRAMID_STAGES), **sizes)
     return UperNetConfig(
-        backbone_config=backbone, num_labels=num_classes, auxiliary_in_channels=sizes["hidden_sizes"][2]
+        backbone_config=backbone,
+        num_labels=num_classes,
+        auxiliary_in_channels=sizes["hidden_sizes"][2],
     )
 
 
@@ -114,7 +154,9 @@ class HFSegmentationModel(SegmentationModel):
         super().__init__(num_classes, size_divisor=HF_SIZE_DIVISOR)
         labels = hf_model.config.num_labels
         if labels != num_classes:
-            raise ValueError(f"{type(hf_model).__name__} has {labels} labels, expected {num_classes}")
+            raise ValueError(
+                f"{type(hf_model).__name__} has {labels} labels, expected {num_classes}"
+            )
         self.hf = hf_model
 
     @classmethod
@@ -238,7 +280,8 @@ class Mask2FormerSegmentation(HFSegmentationModel):
 
 
 HF_WRAPPERS: dict[str, type[HFSegmentationModel]] = {
-    cls.model_type: cls for cls in (SegformerSegmentation, Mask2FormerSegmentation, UperNetSegmentation)
+    cls.model_type: cls
+    for cls in (SegformerSegmentation, Mask2FormerSegmentation, UperNetSegmentation)
 }
 
 
@@ -252,7 +295,9 @@ def _wrapper_for(model_type: str, origin: str) -> type[HFSegmentationModel]:
         ) from None
 
 
-def hf_model_from_config_dict(config: dict[str, Any], num_classes: int, *, origin: str = "<config>") -> HFSegmentationModel:
+def hf_model_from_config_dict(
+    config: dict[str, Any], num_classes: int, *, origin: str = "<config>"
+) -> HFSegmentationModel:
     """Rebuild a wrapper (random weights) from :meth:`HFSegmentationModel.hf_config_dict` data.
 
     Raises:
@@ -265,7 +310,9 @@ def hf_model_from_config_dict(config: dict[str, Any], num_classes: int, *, origi
     fields = {k: v for k, v in config.items() if k != "model_type"}
     cfg = AutoConfig.for_model(model_type, **fields)
     if cfg.num_labels != num_classes:
-        raise CheckpointError(f"{origin}: the stored model config has {cfg.num_labels} labels, expected {num_classes}")
+        raise CheckpointError(
+            f"{origin}: the stored model config has {cfg.num_labels} labels, expected {num_classes}"
+        )
     return wrapper.from_config(cfg)
 
 
@@ -285,7 +332,9 @@ def hf_from_pretrained(source: str, num_classes: int) -> HFSegmentationModel:
         config = AutoConfig.from_pretrained(source, local_files_only=local)
     except (OSError, ValueError) as exc:
         where = "local folder" if local else "hub id (needs the internet) or folder"
-        raise CheckpointError(f"{source}: cannot read a Hugging Face model config from this {where}: {exc}") from None
+        raise CheckpointError(
+            f"{source}: cannot read a Hugging Face model config from this {where}: {exc}"
+        ) from None
     wrapper = _wrapper_for(config.model_type, source)
     if config.num_labels != num_classes:
         log.info(
@@ -300,6 +349,7 @@ def hf_from_pretrained(source: str, num_classes: int) -> HFSegmentationModel:
             source, num_labels=num_classes, ignore_mismatched_sizes=True, local_files_only=local
         )
     except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{source}: cannot load the Hugging Face model weights: {exc}") from None
+        raise CheckpointError(
+            f"{source}: cannot load the Hugging Face model weights: {exc}"
+        ) from None
     return wrapper(num_classes, hf_model=hf_model)
-

@@ -20,7 +20,13 @@ def image_to_tensor(image: np.ndarray) -> torch.Tensor:
     """
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).unsqueeze(0).float() / UINT8_MAX
+    return (
+        torch.from_numpy(np.require(image, requirements=["C", "W"]))
+        .permute(2, 0, 1)
+        .unsqueeze(0)
+        .float()
+        / UINT8_MAX
+    )
 
 
 @torch.no_grad()
@@ -30,7 +36,7 @@ def predict_logits(
     *,
     input_size: tuple[int, int] | None = None,
 ) -> torch.Tensor:
-    """Logits at the images' native size.
+    """Logits at the images' native size, computed without gradients.
 
     Args:
         model: a zoo model (its train/eval mode is left as it is; call ``.eval()``).

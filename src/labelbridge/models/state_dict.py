@@ -38,7 +38,11 @@ LIGHTNING_MARKERS: tuple[str, ...] = ("pytorch-lightning_version", "global_step"
 MAX_LISTED_KEYS: int = 12
 
 #: Keys that identify a published EdgeNets ESPNetv2 segmentation file.
-_ESPNET_MARKERS = ("base_net.level1.conv.weight", "base_net.level4_0.act.weight", CLASSIFIER_PREFIX + "weight")
+_ESPNET_MARKERS = (
+    "base_net.level1.conv.weight",
+    "base_net.level4_0.act.weight",
+    CLASSIFIER_PREFIX + "weight",
+)
 #: A key that identifies a published EdgeNets DiCENet segmentation file.
 _DICENET_MARKER = "base_net.level1.cbr.0.weight"
 
@@ -75,7 +79,9 @@ def torch_load(path: str | Path, *, map_location: str | torch.device = "cpu") ->
     try:
         return torch.load(p, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError:
-        log.info("%s: holds non-tensor Python objects; unpickling fully (load only files you trust)", p)
+        log.info(
+            "%s: holds non-tensor Python objects; unpickling fully (load only files you trust)", p
+        )
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise CheckpointError(f"{p}: not a PyTorch checkpoint or truncated: {exc}") from None
     try:
@@ -85,12 +91,16 @@ def torch_load(path: str | Path, *, map_location: str | torch.device = "cpu") ->
 
 
 def _is_state_dict(obj: Any) -> bool:
-    return isinstance(obj, dict) and bool(obj) and all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
+    return (
+        isinstance(obj, dict)
+        and bool(obj)
+        and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
     )
 
 
-def read_parameter_file(path: str | Path, *, map_location: str | torch.device = "cpu") -> ParameterFile:
+def read_parameter_file(
+    path: str | Path, *, map_location: str | torch.device = "cpu"
+) -> ParameterFile:
     """Read a labelbridge, Lightning or plain state-dict file.
 
     Raises:
@@ -106,7 +116,11 @@ def read_parameter_file(path: str | Path, *, map_location: str | torch.device = 
         if meta is not None and not isinstance(meta, dict):
             raise CheckpointError(f"{p}: {META_KEY!r} entry is not a mapping")
         if any(k in obj for k in LIGHTNING_MARKERS):
-            model_keys = {k[len(LIGHTNING_MODEL_PREFIX) :]: v for k, v in state.items() if k.startswith(LIGHTNING_MODEL_PREFIX)}
+            model_keys = {
+                k[len(LIGHTNING_MODEL_PREFIX) :]: v
+                for k, v in state.items()
+                if k.startswith(LIGHTNING_MODEL_PREFIX)
+            }
             if not model_keys:
                 raise CheckpointError(
                     f"{p}: Lightning checkpoint without {LIGHTNING_MODEL_PREFIX!r} keys; "
@@ -119,8 +133,14 @@ def read_parameter_file(path: str | Path, *, map_location: str | torch.device = 
         return ParameterFile(dict(state), meta, "labelbridge" if meta is not None else "plain", p)
     if _is_state_dict(obj):
         return ParameterFile(dict(obj), None, "plain", p)
-    what = f"a dict with keys {sorted(map(str, obj))[:8]}" if isinstance(obj, dict) else type(obj).__name__
-    raise CheckpointError(f"{p}: not a checkpoint: expected a state dict or a dict with {STATE_KEY!r}, got {what}")
+    what = (
+        f"a dict with keys {sorted(map(str, obj))[:8]}"
+        if isinstance(obj, dict)
+        else type(obj).__name__
+    )
+    raise CheckpointError(
+        f"{p}: not a checkpoint: expected a state dict or a dict with {STATE_KEY!r}, got {what}"
+    )
 
 
 @dataclass
@@ -136,7 +156,9 @@ class PublishedModel:
     head_channels: int
 
 
-def published_espnetv2(state_dict: dict[str, torch.Tensor], *, origin: str = "<state dict>") -> PublishedModel | None:
+def published_espnetv2(
+    state_dict: dict[str, torch.Tensor], *, origin: str = "<state dict>"
+) -> PublishedModel | None:
     """Recognise a published EdgeNets ESPNetv2 segmentation state dict.
 
     The width ``s`` is read off the encoder widths (level1..level4 PReLU sizes), the class
@@ -146,7 +168,9 @@ def published_espnetv2(state_dict: dict[str, torch.Tensor], *, origin: str = "<s
         CheckpointError: a DiCENet file, or ESPNetv2 keys with widths of no known ``s``.
     """
     if _DICENET_MARKER in state_dict:
-        raise CheckpointError(f"{origin}: this is a published DiCENet file; DiCENet is not implemented in labelbridge")
+        raise CheckpointError(
+            f"{origin}: this is a published DiCENet file; DiCENet is not implemented in labelbridge"
+        )
     if not all(k in state_dict for k in _ESPNET_MARKERS):
         return None
     widths = (
@@ -197,7 +221,8 @@ def load_state_dict_checked(
     prefixes = tuple(getattr(model, "classifier_prefixes", ()))
 
     def is_classifier(key: str) -> bool:
-        return reinit_classifier and key.startswith(prefixes) if prefixes else False
+        """Whether ``key`` may be re-initialised instead of loaded."""
+        return reinit_classifier and bool(prefixes) and key.startswith(prefixes)
 
     missing = [k for k in own if k not in state_dict]
     unexpected = [k for k in state_dict if k not in own]
@@ -215,15 +240,26 @@ def load_state_dict_checked(
         if bad_unexpected:
             parts.append(f"unexpected keys ({len(bad_unexpected)}): {_listed(bad_unexpected)}")
         if bad_shapes:
-            shapes = [f"{k} file {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}" for k in bad_shapes]
+            shapes = [
+                f"{k} file {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
+                for k in bad_shapes
+            ]
             parts.append(f"shape mismatches ({len(bad_shapes)}): {_listed(shapes)}")
-        if not reinit_classifier and prefixes and all(k.startswith(prefixes) for k in bad_missing + bad_shapes + bad_unexpected):
-            parts.append("only the classifier differs: pass reinit_classifier=True to re-initialise it")
+        if (
+            not reinit_classifier
+            and prefixes
+            and all(k.startswith(prefixes) for k in bad_missing + bad_shapes + bad_unexpected)
+        ):
+            parts.append(
+                "only the classifier differs: pass reinit_classifier=True to re-initialise it"
+            )
         raise CheckpointError("; ".join(parts))
     loadable = {k: v for k, v in state_dict.items() if k in own and k not in reinit}
     result = model.load_state_dict(loadable, strict=not reinit)
     if reinit:
-        log.info("%s: re-initialised %d classifier tensors: %s", origin, len(reinit), ", ".join(reinit))
+        log.info(
+            "%s: re-initialised %d classifier tensors: %s", origin, len(reinit), ", ".join(reinit)
+        )
         if set(result.missing_keys) != set(reinit):
             raise CheckpointError(f"{origin}: unexpected missing keys {result.missing_keys}")
     return reinit

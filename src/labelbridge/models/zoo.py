@@ -84,7 +84,9 @@ def parse_spec(spec: str) -> ModelSpec:
     name, _, rest = text.partition(":")
     name = name.strip().lower()
     if name not in MODELS:
-        raise UserError(f"unknown model {name or spec!r} in spec {spec!r}; valid names: {', '.join(MODELS)}")
+        raise UserError(
+            f"unknown model {name or spec!r} in spec {spec!r}; valid names: {', '.join(MODELS)}"
+        )
     if name == "hf":
         if not rest.strip():
             raise UserError(f"model spec {spec!r}: write hf:<hub id or local folder>")
@@ -119,7 +121,9 @@ def _build_tiny(num_classes: int, options: dict[str, str]) -> SegmentationModel:
     try:
         width = int(options.get("width", "16"))
     except ValueError:
-        raise UserError(f"model 'tiny': width must be an integer, got {options['width']!r}") from None
+        raise UserError(
+            f"model 'tiny': width must be an integer, got {options['width']!r}"
+        ) from None
     if width < 1:
         raise UserError(f"model 'tiny': width must be positive, got {width}")
     return TinySegNet(num_classes, width=width)
@@ -131,7 +135,9 @@ def _build_espnetv2(num_classes: int, options: dict[str, str]) -> SegmentationMo
     try:
         s = float(options.get("s", "2.0"))
     except ValueError:
-        raise UserError(f"model 'espnetv2': s must be one of {valid}, got {options['s']!r}") from None
+        raise UserError(
+            f"model 'espnetv2': s must be one of {valid}, got {options['s']!r}"
+        ) from None
     if s not in ENCODER_WIDTHS:
         raise UserError(f"model 'espnetv2': s must be one of {valid}, got {s}")
     background = _parse_bool("espnetv2", "background", options.get("background", "false"))
@@ -166,14 +172,20 @@ def _build_hf(num_classes: int, options: dict[str, str]) -> SegmentationModel:
 
 
 MODELS: dict[str, ModelEntry] = {
-    "tiny": ModelEntry(_build_tiny, "TinySegNet: a few-thousand-parameter conv net for tests and the demo", ("tiny",)),
+    "tiny": ModelEntry(
+        _build_tiny,
+        "TinySegNet: a few-thousand-parameter conv net for tests and the demo",
+        ("tiny",),
+    ),
     "espnetv2": ModelEntry(
         _build_espnetv2,
         "ESPNetv2 (EdgeNets); options s=0.5|1.0|1.25|1.5|2.0, background=true for the published 20-channel head",
         tuple(f"espnetv2:s={s}" for s in (0.5, 1.0, 1.5, 2.0)),
     ),
     "segformer": ModelEntry(
-        _build_segformer, "SegFormer MiT-b0..b5 (transformers, built offline)", tuple(f"segformer:{v}" for v in SEGFORMER_VARIANTS)
+        _build_segformer,
+        "SegFormer MiT-b0..b5 (transformers, built offline)",
+        tuple(f"segformer:{v}" for v in SEGFORMER_VARIANTS),
     ),
     "mask2former": ModelEntry(
         _build_mask2former,
@@ -181,9 +193,15 @@ MODELS: dict[str, ModelEntry] = {
         tuple(f"mask2former:{v}" for v in SWIN_VARIANTS),
     ),
     "upernet": ModelEntry(
-        _build_upernet, "UperNet with a ConvNeXt backbone (transformers, built offline)", tuple(f"upernet:{v}" for v in CONVNEXT_VARIANTS)
+        _build_upernet,
+        "UperNet with a ConvNeXt backbone (transformers, built offline)",
+        tuple(f"upernet:{v}" for v in CONVNEXT_VARIANTS),
     ),
-    "hf": ModelEntry(_build_hf, "hf:<hub id or local folder>: transformers from_pretrained; classifier re-initialised when the class count differs", ()),
+    "hf": ModelEntry(
+        _build_hf,
+        "hf:<hub id or local folder>: transformers from_pretrained; classifier re-initialised when the class count differs",
+        (),
+    ),
 }
 
 
@@ -218,7 +236,9 @@ def create_model(
     model = MODELS[parsed.name].build(num_classes, parsed.options)
     if weights is not None:
         pfile = read_parameter_file(weights)
-        load_state_dict_checked(model, pfile.state_dict, origin=str(weights), reinit_classifier=reinit_classifier)
+        load_state_dict_checked(
+            model, pfile.state_dict, origin=str(weights), reinit_classifier=reinit_classifier
+        )
     return model
 
 

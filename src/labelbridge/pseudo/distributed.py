@@ -12,6 +12,7 @@ import os
 import re
 from dataclasses import dataclass
 
+import torch
 import torch.distributed as dist
 
 from labelbridge.errors import ConfigError
@@ -69,9 +70,12 @@ def detect_shard(explicit: Shard | None = None) -> Shard:
 
 
 def local_cuda_device() -> str:
-    """``cuda:<LOCAL_RANK>`` under torchrun, else ``cuda``."""
+    """``cuda:<LOCAL_RANK mod GPUs>`` under torchrun (several processes may share a GPU),
+    else ``cuda``."""
     local = os.environ.get("LOCAL_RANK")
-    return f"cuda:{int(local)}" if local and local.isdigit() else "cuda"
+    if local and local.isdigit() and torch.cuda.is_available():
+        return f"cuda:{int(local) % max(1, torch.cuda.device_count())}"
+    return "cuda"
 
 
 def barrier(shard: Shard) -> None:

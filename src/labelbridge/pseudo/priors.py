@@ -59,9 +59,16 @@ def allowed_tensor(allowed: np.ndarray, device: torch.device | str = "cpu") -> t
 
 
 def check_finite(probs: torch.Tensor, what: str = "teacher scores") -> None:
-    """Raise :class:`NonFiniteScoresError` if ``probs`` holds NaN or infinity."""
-    if not bool(torch.isfinite(probs).all()):
-        bad = int((~torch.isfinite(probs)).sum())
+    """Raise :class:`NonFiniteScoresError` if ``probs`` holds NaN or infinity.
+
+    One sum over all values finds any NaN or infinity (``inf - inf`` is NaN too); only when
+    the sum is non-finite are the values inspected one by one (so a sum that merely
+    overflows is not an error).
+    """
+    if bool(torch.isfinite(probs.sum())):
+        return
+    bad = int((~torch.isfinite(probs)).sum())
+    if bad:
         raise NonFiniteScoresError(
             f"{what}: {bad} non-finite values (NaN or inf); refusing to turn them into labels "
             "(check the teacher checkpoint and the input images)"
@@ -99,7 +106,7 @@ def apply_priors(
     if probs.ndim != 4:
         raise ValueError(f"probs must be (B, K, H, W), got {tuple(probs.shape)}")
     check_finite(probs, what)
-    teacher = probs.argmax(dim=1)
+    teacher = probs.max(dim=1).indices
     if allowed_t is None:
         masked = probs
     else:
@@ -116,8 +123,8 @@ def apply_priors(
             raise ValueError(f"{what}: ground-truth ids {lo}..{hi} outside the mapping's 0..{e - 1}")
         mask = allowed_t[:, gt].movedim(0, 1)  # (B, K, H, W)
         masked = probs * mask
-    labels = masked.argmax(dim=1)
-    confidence = masked.gather(1, labels.unsqueeze(1)).squeeze(1).float()
+    confidence, labels = masked.max(dim=1)  # ties: the lowest class id
+    confidence = confidence.float()
     empty = confidence <= 0
     labels = labels.masked_fill(empty, IGNORE_INDEX)
     confidence = confidence.masked_fill(empty, 0.0)

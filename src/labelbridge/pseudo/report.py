@@ -47,6 +47,7 @@ def build_report(
     conf: Counter[str] = Counter()
     skipped: list[dict[str, str]] = []
     fallbacks: Counter[tuple[float, str]] = Counter()
+    agreement: Counter[str] = Counter()
     finished = 0
     for rec in records:
         if not is_finished(rec):
@@ -57,6 +58,7 @@ def build_report(
         pixels.update(rec.get("pixels", {}))
         changed.update(rec.get("changed", {}))
         conf.update(rec.get("confidence_sum", {}))
+        agreement.update(rec.get("agreement", {}))
         for ev in rec.get("fallbacks", []):
             fallbacks[(float(ev["scale"]), str(ev["level"]))] += 1
     total_pixels = sum(pixels.values())
@@ -99,6 +101,11 @@ def build_report(
         "mean_confidence": (
             sum(v for k, v in conf.items() if k != IGNORE_NAME) / labelled if labelled else None
         ),
+        "agreement_with_extra_gt": {
+            "labelled_pixels": int(agreement["labelled"]),
+            "pseudo_labels": agreement["pseudo"] / agreement["labelled"] if agreement["labelled"] else None,
+            "teacher": agreement["teacher"] / agreement["labelled"] if agreement["labelled"] else None,
+        },
         "classes": rows,
         "skipped": skipped,
         "fallbacks": [
@@ -127,6 +134,13 @@ def report_markdown(report: dict[str, Any]) -> str:
         f"- changed by priors: {ch['pixels']:,} pixels ({_pct(ch['share_of_labelled'])} of labelled)",
         f"- mean confidence: {mc:.3f}" if mc is not None else "- mean confidence: n/a",
     ]
+    ag = report.get("agreement_with_extra_gt") or {}
+    if ag.get("labelled_pixels"):
+        lines.append(
+            f"- agreement with the extra ground truth (projected to the extra taxonomy, "
+            f"{ag['labelled_pixels']:,} labelled pixels): pseudo-labels {_pct(ag['pseudo_labels'])}, "
+            f"teacher alone {_pct(ag['teacher'])}"
+        )
     settings = report.get("settings") or {}
     if settings:
         tta = settings.get("tta", {})

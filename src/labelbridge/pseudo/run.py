@@ -182,6 +182,21 @@ def preview_relpath(key: str) -> str:
     return f"{PREVIEW_DIR}/{key.replace('/', '__')}.png"
 
 
+def evaluation_lookups(ontology: Ontology, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tables for the agreement with the extra ground truth.
+
+    Returns:
+        ``projection`` ``(256,)`` int64: source train id (or ``IGNORE_INDEX``) -> extra
+        train id or ``IGNORE_INDEX``; ``gt_lut`` ``(E,)`` int64: extra raw id -> extra train
+        id, ``IGNORE_INDEX`` for ignored or unknown ids.
+    """
+    projection = torch.full((IGNORE_INDEX + 1,), IGNORE_INDEX, dtype=torch.int64)
+    projection[: ontology.source.num_classes] = torch.from_numpy(ontology.projection.astype(np.int64))
+    lut = ontology.extra.lut.astype(np.int64)
+    lut[lut < 0] = IGNORE_INDEX
+    return projection.to(device), torch.from_numpy(lut).to(device)
+
+
 def _images_to_tensor(samples: list[Sample], device: torch.device) -> torch.Tensor:
     batch = torch.from_numpy(np.stack([s.image for s in samples]))  # (B, H, W, 3) uint8
     return batch.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
@@ -206,6 +221,7 @@ class _Result:
     soft_ids: np.ndarray | None = None  # (k, H, W) uint8
     soft_probs: np.ndarray | None = None  # (k, H, W) float16
     teacher: np.ndarray | None = None  # (H, W) uint8, for previews
+    agreement: tuple[int, int, int] | None = None  # labelled, pseudo agrees, teacher agrees
     fallbacks: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -247,6 +263,8 @@ class DatasetSummary:
             "changed_by_priors_share": rep.get("changed_by_priors", {}).get("share_of_labelled"),
             "ignore_share": rep.get("pixels", {}).get("ignore_share"),
             "mean_confidence": rep.get("mean_confidence"),
+            "agreement_pseudo": rep.get("agreement_with_extra_gt", {}).get("pseudo_labels"),
+            "agreement_teacher": rep.get("agreement_with_extra_gt", {}).get("teacher"),
             "fallbacks": rep.get("fallbacks", []),
         }
 
@@ -354,14 +372,21 @@ class PseudoLabeler:
         write_bytes_atomic(info, text.encode("utf-8"))
 
     # ------------------------------------------------------------------ computing
-    def _compute(self, batch: list[tuple[int, Sample]], allowed_t: torch.Tensor | None, preview: set[int]) -> list[_Result]:
+    def _compute(
+        self,
+        batch: list[tuple[int, Sample]],
+        allowed_t: torch.Tensor | None,
+        preview: set[int],
+        lookups: tuple[torch.Tensor, torch.Tensor],
+    ) -> list[_Result]:
         samples = [s for _, s in batch]
         images = _images_to_tensor(samples, self.device)
-        gt = _labels_to_tensor(samples, self.device) if allowed_t is not None else None
+        has_gt = all(s.label is not None for s in samples)
+        gt = _labels_to_tensor(samples, self.device) if has_gt else None
         n_events = len(self.predictor.events)
         probs = self.predictor.predict(images)
         what = f"image {samples[0].key}" + (f" (+{len(samples) - 1})" if len(samples) > 1 else "")
-        out = apply_priors(probs, gt, allowed_t, what=what)
+        out = apply_priors(probs, gt if allowed_t is not None else None, allowed_t, what=what)
         events = [e.to_dict() for e in self.predictor.events[n_events:]]
         k = self.taxonomy.num_classes
         b = len(samples)
@@ -381,6 +406,15 @@ class PseudoLabeler:
         if any(p in preview for p, _ in batch):
             teacher_np = out.teacher.to(torch.uint8).cpu().numpy()
         pixels_np, changed_np, conf_np_sum = pixels.cpu().numpy(), changed.cpu().numpy(), conf_sum.cpu().numpy()
+        agreement = None
+        if gt is not None:
+            # agreement with the extra ground truth, projected to the extra taxonomy
+            projection, gt_lut = lookups
+            gt_train = gt_lut[gt.clamp(0, gt_lut.numel() - 1)]
+            labelled = gt_train != IGNORE_INDEX
+            agree_p = (projection[out.labels] == gt_train) & labelled
+            agree_t = (projection[out.teacher] == gt_train) & labelled
+            agreement = torch.stack([labelled.flatten(1).sum(1), agree_p.flatten(1).sum(1), agree_t.flatten(1).sum(1)], 1).cpu().numpy()
         results = []
         for i, (pos, sample) in enumerate(batch):
             results.append(
@@ -395,6 +429,7 @@ class PseudoLabeler:
                     soft_ids=None if soft_ids is None else soft_ids[i],
                     soft_probs=None if soft_probs is None else soft_probs[i],
                     teacher=teacher_np[i] if teacher_np is not None and pos in preview else None,
+                    agreement=None if agreement is None else tuple(int(v) for v in agreement[i]),
                     fallbacks=events,
                 )
             )
@@ -440,6 +475,9 @@ class PseudoLabeler:
             "changed_by_priors": int(res.changed.sum()),
             "confidence_sum": {names[c]: round(float(v), 4) for c, v in enumerate(res.conf_sum) if res.pixels[c]},
         }
+        if res.agreement is not None:
+            labelled, agree_pseudo, agree_teacher = res.agreement
+            record["agreement"] = {"labelled": labelled, "pseudo": agree_pseudo, "teacher": agree_teacher}
         if res.fallbacks:
             record["fallbacks"] = res.fallbacks
         return record
@@ -493,7 +531,9 @@ class PseudoLabeler:
         if resumed:
             log.info("%s: %d of %d images already done, skipping them", entry.name, resumed, len(mine))
         allowed_t = allowed_tensor(ontology.allowed, self.device) if self.priors else None
-        processed, failed = self._process(folder, dataset, todo, allowed_t, previews, ontology, entry.name, shard, resumed, len(mine))
+        processed, failed = self._process(
+            folder, dataset, todo, allowed_t, previews, ontology, entry.name, shard, resumed, len(mine)
+        )
         barrier(shard)
         records = None
         if not shard.is_single and (not shard.from_torch or shard.index == 0):
@@ -585,6 +625,7 @@ class PseudoLabeler:
     ) -> tuple[int, int]:
         from tqdm import tqdm
 
+        lookups = evaluation_lookups(ontology, self.device)
         processed = failed = 0
         bar = tqdm(total=mine, initial=resumed, desc=name, unit="img", file=sys.stderr, disable=not self.progress, dynamic_ncols=True)
         read_pool = ThreadPoolExecutor(self.num_workers, thread_name_prefix="lb-decode") if self.num_workers else None
@@ -623,7 +664,7 @@ class PseudoLabeler:
                     pending.append({"key": dataset.pairs[pos].key, "input": str(dataset.pairs[pos].image), "error": str(first)})
                     drain(max_pending)
                     continue
-                results = self._compute(batch, allowed_t, previews)  # type: ignore[arg-type]
+                results = self._compute(batch, allowed_t, previews, lookups)  # type: ignore[arg-type]
                 for res in results:
                     submit(lambda res=res: self._write(folder, res, ontology, name))
                 drain(max_pending)
@@ -681,7 +722,11 @@ def run_pseudo_label(
         torch.set_num_threads(cfg.threads)
     shard = detect_shard(shard)
     if teacher is None:
-        teacher = load_teacher(cfg.teacher, resolve_device(cfg.device))
+        device = resolve_device(cfg.device)
+        if device.type == "cuda":  # deterministic kernels: resumed and sharded runs give identical bytes
+            torch.backends.cudnn.deterministic = True
+            torch.backends.cudnn.benchmark = False
+        teacher = load_teacher(cfg.teacher, device)
     labeler = PseudoLabeler.from_config(cfg, teacher, progress=progress)
     out = Path(cfg.output)
     # validate all entries before spending time on the first

@@ -155,12 +155,25 @@ class Taxonomy:
 
     def unknown_ids(self, raw: np.ndarray) -> list[int]:
         """Sorted raw ids present in ``raw`` that are not in the taxonomy."""
-        values = np.unique(raw)
+        raw = np.asarray(raw)
+        if raw.size == 0:
+            return []
         lut = self.lut
+        lo, hi = int(raw.min()), int(raw.max())
+        if lo >= 0 and hi < len(lut):
+            # one pass of bincount instead of a sort (np.unique): label maps are small ints
+            present = np.flatnonzero(np.bincount(raw.ravel().astype(np.intp, copy=False), minlength=hi + 1))
+            return [int(v) for v in present[lut[present] == UNKNOWN_ID]]
+        values = np.unique(raw)
         bad = values[(values < 0) | (values >= len(lut))].tolist()
         inside = values[(values >= 0) & (values < len(lut))]
         bad += inside[lut[inside] == UNKNOWN_ID].tolist()
         return sorted(int(v) for v in bad)
+
+    @cached_property
+    def _train_lut(self) -> np.ndarray:
+        """``(N,)`` int16 raw id -> train id with unknown ids as ``UNKNOWN_ID``."""
+        return self.lut.astype(np.int16)
 
     def to_train_ids(self, raw: np.ndarray, *, unknown_as_ignore: bool = False) -> np.ndarray:
         """Map a raw-id label map ``(H, W)`` to train ids (uint8, ``IGNORE_INDEX`` = ignore).
@@ -170,18 +183,20 @@ class Taxonomy:
                 unless ``unknown_as_ignore``.
         """
         raw = np.asarray(raw)
-        bad = self.unknown_ids(raw)
-        if bad and not unknown_as_ignore:
-            raise ValueError(
-                f"label ids {bad[:10]} are not in taxonomy {self.name!r} "
-                f"(known ids: {sorted(self._by_id)[:40]})"
-            )
-        lut = self.lut.astype(np.int16).copy()
-        lut[lut == UNKNOWN_ID] = IGNORE_INDEX
-        clipped = np.clip(raw, 0, len(lut) - 1)
-        out = lut[clipped]
-        if bad:
-            out[(raw < 0) | (raw >= len(lut))] = IGNORE_INDEX
+        lut = self._train_lut
+        in_range = raw.size == 0 or (int(raw.min()) >= 0 and int(raw.max()) < len(lut))
+        out = lut[raw] if in_range else lut[np.clip(raw, 0, len(lut) - 1)]
+        unknown = out == UNKNOWN_ID
+        if not in_range:
+            unknown |= (raw < 0) | (raw >= len(lut))
+        if unknown.any():
+            if not unknown_as_ignore:
+                bad = self.unknown_ids(raw)
+                raise ValueError(
+                    f"label ids {bad[:10]} are not in taxonomy {self.name!r} "
+                    f"(known ids: {sorted(self._by_id)[:40]})"
+                )
+            out = np.where(unknown, IGNORE_INDEX, out)
         return out.astype(np.uint8)
 
     # ------------------------------------------------------------------ colours

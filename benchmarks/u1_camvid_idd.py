@@ -1,0 +1,336 @@
+"""Benchmark U1: CamVid-11 as the source taxonomy, IDD-Lite as the extra dataset.
+
+Protocol (``../shared/design/benchmarks.md``, U1), run by :func:`labelbridge.pipeline.run_pipeline`
+once per seed:
+
+* source D_s: CamVid-11 train (367); model selection on CamVid val (101); final numbers on
+  CamVid test (233);
+* extra D_e: IDD-Lite train (1403) with its level-1 ground truth mapped through
+  ``idd_level1_to_camvid11`` (drivable -> {Road}, far objects -> {Building, Tree}, ...);
+* robustness set (never trained on): IDD-Lite val (204), CamVid-11 predictions projected to
+  IDD level-1;
+* every model (teacher and students) is ESPNetv2 s=2.0 initialised from the published
+  Cityscapes weights' *encoder and decoder*, with the classifier re-initialised for 11
+  classes (``reinit_classifier``); same schedule for teacher and students;
+* arms: teacher (CamVid only); Naive Student (pseudo-labels without priors); student with
+  priors; each student also after its source fine-tune at 0.1x LR (the pipeline's final
+  model); second iteration (the fine-tuned priors student teaches round 2).
+
+The students' stage-1 checkpoints ("before fine-tune") are evaluated with the
+pipeline's own :func:`labelbridge.pipeline.evaluate_checkpoint`; the second iteration is
+a second pipeline run (priors arm only, two rounds) in the same run folder, which skips
+every stage the first run finished.
+
+Usage (from the repository root)::
+
+    python benchmarks/u1_camvid_idd.py --profile cpu     # 2 CPU cores, ~20-25 min idle
+    python benchmarks/u1_camvid_idd.py --profile gpu     # one GPU, a few minutes
+    python benchmarks/u1_camvid_idd.py --smoke --results /tmp/r.md --work-dir /tmp/w
+
+Writes section ``u1-camvid-idd`` of ``benchmarks/results.md`` (``--results``) and
+``results_u1.json`` beside it; run folders go to ``benchmarks/_work/u1_<profile>/seed<N>``.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _realdata import (  # noqa: E402
+    CAMVID_ROOT,
+    DEFAULT_WORK,
+    IDD_ROOT,
+    TEACHER_S2,
+    U1_PROFILES,
+    Profile,
+    Summary,
+    cached_json,
+    command_line,
+    copy_previews,
+    elapsed,
+    load_average,
+    miou_table,
+    parse_args,
+    per_class_table,
+    profile_dict,
+    pseudo_report_summary,
+    pseudo_table,
+    require_shared_data,
+    run_seed_jobs,
+    select_profile,
+    setup_process,
+    summarize,
+    write_json,
+)
+from _results import run_header, write_section  # noqa: E402
+
+SECTION = "u1-camvid-idd"
+JSON_NAME = "results_u1.json"
+TAXONOMY = "camvid11"
+MODEL_SPEC = "espnetv2:s=2.0"
+ONTOLOGY = "idd_level1_to_camvid11"
+SETS = ("camvid_test", "idd_val")
+#: Arms in table order.
+TITLES = {
+    "teacher": "teacher (CamVid only)",
+    "naive": "Naive Student (no priors)",
+    "naive_ft": "Naive Student + source fine-tune",
+    "priors": "student with priors",
+    "priors_ft": "student with priors + source fine-tune",
+    "iter2": "second iteration (priors + fine-tune, round 2)",
+}
+
+
+def training_section(profile: Profile, seed: int, *, finetune: bool) -> dict[str, Any]:
+    """The training keys shared by teacher and students (the pipeline adds data and output)."""
+    return {
+        "model": {"spec": MODEL_SPEC, "weights": str(TEACHER_S2), "reinit_classifier": True},
+        "optimizer": {"name": "adamw", "lr": profile.lr, "encoder_lr": profile.encoder_lr, "weight_decay": 1e-4},
+        "schedule": {"name": "poly", "power": 0.9, "warmup_steps": min(10, profile.steps_per_epoch)},
+        "grad_clip": 10.0,
+        "precision": profile.precision,
+        "batch_size": profile.batch_size,
+        "val_batch_size": 4,
+        "epochs": profile.epochs,
+        "steps_per_epoch": profile.steps_per_epoch,
+        "num_workers": profile.num_workers,
+        "seed": seed,
+        "augment": {"scale_range": list(profile.scale_range), "crop": list(profile.crop), "hflip": True},
+        "early_stopping": {"enabled": False},
+        "finetune": {"enabled": finetune, "lr_factor": 0.1, "epochs": profile.finetune_epochs},
+        "trainer": {
+            "accelerator": profile.accelerator,
+            "devices": 1,
+            "log_every_n_steps": 1,
+            "num_sanity_val_steps": 0,
+            "enable_progress_bar": False,
+        },
+        "resize": list(profile.resize),
+    }
+
+
+def pipeline_config(profile: Profile, seed: int, run_dir: Path, *, arms: list[str], iterations: int) -> Any:
+    """The pipeline config of one seed."""
+    from labelbridge.config.pipeline import PipelineConfig
+
+    return PipelineConfig.model_validate(
+        {
+            "run_dir": str(run_dir),
+            "taxonomy": TAXONOMY,
+            "source": [{"name": "camvid", "root": str(CAMVID_ROOT), "split": "train", "limit": profile.source_limit}],
+            "val": [
+                {"name": "camvid", "root": str(CAMVID_ROOT), "split": "val", "label": "camvid_val", "limit": profile.val_limit}
+            ],
+            "evaluation": [
+                {"name": "camvid", "root": str(CAMVID_ROOT), "split": "test", "label": "camvid_test", "limit": profile.eval_limit},
+                {
+                    "name": "idd_lite",
+                    "root": str(IDD_ROOT),
+                    "split": "val",
+                    "ontology": ONTOLOGY,
+                    "label": "idd_val",
+                    "limit": profile.eval_limit,
+                },
+            ],
+            "teacher": {"train": training_section(profile, seed, finetune=False)},
+            "extras": [
+                {
+                    "name": "idd_lite",
+                    "reader": "idd_lite",
+                    "root": str(IDD_ROOT),
+                    "split": "train",
+                    "ontology": ONTOLOGY,
+                    "weight": 1.0,
+                    "limit": profile.extra_limit,
+                }
+            ],
+            "pseudo": {
+                "arms": arms,
+                "tta": {"flip": profile.tta_flip, "scales": list(profile.tta_scales)},
+                "outputs": {"previews": profile.previews},
+                "device": profile.device,
+                "batch_size": 1,
+                "num_workers": 2,
+                "threads": profile.threads if profile.device == "cpu" else None,
+            },
+            "student": training_section(profile, seed, finetune=True),
+            "iterations": iterations,
+            "eval": {"device": profile.device, "input_size": profile.eval_size, "batch_size": 4},
+        }
+    )
+
+
+def _as_eval(miou: dict[str, Any], per_class: dict[str, Any]) -> dict[str, Any]:
+    return {s: {"mIoU": miou.get(s), "per_class_iou": per_class.get(s, {})} for s in SETS}
+
+
+def run_seed(seed: int, *, profile: Profile, work: Path, verbose: bool) -> dict[str, Any]:
+    """Every arm of one seed (resumable: finished stages are skipped).
+
+    Returns:
+        ``{"evals": {arm: {set: {"mIoU", "per_class_iou"}}}, "pseudo": {name: stats}}``.
+    """
+    from labelbridge.engine.callbacks import read_stage_marker
+    from labelbridge.pipeline import evaluate_checkpoint, run_pipeline
+
+    setup_process(profile, verbose=verbose)
+    run_dir = work / f"seed{seed}"
+    cfg = pipeline_config(profile, seed, run_dir, arms=["priors", "no_priors"], iterations=1)
+    first = run_pipeline(cfg)
+    evals: dict[str, Any] = {}
+    for key, it, arm in (("teacher", 0, None), ("naive_ft", 1, "no_priors"), ("priors_ft", 1, "priors")):
+        row = first.row(it, arm)
+        evals[key] = _as_eval(row.miou, row.per_class_iou)
+    for key, arm in (("naive", "no_priors"), ("priors", "priors")):
+        marker = read_stage_marker(run_dir / f"iter1/student_{arm}" / "train")
+        if marker is None:
+            raise RuntimeError(f"{run_dir}: stage 1 of the {arm} student left no stage marker")
+
+        def stage1(ckpt: str = marker["best_checkpoint"]) -> dict[str, Any]:
+            miou, per_class = evaluate_checkpoint(cfg, checkpoint=ckpt)
+            return {"checkpoint": ckpt, "miou": miou, "per_class_iou": per_class}
+
+        data = cached_json(run_dir / f"iter1/student_{arm}" / "eval_stage1.json", stage1)
+        evals[key] = _as_eval(data["miou"], data["per_class_iou"])
+    pseudo = {
+        f"seed {seed} / round 1 / {arm}": pseudo_report_summary(run_dir / f"iter1/pseudo_{arm}" / "idd_lite")
+        for arm in ("priors", "no_priors")
+    }
+    if profile.second_iteration:
+        cfg2 = pipeline_config(profile, seed, run_dir, arms=["priors"], iterations=2)
+        second = run_pipeline(cfg2)
+        row = second.row(2, "priors")
+        evals["iter2"] = _as_eval(row.miou, row.per_class_iou)
+        pseudo[f"seed {seed} / round 2 / priors"] = pseudo_report_summary(run_dir / "iter2/pseudo_priors" / "idd_lite")
+    return {"evals": evals, "pseudo": pseudo}
+
+
+def check_goals(results: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """The issue's U1 goal: student with priors (+ fine-tune) above teacher and Naive
+    Student on both sets by more than the seed spread (the priors arm's minimum above
+    the other arm's maximum)."""
+    out: dict[str, Any] = {}
+    for s in SETS:
+        summ = summarize(results, s)
+        for ours in ("priors", "priors_ft"):
+            for other in ("teacher", "naive", "naive_ft"):
+                if ours not in summ or other not in summ:
+                    continue
+                a: Summary = summ[ours]
+                b: Summary = summ[other]
+                out[f"{s}: {ours} - {other}"] = {
+                    "mean_diff": a.mean - b.mean,
+                    "beyond_spread": a.lo > b.hi,
+                }
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(__doc__.splitlines()[0], argv)
+    profile = select_profile(U1_PROFILES, args)
+    setup_process(profile, verbose=args.verbose)
+    require_shared_data()
+    start = time.time()
+    load_at_start = load_average()
+    work = (args.work_dir or DEFAULT_WORK / f"u1_{profile.name}").resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"U1 ({profile.name}): work folder {work}", flush=True)
+
+    worker = functools.partial(run_seed, profile=profile, work=work, verbose=args.verbose)
+    per_seed = run_seed_jobs(worker, args.seeds, profile.jobs)
+    print(f"U1: all seeds done ({elapsed(start)})", flush=True)
+
+    results: dict[str, list[dict[str, Any]]] = {}
+    for key in TITLES:
+        evals = [r["evals"][key] for r in per_seed if key in r["evals"]]
+        if evals:
+            results[key] = evals
+    stats: dict[str, Any] = {}
+    for r in per_seed:
+        stats.update(r["pseudo"])
+
+    figures = []
+    if not args.no_figures and profile.name != "smoke":
+        seed0 = work / f"seed{args.seeds[0]}"
+        figures += copy_previews(seed0 / "iter1/pseudo_priors/idd_lite", f"u1_{profile.name}_idd_priors", 3)
+        figures += copy_previews(seed0 / "iter1/pseudo_no_priors/idd_lite", f"u1_{profile.name}_idd_no_priors", 1)
+
+    goals = check_goals(results)
+    md = render(args, profile, results, stats, goals, figures, start, load_at_start)
+    write_section(SECTION, md, path=args.results)
+    json_path = args.results.parent / (JSON_NAME if profile.name != "smoke" else "results_u1_smoke.json")
+    write_json(
+        json_path,
+        {
+            "benchmark": "U1",
+            "command": command_line(),
+            "profile": profile_dict(profile),
+            "seeds": args.seeds,
+            "results": results,
+            "pseudo_labels": stats,
+            "goals": goals,
+            "wall_minutes": (time.time() - start) / 60,
+            "load_average_at_start": load_at_start,
+        },
+    )
+    print(md)
+    print(f"U1: wrote {args.results} and {json_path} ({elapsed(start)})", flush=True)
+    return 0
+
+
+def render(
+    args: Any,
+    profile: Profile,
+    results: dict[str, list[dict[str, Any]]],
+    stats: dict[str, Any],
+    goals: dict[str, Any],
+    figures: list[Path],
+    start: float,
+    load_at_start: str,
+) -> str:
+    goal_lines = [
+        f"- {name}: {g['mean_diff']:+.1f} mIoU (mean); beyond the seed spread: {'yes' if g['beyond_spread'] else 'no'}"
+        for name, g in goals.items()
+    ]
+    lines = [
+        f"## U1 — CamVid source, IDD-Lite extra ({profile.name} profile)",
+        "",
+        run_header(command_line()).rstrip(),
+        f"- wall time: {elapsed(start)} (1-min load average at start: {load_at_start}; the CPU machine is shared)",
+        f"- seeds: {', '.join(map(str, args.seeds))} (each seed trains its own teacher and students)",
+        f"- resolution and schedule: {profile.describe()}",
+        "- models: ESPNetv2 s=2.0 for teacher and students, all initialised from the published "
+        "Cityscapes ESPNetv2 s=2.0 weights with the classifier re-initialised for CamVid's 11 classes "
+        "(`reinit_classifier`).",
+        "- data: source CamVid-11 train, selection on CamVid val; extra IDD-Lite train through "
+        f"`{ONTOLOGY}`; evaluation on CamVid test and on IDD-Lite val projected to IDD level-1; "
+        "mIoU in %, mean over seeds (min–max).",
+        "",
+        miou_table(results, list(SETS), TITLES),
+        "",
+        "Differences of the priors students to the baselines (`beyond the seed spread`: the "
+        "priors arm's worst seed beats the other arm's best seed):",
+        "",
+        *goal_lines,
+        "",
+        "### Pseudo-labels (IDD-Lite train)",
+        "",
+        pseudo_table(stats),
+        "",
+    ]
+    for s in SETS:
+        lines += [f"### Per-class IoU (%), {s} (mean over seeds)", "", per_class_table(results, s, TITLES), ""]
+    if figures:
+        lines += ["### Preview panels (Fig. 1 style)", ""]
+        lines += [f"![{f.stem}](figures/{f.name})" for f in figures]
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

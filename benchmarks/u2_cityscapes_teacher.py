@@ -1,0 +1,354 @@
+"""Benchmark U2: the published Cityscapes ESPNetv2 s=2.0 as teacher, CamVid and IDD-Lite
+as extra datasets with their own (differently defined) ground truth.
+
+Protocol (``../shared/design/benchmarks.md``, U2):
+
+* teacher: ``../shared/weights/espnetv2_s_2.0_city_1024x512.pth`` (Cityscapes, 19 classes;
+  nobody here trained it);
+* extras: CamVid train + val (CamVid-11 ground truth, ``camvid11_to_cityscapes``) and
+  IDD-Lite train (level-1 ground truth, ``idd_level1_to_cityscapes``), pseudo-labelled once
+  per arm (the teacher and the TTA are deterministic, so the labels are shared by seeds);
+* students: ESPNetv2 s=2.0 initialised from the teacher's weights (all of them, the
+  classifier included), trained on the pseudo-labels alone (there is no Cityscapes data
+  here, so there is no source set and no source fine-tune stage); checkpoint selection on
+  CamVid val projected to CamVid-11 (CamVid val is also one of the extras: its ground
+  truth constrains its pseudo-labels and picks the checkpoint);
+* evaluation: CamVid test (233, Cityscapes predictions projected to CamVid-11) and IDD-Lite
+  val (204, projected to IDD level-1);
+* arms: teacher zero-shot; Naive Student (pseudo-labels without priors); student with
+  priors (hard labels). A soft-label student is not run: the training engine reads hard
+  pseudo-label PNGs only (``TrainDatasetConfig.labels``), although the pseudo-labeller can
+  write top-k soft labels.
+
+Built on the project's own stages: :func:`labelbridge.pseudo.run.run_pseudo_label`,
+:func:`labelbridge.engine.train.run_training` and
+:func:`labelbridge.evaluation.evaluate_model` (the pipeline needs source ground truth in
+the target taxonomy, which U2 does not have).
+
+Usage (from the repository root)::
+
+    python benchmarks/u2_cityscapes_teacher.py --profile cpu     # 2 CPU cores, ~20-25 min idle
+    python benchmarks/u2_cityscapes_teacher.py --profile gpu     # one GPU, a few minutes
+    python benchmarks/u2_cityscapes_teacher.py --smoke --results /tmp/r.md --work-dir /tmp/w
+
+Writes section ``u2-cityscapes-teacher`` of ``benchmarks/results.md`` (``--results``) and
+``results_u2.json`` beside it; working files go to ``benchmarks/_work/u2_<profile>``.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _realdata import (  # noqa: E402
+    CAMVID_ROOT,
+    DEFAULT_WORK,
+    IDD_ROOT,
+    TEACHER_S2,
+    U2_PROFILES,
+    EvalSet,
+    Profile,
+    cached_json,
+    command_line,
+    copy_previews,
+    elapsed,
+    evaluate_checkpoint_file,
+    evaluate_loaded,
+    load_average,
+    miou_table,
+    parse_args,
+    per_class_table,
+    profile_dict,
+    pseudo_report_summary,
+    pseudo_table,
+    require_shared_data,
+    run_seed_jobs,
+    select_profile,
+    setup_process,
+    summarize,
+    write_json,
+)
+from _results import run_header, write_section  # noqa: E402
+
+SECTION = "u2-cityscapes-teacher"
+JSON_NAME = "results_u2.json"
+TAXONOMY = "cityscapes"
+STUDENT_SPEC = "espnetv2:s=2.0,background=true"  # the published file keeps its 20th channel
+ARMS = ("no_priors", "priors")
+TITLES = {
+    "teacher": "teacher zero-shot (ESPNetv2 s=2.0, Cityscapes)",
+    "no_priors": "Naive Student (no priors)",
+    "priors": "student with priors (hard labels)",
+}
+EVAL_SETS = (
+    EvalSet("camvid_test", "camvid", str(CAMVID_ROOT), "test", "camvid11_to_cityscapes"),
+    EvalSet("idd_val", "idd_lite", str(IDD_ROOT), "val", "idd_level1_to_cityscapes"),
+)
+#: (name, reader, root, split, ontology) of the pseudo-labelled extras.
+EXTRAS = (
+    ("camvid_train", "camvid", CAMVID_ROOT, "train", "camvid11_to_cityscapes"),
+    ("camvid_val", "camvid", CAMVID_ROOT, "val", "camvid11_to_cityscapes"),
+    ("idd_lite_train", "idd_lite", IDD_ROOT, "train", "idd_level1_to_cityscapes"),
+)
+#: Sampling weights: CamVid (train + val) and IDD-Lite drawn equally often.
+EXTRA_WEIGHTS = {"camvid_train": 0.75, "camvid_val": 0.25, "idd_lite_train": 1.0}
+
+
+def _extra_limit(profile: Profile, name: str) -> int | None:
+    return profile.extra_limit if name.startswith("idd") else profile.camvid_extra_limit
+
+
+def pseudo_config(profile: Profile, arm: str, work: Path) -> Any:
+    """Pseudo-labelling config of one arm (priors on or off), everything else equal."""
+    from labelbridge.config.pseudo import PseudoLabelConfig
+
+    return PseudoLabelConfig.model_validate(
+        {
+            "teacher": {"checkpoint": str(TEACHER_S2)},
+            "datasets": [
+                {"name": n, "reader": r, "root": str(root), "split": s, "ontology": o, "limit": _extra_limit(profile, n)}
+                for n, r, root, s, o in EXTRAS
+            ],
+            "tta": {"flip": profile.tta_flip, "scales": list(profile.tta_scales)},
+            "priors": arm == "priors",
+            "outputs": {"previews": profile.previews},
+            "output": str(work / f"pseudo_{arm}"),
+            "device": profile.device,
+            "batch_size": 1,
+            "num_workers": 2,
+            "threads": profile.threads if profile.device == "cpu" else None,
+        }
+    )
+
+
+def train_config(profile: Profile, arm: str, seed: int, work: Path) -> Any:
+    """Training config of one student (arm, seed)."""
+    from labelbridge.config.train import TrainConfig
+
+    pseudo = work / f"pseudo_{arm}"
+    return TrainConfig.model_validate(
+        {
+            "taxonomy": TAXONOMY,
+            "datasets": [
+                {
+                    "name": r,
+                    "root": str(root),
+                    "split": s,
+                    "labels": {"pseudo": str(pseudo / n)},
+                    "weight": EXTRA_WEIGHTS[n],
+                    "source": False,
+                    "limit": _extra_limit(profile, n),
+                }
+                for n, r, root, s, _ in EXTRAS
+            ],
+            "val": [
+                {
+                    "name": "camvid",
+                    "root": str(CAMVID_ROOT),
+                    "split": "val",
+                    "ontology": "camvid11_to_cityscapes",
+                    "label": "camvid_val",
+                    "limit": profile.val_limit,
+                }
+            ],
+            "model": {"spec": STUDENT_SPEC, "weights": str(TEACHER_S2)},
+            "optimizer": {"name": "adamw", "lr": profile.lr, "encoder_lr": profile.encoder_lr, "weight_decay": 1e-4},
+            "schedule": {"name": "poly", "power": 0.9, "warmup_steps": min(10, profile.steps_per_epoch)},
+            "grad_clip": 10.0,
+            "precision": profile.precision,
+            "batch_size": profile.batch_size,
+            "val_batch_size": 4,
+            "epochs": profile.epochs,
+            "steps_per_epoch": profile.steps_per_epoch,
+            "num_workers": profile.num_workers,
+            "seed": seed,
+            "augment": {
+                "scale_range": list(profile.scale_range),
+                "crop": list(profile.crop),
+                "hflip": True,
+            },
+            "early_stopping": {"enabled": False},
+            "finetune": {"enabled": False},
+            "trainer": {
+                "accelerator": profile.accelerator,
+                "devices": 1,
+                "log_every_n_steps": 1,
+                "num_sanity_val_steps": 0,
+                "enable_progress_bar": False,
+            },
+            "resize": list(profile.resize),
+            "output": str(work / f"seed{seed}" / arm),
+        }
+    )
+
+
+def train_and_evaluate_seed(seed: int, *, profile: Profile, work: Path, verbose: bool) -> dict[str, Any]:
+    """Train every arm's student for ``seed`` and evaluate it (cached in ``eval.json``).
+
+    Returns:
+        ``{arm: {set label: {"mIoU", "per_class_iou"}}}``.
+    """
+    from labelbridge.engine.train import run_training
+
+    setup_process(profile, verbose=verbose)
+    out: dict[str, Any] = {}
+    for arm in ARMS:
+        cfg = train_config(profile, arm, seed, work)
+        run_dir = Path(cfg.output)
+
+        def run(cfg: Any = cfg) -> dict[str, Any]:
+            result = run_training(cfg)
+            return {"checkpoint": str(result.final_checkpoint), **evaluate_checkpoint_file(result.final_checkpoint, EVAL_SETS, profile)}
+
+        data = cached_json(run_dir / "eval.json", run)
+        out[arm] = {s.label: data[s.label] for s in EVAL_SETS}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(__doc__.splitlines()[0], argv)
+    profile = select_profile(U2_PROFILES, args)
+    setup_process(profile, verbose=args.verbose)
+    require_shared_data()
+    from labelbridge.models import load_checkpoint
+    from labelbridge.pseudo.run import run_pseudo_label
+
+    start = time.time()
+    load_at_start = load_average()
+    work = (args.work_dir or DEFAULT_WORK / f"u2_{profile.name}").resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"U2 ({profile.name}): work folder {work}", flush=True)
+
+    # teacher zero-shot
+    def teacher_eval() -> dict[str, Any]:
+        loaded = load_checkpoint(TEACHER_S2)
+        return evaluate_loaded(loaded.model, loaded.taxonomy, EVAL_SETS, profile)
+
+    teacher = cached_json(work / "teacher_eval.json", teacher_eval)
+    print(f"U2: teacher evaluated ({elapsed(start)})", flush=True)
+
+    # pseudo-labels of both arms (resumed from their manifests on a re-run)
+    stats: dict[str, dict[str, Any] | None] = {}
+    for arm in ARMS:
+        cfg = pseudo_config(profile, arm, work)
+        run_pseudo_label(cfg)
+        for name, *_ in EXTRAS:
+            stats[f"{arm} / {name}"] = pseudo_report_summary(cfg.output_dir / name)
+        print(f"U2: pseudo-labels {arm} done ({elapsed(start)})", flush=True)
+
+    # students
+    worker = functools.partial(train_and_evaluate_seed, profile=profile, work=work, verbose=args.verbose)
+    per_seed = run_seed_jobs(worker, args.seeds, profile.jobs)
+    print(f"U2: students trained and evaluated ({elapsed(start)})", flush=True)
+
+    results: dict[str, list[dict[str, Any]]] = {"teacher": [teacher]}
+    for arm in ARMS:
+        results[arm] = [seed_result[arm] for seed_result in per_seed]
+
+    figures = []
+    if not args.no_figures and profile.name != "smoke":
+        for name, *_ in EXTRAS[1:]:
+            figures += copy_previews(work / "pseudo_priors" / name, f"u2_{profile.name}_{name}_priors", 2)
+            figures += copy_previews(work / "pseudo_no_priors" / name, f"u2_{profile.name}_{name}_no_priors", 1)
+
+    goals = check_goals(results)
+    md = render(args, profile, results, stats, goals, figures, start, load_at_start)
+    write_section(SECTION, md, path=args.results)
+    json_path = args.results.parent / (JSON_NAME if profile.name != "smoke" else "results_u2_smoke.json")
+    write_json(
+        json_path,
+        {
+            "benchmark": "U2",
+            "command": command_line(),
+            "profile": profile_dict(profile),
+            "seeds": args.seeds,
+            "results": results,
+            "pseudo_labels": stats,
+            "goals": goals,
+            "wall_minutes": (time.time() - start) / 60,
+            "load_average_at_start": load_at_start,
+        },
+    )
+    print(md)
+    print(f"U2: wrote {args.results} and {json_path} ({elapsed(start)})", flush=True)
+    return 0
+
+
+def check_goals(results: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """The issue's U2 goals on the seed means: priors >= teacher + 5 and >= Naive + 2 on
+    CamVid test; the same ordering (priors > Naive > teacher) on IDD-Lite val."""
+    cam = summarize(results, "camvid_test")
+    idd = summarize(results, "idd_val")
+    t, n, p = (cam[a].mean for a in ("teacher", "no_priors", "priors"))
+    ti, ni, pi = (idd[a].mean for a in ("teacher", "no_priors", "priors"))
+    return {
+        "camvid_priors_minus_teacher": p - t,
+        "camvid_priors_minus_naive": p - n,
+        "idd_priors_minus_teacher": pi - ti,
+        "idd_priors_minus_naive": pi - ni,
+        "goal_camvid_plus5_over_teacher": p >= t + 5,
+        "goal_camvid_plus2_over_naive": p >= n + 2,
+        "goal_idd_ordering": pi > ni > ti,
+    }
+
+
+def render(
+    args: Any,
+    profile: Profile,
+    results: dict[str, list[dict[str, Any]]],
+    stats: dict[str, dict[str, Any] | None],
+    goals: dict[str, Any],
+    figures: list[Path],
+    start: float,
+    load_at_start: str,
+) -> str:
+    sets = [s.label for s in EVAL_SETS]
+    yes = {True: "met", False: "not met"}
+    lines = [
+        f"## U2 — published Cityscapes teacher, CamVid + IDD-Lite extras ({profile.name} profile)",
+        "",
+        run_header(command_line()).rstrip(),
+        f"- wall time: {elapsed(start)} (1-min load average at start: {load_at_start}; the CPU machine is shared)",
+        f"- seeds: {', '.join(map(str, args.seeds))} (students; the teacher is deterministic)",
+        f"- resolution and schedule: {profile.describe()}",
+        "- teacher: published ESPNetv2 s=2.0 Cityscapes checkpoint (20 output channels, the last one "
+        "dropped). Students: the same network initialised from the teacher's weights (classifier "
+        "included), trained on the pseudo-labels of CamVid train+val and IDD-Lite train (sampled "
+        "50/50), checkpoint selected on CamVid val projected to CamVid-11; no source fine-tune "
+        "(no Cityscapes data here).",
+        "- evaluation: CamVid test projected to CamVid-11 (`camvid11_to_cityscapes`), IDD-Lite val "
+        "projected to IDD level-1 (`idd_level1_to_cityscapes`); mIoU in %, mean over seeds "
+        "(min–max).",
+        "- soft-label student: not run — the training engine reads hard pseudo-label PNGs only.",
+        "",
+        miou_table(results, sets, TITLES),
+        "",
+        "Goals (seed means): "
+        f"CamVid test priors − teacher = {goals['camvid_priors_minus_teacher']:+.1f} (goal ≥ +5: "
+        f"{yes[goals['goal_camvid_plus5_over_teacher']]}); priors − Naive = "
+        f"{goals['camvid_priors_minus_naive']:+.1f} (goal ≥ +2: {yes[goals['goal_camvid_plus2_over_naive']]}); "
+        f"IDD-Lite val priors − teacher = {goals['idd_priors_minus_teacher']:+.1f}, priors − Naive = "
+        f"{goals['idd_priors_minus_naive']:+.1f} (ordering priors > Naive > teacher: "
+        f"{yes[goals['goal_idd_ordering']]}).",
+        "",
+        "### Pseudo-labels",
+        "",
+        pseudo_table(stats),
+        "",
+    ]
+    for s in sets:
+        lines += [f"### Per-class IoU (%), {s} (mean over seeds)", "", per_class_table(results, s, TITLES), ""]
+    if figures:
+        lines += ["### Preview panels (Fig. 1 style)", ""]
+        lines += [f"![{f.stem}](figures/{f.name})" for f in figures]
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
