@@ -9,6 +9,7 @@ checkpoints in ``../shared/weights`` (never copied into the repository).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import math
@@ -26,7 +27,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-SHARED = REPO.parent / "shared"
+#: ``$LABELBRIDGE_SHARED`` overrides where the shared data and weights live.
+SHARED = Path(os.environ.get("LABELBRIDGE_SHARED", str(REPO.parent / "shared")))
 DATA = SHARED / "data"
 WEIGHTS = SHARED / "weights"
 CAMVID_ROOT = DATA / "camvid"
@@ -103,6 +105,7 @@ class Profile:
 
     def describe(self) -> str:
         """One Markdown paragraph stating every reduction of this profile."""
+
         def lim(v: int | None) -> str:
             return "all" if v is None else str(v)
 
@@ -159,9 +162,9 @@ U1_PROFILES: dict[str, Profile] = {
         crop=(320, 448),
         scale_range=(0.5, 2.0),
         batch_size=16,
-        epochs=12,
+        epochs=8,
         steps_per_epoch=25,
-        finetune_epochs=3,
+        finetune_epochs=2,
         lr=2e-3,
         encoder_lr=1e-3,
         val_limit=None,
@@ -170,12 +173,12 @@ U1_PROFILES: dict[str, Profile] = {
         camvid_extra_limit=None,
         eval_limit=None,
         eval_size=None,
-        tta_scales=(0.75, 1.0, 1.25, 1.5, 1.75, 2.0),
+        tta_scales=(0.75, 1.0, 1.5),
         tta_flip=True,
         precision="bf16-mixed",
         accelerator="gpu",
         device="cuda",
-        num_workers=4,
+        num_workers=3,
         threads=2,
         jobs=3,
         previews=3,
@@ -223,7 +226,15 @@ U2_PROFILES: dict[str, Profile] = {
         extra_limit=300,
         camvid_extra_limit=None,
     ),
-    "gpu": replace(U1_PROFILES["gpu"], epochs=12, steps_per_epoch=25, finetune_epochs=0, lr=1e-3, encoder_lr=5e-4),
+    "gpu": replace(
+        U1_PROFILES["gpu"],
+        epochs=10,
+        steps_per_epoch=25,
+        finetune_epochs=0,
+        lr=1e-3,
+        encoder_lr=5e-4,
+        tta_scales=(0.5, 0.75, 1.0, 1.25, 1.5),
+    ),
     "smoke": replace(U1_PROFILES["smoke"], finetune_epochs=0),
 }
 
@@ -232,14 +243,62 @@ U2_PROFILES: dict[str, Profile] = {
 def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The common command line of both benchmarks."""
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--profile", choices=("cpu", "gpu", "smoke"), default="cpu", help="sizes (see the module doc)")
-    p.add_argument("--smoke", action="store_true", help="same as --profile smoke: a few images, 1 step per stage")
-    p.add_argument("--seeds", type=int, nargs="+", default=None, help="training seeds (default 0 1 2; smoke: 0)")
-    p.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results.md", help="results Markdown file")
-    p.add_argument("--work-dir", type=Path, default=None, help="working folder (default benchmarks/_work/<bench>)")
-    p.add_argument("--jobs", type=int, default=None, help="seeds trained concurrently (default: the profile's)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads per process (default: the profile's)")
-    p.add_argument("--no-figures", action="store_true", help="do not copy preview panels to benchmarks/figures")
+    p.add_argument(
+        "--profile",
+        choices=("cpu", "gpu", "smoke"),
+        default="cpu",
+        help="sizes (see the module doc)",
+    )
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="same as --profile smoke: a few images, 1 step per stage",
+    )
+    p.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="training seeds (default 0 1 2; smoke: 0)",
+    )
+    p.add_argument(
+        "--results",
+        type=Path,
+        default=REPO / "benchmarks" / "results.md",
+        help="results Markdown file",
+    )
+    p.add_argument(
+        "--work-dir",
+        type=Path,
+        default=None,
+        help="working folder (default benchmarks/_work/<bench>)",
+    )
+    p.add_argument(
+        "--jobs", type=int, default=None, help="seeds trained concurrently (default: the profile's)"
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads per process (default: the profile's)",
+    )
+    p.add_argument(
+        "--no-figures", action="store_true", help="do not copy preview panels to benchmarks/figures"
+    )
+    over = p.add_argument_group("profile overrides (for a busy machine; stated in the results)")
+    over.add_argument("--epochs", type=int, default=None, help="stage-1 epochs")
+    over.add_argument("--steps-per-epoch", type=int, default=None, help="optimiser steps per epoch")
+    over.add_argument("--finetune-epochs", type=int, default=None, help="fine-tune epochs (U1)")
+    over.add_argument("--val-limit", type=int, default=None, help="CamVid val images for selection")
+    over.add_argument("--extra-limit", type=int, default=None, help="IDD-Lite train images used")
+    over.add_argument(
+        "--camvid-extra-limit", type=int, default=None, help="CamVid images per split (U2)"
+    )
+    over.add_argument("--eval-limit", type=int, default=None, help="images per evaluation set")
+    over.add_argument(
+        "--tta-scales", type=float, nargs="+", default=None, help="pseudo-label TTA scales"
+    )
+    over.add_argument("--no-tta-flip", action="store_true", help="pseudo-label TTA without flip")
     p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     args = p.parse_args(argv)
     if args.smoke:
@@ -256,7 +315,45 @@ def select_profile(profiles: dict[str, Profile], args: argparse.Namespace) -> Pr
         prof = replace(prof, jobs=max(1, args.jobs))
     if args.threads is not None:
         prof = replace(prof, threads=max(1, args.threads))
+    for key in (
+        "epochs",
+        "steps_per_epoch",
+        "finetune_epochs",
+        "val_limit",
+        "extra_limit",
+        "camvid_extra_limit",
+        "eval_limit",
+    ):
+        value = getattr(args, key)
+        if value is not None:
+            prof = replace(prof, **{key: value})
+    if args.tta_scales is not None:
+        prof = replace(prof, tta_scales=tuple(args.tta_scales))
+    if args.no_tta_flip:
+        prof = replace(prof, tta_flip=False)
     return prof
+
+
+#: Profile fields that do not change any result (how, not what, is computed).
+_NON_RESULT_FIELDS = ("threads", "jobs", "num_workers", "previews")
+
+
+def work_dir(args: argparse.Namespace, bench: str, profile: Profile) -> Path:
+    """``--work-dir``, else ``benchmarks/_work/<bench>_<profile>_<hash of the result-relevant
+    settings>``, so that a changed profile never resumes another profile's runs."""
+    if args.work_dir is not None:
+        return Path(args.work_dir).resolve()
+    data = {k: v for k, v in asdict(profile).items() if k not in _NON_RESULT_FIELDS}
+    digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:8]
+    return (DEFAULT_WORK / f"{bench}_{profile.name}_{digest}").resolve()
+
+
+def eval_tag(profile: Profile) -> str:
+    """Cache-file tag of the evaluation settings (limit and input size)."""
+    size = (
+        "native" if profile.eval_size is None else f"{profile.eval_size[0]}x{profile.eval_size[1]}"
+    )
+    return f"{'all' if profile.eval_limit is None else profile.eval_limit}_{size}"
 
 
 def setup_process(profile: Profile, *, verbose: bool) -> None:
@@ -276,7 +373,9 @@ def require_shared_data() -> None:
     """Exit with a clear message when the shared datasets or weights are absent."""
     missing = [p for p in (CAMVID_ROOT, IDD_ROOT, TEACHER_S2) if not p.exists()]
     if missing:
-        sys.exit(f"real data missing: {', '.join(map(str, missing))} (the benchmarks need ../shared)")
+        sys.exit(
+            f"real data missing: {', '.join(map(str, missing))} (the benchmarks need ../shared)"
+        )
 
 
 def command_line() -> str:
@@ -330,7 +429,9 @@ def evaluate_checkpoint_file(
     return evaluate_loaded(loaded.model, loaded.taxonomy, sets, profile)
 
 
-def evaluate_loaded(model: Any, taxonomy: Any, sets: Sequence[EvalSet], profile: Profile) -> dict[str, dict[str, Any]]:
+def evaluate_loaded(
+    model: Any, taxonomy: Any, sets: Sequence[EvalSet], profile: Profile
+) -> dict[str, dict[str, Any]]:
     """:func:`evaluate_checkpoint_file` for a model already in memory."""
     import torch
 
@@ -386,7 +487,9 @@ def run_seed_jobs(fn: Callable[[int], Any], seeds: Sequence[int], jobs: int) -> 
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(max_workers=min(jobs, len(seeds)), mp_context=mp.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(
+        max_workers=min(jobs, len(seeds)), mp_context=mp.get_context("spawn")
+    ) as pool:
         return list(pool.map(fn, seeds))
 
 
@@ -435,7 +538,9 @@ def summarize(results: dict[str, list[dict[str, Any]]], set_label: str) -> dict[
     return out
 
 
-def miou_table(results: dict[str, list[dict[str, Any]]], sets: Sequence[str], titles: dict[str, str]) -> str:
+def miou_table(
+    results: dict[str, list[dict[str, Any]]], sets: Sequence[str], titles: dict[str, str]
+) -> str:
     """Markdown: one row per arm, mIoU mean (min-max) per set, then the per-seed values."""
     lines = [
         "| arm | seeds | " + " | ".join(f"{s} mIoU" for s in sets) + " | per-seed values |",
@@ -444,14 +549,21 @@ def miou_table(results: dict[str, list[dict[str, Any]]], sets: Sequence[str], ti
     for arm, evals in results.items():
         cells = [summarize({arm: evals}, s)[arm].cell() for s in sets]
         per_seed = "; ".join(
-            f"{s}: " + ", ".join("n/a" if e[s]["mIoU"] is None else f"{100 * e[s]['mIoU']:.1f}" for e in evals)
+            f"{s}: "
+            + ", ".join(
+                "n/a" if e[s]["mIoU"] is None else f"{100 * e[s]['mIoU']:.1f}" for e in evals
+            )
             for s in sets
         )
-        lines.append(f"| {titles.get(arm, arm)} | {len(evals)} | " + " | ".join(cells) + f" | {per_seed} |")
+        lines.append(
+            f"| {titles.get(arm, arm)} | {len(evals)} | " + " | ".join(cells) + f" | {per_seed} |"
+        )
     return "\n".join(lines)
 
 
-def per_class_table(results: dict[str, list[dict[str, Any]]], set_label: str, titles: dict[str, str]) -> str:
+def per_class_table(
+    results: dict[str, list[dict[str, Any]]], set_label: str, titles: dict[str, str]
+) -> str:
     """Markdown: per-class IoU (%) on one set, mean over seeds, one row per arm."""
     first = next(iter(results.values()))[0][set_label]["per_class_iou"]
     classes = list(first)
@@ -522,7 +634,9 @@ def copy_previews(folder: Path, prefix: str, count: int, dest: Path = FIGURES) -
         while target.stat().st_size > MAX_FIGURE_BYTES and scale > 0.2:
             scale *= 0.75
             with Image.open(src) as im:
-                small = im.convert("RGB").resize((max(1, int(im.width * scale)), max(1, int(im.height * scale))))
+                small = im.convert("RGB").resize(
+                    (max(1, int(im.width * scale)), max(1, int(im.height * scale)))
+                )
                 small = small.quantize(colors=128)
                 small.save(target, optimize=True)
         written.append(target)

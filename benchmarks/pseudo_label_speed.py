@@ -99,7 +99,13 @@ def load_teacher(device: torch.device) -> tuple[nn.Module, str]:
 
 
 def straightforward(
-    dataset: Any, positions: list[int], model: TimedModel, allowed: np.ndarray, scales: list[float], out: Path, device: torch.device
+    dataset: Any,
+    positions: list[int],
+    model: TimedModel,
+    allowed: np.ndarray,
+    scales: list[float],
+    out: Path,
+    device: torch.device,
 ) -> dict[str, float]:
     """Per image, per scale, per flip; masking by loops; synchronous decode and write."""
     mask_s = tta_s = 0.0
@@ -113,10 +119,16 @@ def straightforward(
             acc = torch.zeros(1, allowed.shape[1], h, w, device=device)
             for s in scales:
                 size = (max(1, round(h * s)), max(1, round(w * s)))
-                x = F.interpolate(img, size=size, mode="bilinear", align_corners=False) if size != (h, w) else img
+                x = (
+                    F.interpolate(img, size=size, mode="bilinear", align_corners=False)
+                    if size != (h, w)
+                    else img
+                )
                 for flip in (False, True):
                     logits = model(x.flip(-1) if flip else x)
-                    logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+                    logits = F.interpolate(
+                        logits, size=(h, w), mode="bilinear", align_corners=False
+                    )
                     probs = torch.softmax(logits, dim=1)
                     acc += probs.flip(-1) if flip else probs
             acc /= 2 * len(scales)
@@ -141,7 +153,13 @@ def straightforward(
 
 
 def ours(
-    dataset: Any, n: int, model: TimedModel, scales: list[float], out: Path, batch_size: int, num_workers: int
+    dataset: Any,
+    n: int,
+    model: TimedModel,
+    scales: list[float],
+    out: Path,
+    batch_size: int,
+    num_workers: int,
 ) -> dict[str, float]:
     """:class:`PseudoLabeler` with timers around the TTA and the masking."""
     timers = {"tta": 0.0, "mask": 0.0}
@@ -181,10 +199,19 @@ def ours(
 
     labeler.predictor.predict = timed_predict  # type: ignore[method-assign]
     run_mod.apply_priors = timed_apply
-    entry = DatasetEntry(name="camvid_train", reader="camvid", root=str(CAMVID), split="train", ontology=MAPPING, limit=n)
+    entry = DatasetEntry(
+        name="camvid_train",
+        reader="camvid",
+        root=str(CAMVID),
+        split="train",
+        ontology=MAPPING,
+        limit=n,
+    )
     try:
         start = time.perf_counter()
-        labeler.run_dataset(entry=entry, dataset=dataset, ontology=load_ontology(MAPPING), folder=out)
+        labeler.run_dataset(
+            entry=entry, dataset=dataset, ontology=load_ontology(MAPPING), folder=out
+        )
         wall = time.perf_counter() - start
     finally:
         run_mod.apply_priors = real_apply
@@ -195,13 +222,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", choices=sorted(PROFILES), default="cpu")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: the profile's)")
-    parser.add_argument("--images", type=int, default=None, help="images timed (default: the profile's)")
+    parser.add_argument(
+        "--images", type=int, default=None, help="images timed (default: the profile's)"
+    )
     parser.add_argument("--scales", default=",".join(str(s) for s in DEFAULT_TTA_SCALES))
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's)"
+    )
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--num-workers", type=int, default=None)
-    parser.add_argument("--no-results", action="store_true", help="do not write benchmarks/results.md")
-    parser.add_argument("--markdown-out", type=Path, default=None, help="also write the section to this file")
+    parser.add_argument(
+        "--no-results", action="store_true", help="do not write benchmarks/results.md"
+    )
+    parser.add_argument(
+        "--markdown-out", type=Path, default=None, help="also write the section to this file"
+    )
     args = parser.parse_args()
     prof = dict(PROFILES[args.profile])
     device = torch.device(args.device or prof["device"])
@@ -224,18 +259,24 @@ def main() -> None:
         from labelbridge.pseudo.tta import TTAPredictor
 
         img = torch.from_numpy(warm.image).permute(2, 0, 1)[None].float().div(255).to(device)
-        TTAPredictor(timed, num_classes=19, scales=scales).predict(img.expand(batch_size, -1, -1, -1).contiguous())
+        TTAPredictor(timed, num_classes=19, scales=scales).predict(
+            img.expand(batch_size, -1, -1, -1).contiguous()
+        )
         TTAPredictor(timed, num_classes=19, scales=scales, batch_scales=False).predict(img)
 
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         timed.reset()
-        base = straightforward(dataset, positions, timed, allowed, scales, Path(tmp) / "base", device)
+        base = straightforward(
+            dataset, positions, timed, allowed, scales, Path(tmp) / "base", device
+        )
         base["forward"], base["calls"] = timed.seconds, timed.calls
         results["straightforward loop"] = base
         timed.reset()
 
-        mine = ours(dataset, n, timed, scales, Path(tmp) / "ours" / "camvid_train", batch_size, num_workers)
+        mine = ours(
+            dataset, n, timed, scales, Path(tmp) / "ours" / "camvid_train", batch_size, num_workers
+        )
         mine["forward"], mine["calls"] = timed.seconds, timed.calls
         results["labelbridge pipeline"] = mine
         same = total = 0
@@ -250,7 +291,10 @@ def main() -> None:
     lines = [
         f"### Pseudo-labelling speed ({args.profile} profile)",
         "",
-        run_header("python benchmarks/pseudo_label_speed.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])),
+        run_header(
+            "python benchmarks/pseudo_label_speed.py "
+            + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        ),
         f"- teacher: {teacher_name}; device {device}; torch threads {torch.get_num_threads()}",
         f"- the first {n} CamVid train images (480x360), after one warm-up image; TTA scales {scales} x flip "
         f"({2 * len(scales)} passes per image); priors camvid11_to_cityscapes; batch size {batch_size}, "

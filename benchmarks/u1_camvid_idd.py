@@ -43,7 +43,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _realdata import (  # noqa: E402
     CAMVID_ROOT,
-    DEFAULT_WORK,
     IDD_ROOT,
     TEACHER_S2,
     U1_PROFILES,
@@ -65,6 +64,7 @@ from _realdata import (  # noqa: E402
     select_profile,
     setup_process,
     summarize,
+    work_dir,
     write_json,
 )
 from _results import run_header, write_section  # noqa: E402
@@ -90,8 +90,17 @@ def training_section(profile: Profile, seed: int, *, finetune: bool) -> dict[str
     """The training keys shared by teacher and students (the pipeline adds data and output)."""
     return {
         "model": {"spec": MODEL_SPEC, "weights": str(TEACHER_S2), "reinit_classifier": True},
-        "optimizer": {"name": "adamw", "lr": profile.lr, "encoder_lr": profile.encoder_lr, "weight_decay": 1e-4},
-        "schedule": {"name": "poly", "power": 0.9, "warmup_steps": min(10, profile.steps_per_epoch)},
+        "optimizer": {
+            "name": "adamw",
+            "lr": profile.lr,
+            "encoder_lr": profile.encoder_lr,
+            "weight_decay": 1e-4,
+        },
+        "schedule": {
+            "name": "poly",
+            "power": 0.9,
+            "warmup_steps": min(10, profile.steps_per_epoch),
+        },
         "grad_clip": 10.0,
         "precision": profile.precision,
         "batch_size": profile.batch_size,
@@ -100,7 +109,11 @@ def training_section(profile: Profile, seed: int, *, finetune: bool) -> dict[str
         "steps_per_epoch": profile.steps_per_epoch,
         "num_workers": profile.num_workers,
         "seed": seed,
-        "augment": {"scale_range": list(profile.scale_range), "crop": list(profile.crop), "hflip": True},
+        "augment": {
+            "scale_range": list(profile.scale_range),
+            "crop": list(profile.crop),
+            "hflip": True,
+        },
         "early_stopping": {"enabled": False},
         "finetune": {"enabled": finetune, "lr_factor": 0.1, "epochs": profile.finetune_epochs},
         "trainer": {
@@ -114,7 +127,9 @@ def training_section(profile: Profile, seed: int, *, finetune: bool) -> dict[str
     }
 
 
-def pipeline_config(profile: Profile, seed: int, run_dir: Path, *, arms: list[str], iterations: int) -> Any:
+def pipeline_config(
+    profile: Profile, seed: int, run_dir: Path, *, arms: list[str], iterations: int
+) -> Any:
     """The pipeline config of one seed."""
     from labelbridge.config.pipeline import PipelineConfig
 
@@ -122,12 +137,31 @@ def pipeline_config(profile: Profile, seed: int, run_dir: Path, *, arms: list[st
         {
             "run_dir": str(run_dir),
             "taxonomy": TAXONOMY,
-            "source": [{"name": "camvid", "root": str(CAMVID_ROOT), "split": "train", "limit": profile.source_limit}],
+            "source": [
+                {
+                    "name": "camvid",
+                    "root": str(CAMVID_ROOT),
+                    "split": "train",
+                    "limit": profile.source_limit,
+                }
+            ],
             "val": [
-                {"name": "camvid", "root": str(CAMVID_ROOT), "split": "val", "label": "camvid_val", "limit": profile.val_limit}
+                {
+                    "name": "camvid",
+                    "root": str(CAMVID_ROOT),
+                    "split": "val",
+                    "label": "camvid_val",
+                    "limit": profile.val_limit,
+                }
             ],
             "evaluation": [
-                {"name": "camvid", "root": str(CAMVID_ROOT), "split": "test", "label": "camvid_test", "limit": profile.eval_limit},
+                {
+                    "name": "camvid",
+                    "root": str(CAMVID_ROOT),
+                    "split": "test",
+                    "label": "camvid_test",
+                    "limit": profile.eval_limit,
+                },
                 {
                     "name": "idd_lite",
                     "root": str(IDD_ROOT),
@@ -183,7 +217,11 @@ def run_seed(seed: int, *, profile: Profile, work: Path, verbose: bool) -> dict[
     cfg = pipeline_config(profile, seed, run_dir, arms=["priors", "no_priors"], iterations=1)
     first = run_pipeline(cfg)
     evals: dict[str, Any] = {}
-    for key, it, arm in (("teacher", 0, None), ("naive_ft", 1, "no_priors"), ("priors_ft", 1, "priors")):
+    for key, it, arm in (
+        ("teacher", 0, None),
+        ("naive_ft", 1, "no_priors"),
+        ("priors_ft", 1, "priors"),
+    ):
         row = first.row(it, arm)
         evals[key] = _as_eval(row.miou, row.per_class_iou)
     for key, arm in (("naive", "no_priors"), ("priors", "priors")):
@@ -198,7 +236,9 @@ def run_seed(seed: int, *, profile: Profile, work: Path, verbose: bool) -> dict[
         data = cached_json(run_dir / f"iter1/student_{arm}" / "eval_stage1.json", stage1)
         evals[key] = _as_eval(data["miou"], data["per_class_iou"])
     pseudo = {
-        f"seed {seed} / round 1 / {arm}": pseudo_report_summary(run_dir / f"iter1/pseudo_{arm}" / "idd_lite")
+        f"seed {seed} / round 1 / {arm}": pseudo_report_summary(
+            run_dir / f"iter1/pseudo_{arm}" / "idd_lite"
+        )
         for arm in ("priors", "no_priors")
     }
     if profile.second_iteration:
@@ -206,7 +246,9 @@ def run_seed(seed: int, *, profile: Profile, work: Path, verbose: bool) -> dict[
         second = run_pipeline(cfg2)
         row = second.row(2, "priors")
         evals["iter2"] = _as_eval(row.miou, row.per_class_iou)
-        pseudo[f"seed {seed} / round 2 / priors"] = pseudo_report_summary(run_dir / "iter2/pseudo_priors" / "idd_lite")
+        pseudo[f"seed {seed} / round 2 / priors"] = pseudo_report_summary(
+            run_dir / "iter2/pseudo_priors" / "idd_lite"
+        )
     return {"evals": evals, "pseudo": pseudo}
 
 
@@ -237,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     require_shared_data()
     start = time.time()
     load_at_start = load_average()
-    work = (args.work_dir or DEFAULT_WORK / f"u1_{profile.name}").resolve()
+    work = work_dir(args, "u1", profile)
     work.mkdir(parents=True, exist_ok=True)
     print(f"U1 ({profile.name}): work folder {work}", flush=True)
 
@@ -257,13 +299,19 @@ def main(argv: list[str] | None = None) -> int:
     figures = []
     if not args.no_figures and profile.name != "smoke":
         seed0 = work / f"seed{args.seeds[0]}"
-        figures += copy_previews(seed0 / "iter1/pseudo_priors/idd_lite", f"u1_{profile.name}_idd_priors", 3)
-        figures += copy_previews(seed0 / "iter1/pseudo_no_priors/idd_lite", f"u1_{profile.name}_idd_no_priors", 1)
+        figures += copy_previews(
+            seed0 / "iter1/pseudo_priors/idd_lite", f"u1_{profile.name}_idd_priors", 3
+        )
+        figures += copy_previews(
+            seed0 / "iter1/pseudo_no_priors/idd_lite", f"u1_{profile.name}_idd_no_priors", 1
+        )
 
     goals = check_goals(results)
     md = render(args, profile, results, stats, goals, figures, start, load_at_start)
     write_section(SECTION, md, path=args.results)
-    json_path = args.results.parent / (JSON_NAME if profile.name != "smoke" else "results_u1_smoke.json")
+    json_path = args.results.parent / (
+        JSON_NAME if profile.name != "smoke" else "results_u1_smoke.json"
+    )
     write_json(
         json_path,
         {
@@ -324,7 +372,12 @@ def render(
         "",
     ]
     for s in SETS:
-        lines += [f"### Per-class IoU (%), {s} (mean over seeds)", "", per_class_table(results, s, TITLES), ""]
+        lines += [
+            f"### Per-class IoU (%), {s} (mean over seeds)",
+            "",
+            per_class_table(results, s, TITLES),
+            "",
+        ]
     if figures:
         lines += ["### Preview panels (Fig. 1 style)", ""]
         lines += [f"![{f.stem}](figures/{f.name})" for f in figures]

@@ -27,7 +27,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -261,7 +260,9 @@ def tiny_teacher(taxonomy: str = "cityscapes", seed: int = 0) -> Any:
 
     tax = load_taxonomy(taxonomy)
     torch.manual_seed(seed)
-    return Teacher(model=TinySegNet(tax.num_classes).eval(), taxonomy=tax, description={"model": "tiny"})
+    return Teacher(
+        model=TinySegNet(tax.num_classes).eval(), taxonomy=tax, description={"model": "tiny"}
+    )
 
 
 def pseudo_config(data: Path, out: Path, *, on_error: str = "raise", **changes: Any) -> Any:
@@ -271,8 +272,14 @@ def pseudo_config(data: Path, out: Path, *, on_error: str = "raise", **changes: 
     raw: dict[str, Any] = {
         "teacher": {"model": "tiny", "taxonomy": "cityscapes"},
         "datasets": [
-            {"name": "cv", "reader": "camvid", "root": str(data), "split": "train",
-             "ontology": PSEUDO_MAPPING, "on_error": on_error}
+            {
+                "name": "cv",
+                "reader": "camvid",
+                "root": str(data),
+                "split": "train",
+                "ontology": PSEUDO_MAPPING,
+                "on_error": on_error,
+            }
         ],
         "tta": {"flip": False, "scales": [1.0]},
         "outputs": {"previews": 0},
@@ -334,14 +341,20 @@ def pseudo_case(corruption: str, mode: str, scratch: Path, *, cache: Path) -> Ca
         return f"labels differ from the undamaged run: {wrong}" if wrong else ""
 
     try:
-        (summary,) = run_pseudo_label(pseudo_config(fx.root, out, on_error=mode), teacher=tiny_teacher())
+        (summary,) = run_pseudo_label(
+            pseudo_config(fx.root, out, on_error=mode), teacher=tiny_teacher()
+        )
     except UserError as exc:
         message = str(exc)
         if str(named) not in message:
             return fail(f"error does not name {named}: {message}")
         if mode == "skip" and corruption != "empty_split":
             return fail(f"on_error: skip raised instead of skipping: {message}")
-        return CaseResult("pseudo-label", name, mode, CLEAR_ERROR, message) if not written_ok() else fail(written_ok())
+        return (
+            CaseResult("pseudo-label", name, mode, CLEAR_ERROR, message)
+            if not written_ok()
+            else fail(written_ok())
+        )
     except Exception as exc:  # noqa: BLE001 - anything else is a failure of the case
         return fail(f"{type(exc).__name__} without a user message: {exc}")
     if mode == "raise":
@@ -350,7 +363,9 @@ def pseudo_case(corruption: str, mode: str, scratch: Path, *, cache: Path) -> Ca
     if problem:
         return fail(problem)
     report = json.loads((out / "cv" / "report.json").read_text(encoding="utf-8"))
-    listed = [s for s in report.get("skipped", []) if s.get("key") == key or str(named) in json.dumps(s)]
+    listed = [
+        s for s in report.get("skipped", []) if s.get("key") == key or str(named) in json.dumps(s)
+    ]
     if not listed:
         return fail(f"skip of {key} not listed in report.json (skipped: {report.get('skipped')})")
     if summary.failed + len(report.get("skipped", [])) == 0:
@@ -359,18 +374,24 @@ def pseudo_case(corruption: str, mode: str, scratch: Path, *, cache: Path) -> Ca
 
 
 # ============================================================================ bad configuration
-def run_cli(args: list[str], *, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    args: list[str], *, cwd: Path, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     """Run the real console script ``labelbridge ARGS`` in ``cwd`` (one torch thread)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     exe = shutil.which(CLI) or CLI
-    return subprocess.run([exe, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [exe, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def builtin_mapping_text(name: str = PSEUDO_MAPPING) -> str:
     """Text of a built-in mapping file."""
     import labelbridge.taxonomy as taxonomy_pkg
 
-    return (Path(taxonomy_pkg.__file__).parent / "builtin" / "mappings" / f"{name}.yaml").read_text(encoding="utf-8")
+    return (Path(taxonomy_pkg.__file__).parent / "builtin" / "mappings" / f"{name}.yaml").read_text(
+        encoding="utf-8"
+    )
 
 
 def line_of(text: str, needle: str) -> int:
@@ -378,7 +399,9 @@ def line_of(text: str, needle: str) -> int:
     return next(i for i, line in enumerate(text.splitlines(), start=1) if line.startswith(needle))
 
 
-def edited_mapping(where: Path, old: str, new: str | None, *, duplicate: bool = False) -> tuple[Path, int]:
+def edited_mapping(
+    where: Path, old: str, new: str | None, *, duplicate: bool = False
+) -> tuple[Path, int]:
     """Write ``bad.yaml``: the CamVid -> Cityscapes mapping with the line starting
     ``old`` replaced by ``new`` (removed for ``None``; repeated with ``duplicate``).
     Returns the file and the number of the line an error must name."""
@@ -457,14 +480,19 @@ class CliCase:
             returns the arguments and the texts the error must contain.
         usage: a command-line usage error (click shows the usage, exit 2) rather than
             a :class:`UserError` paragraph.
+        slow: costs a full start of the training stack and adds little over another
+            case (the test suite marks it slow; the benchmark runs it).
     """
 
     name: str
     setup: Callable[[Path], tuple[list[str], list[str]]]
     usage: bool = False
+    slow: bool = False
 
 
-def _mapping_case(old: str, new: str | None, needle: str, *, duplicate: bool = False) -> Callable[[Path], tuple[list[str], list[str]]]:
+def _mapping_case(
+    old: str, new: str | None, needle: str, *, duplicate: bool = False
+) -> Callable[[Path], tuple[list[str], list[str]]]:
     def setup(cwd: Path) -> tuple[list[str], list[str]]:
         path, line = edited_mapping(cwd, old, new, duplicate=duplicate)
         return ["ontology", "check", path.name], [f"{path.name}:{line}:", needle]
@@ -478,7 +506,13 @@ def _camvid_data(cwd: Path) -> Path:
 
 def _train_bad(cwd: Path) -> tuple[list[str], list[str]]:
     (cwd / "train.yaml").write_text(TRAIN_CONFIG_BAD, encoding="utf-8")
-    return ["train", "train.yaml"], ["train.yaml:9", "epochz", "unknown key", "train.yaml:10", "batch_size"]
+    return ["train", "train.yaml"], [
+        "train.yaml:9",
+        "epochz",
+        "unknown key",
+        "train.yaml:10",
+        "batch_size",
+    ]
 
 
 def _pseudo_bad(cwd: Path) -> tuple[list[str], list[str]]:
@@ -495,7 +529,9 @@ def _pseudo_wrong_type(cwd: Path) -> tuple[list[str], list[str]]:
 def _taxonomy_mismatch(cwd: Path) -> tuple[list[str], list[str]]:
     _camvid_data(cwd)
     tiny_checkpoint(cwd / "camvid_teacher.ckpt", "camvid11")
-    text = PSEUDO_CONFIG_BAD.replace("teacher: {model: tiny, taxonomy: cityscapes}", "teacher: {checkpoint: camvid_teacher.ckpt}")
+    text = PSEUDO_CONFIG_BAD.replace(
+        "teacher: {model: tiny, taxonomy: cityscapes}", "teacher: {checkpoint: camvid_teacher.ckpt}"
+    )
     text = text.replace("tta:\n  scalez: [1.0]\n", "tta: {flip: false, scales: [1.0]}\n")
     (cwd / "pseudo.yaml").write_text(text, encoding="utf-8")
     return ["pseudo-label", "pseudo.yaml"], ["cityscapes", "camvid11", "teacher"]
@@ -512,32 +548,62 @@ def _truncated_checkpoint(cwd: Path) -> tuple[list[str], list[str]]:
     path = tiny_checkpoint(cwd / "cut.ckpt", "cityscapes")
     truncate(path, 0.5)
     Image.fromarray(np.zeros((6, 8, 3), np.uint8)).save(cwd / "img.png")
-    return ["predict", "img.png", "--checkpoint", path.name, "--out", "pred"], [path.name, "truncated"]
+    return ["predict", "img.png", "--checkpoint", path.name, "--out", "pred"], [
+        path.name,
+        "truncated",
+    ]
 
 
 CLI_CASES: tuple[CliCase, ...] = (
-    CliCase("mapping: misspelt extra label", _mapping_case("  Building:", "  Bildng: [building, wall]", "'Bildng'")),
+    CliCase(
+        "mapping: misspelt extra label",
+        _mapping_case("  Building:", "  Bildng: [building, wall]", "'Bildng'"),
+    ),
     CliCase("mapping: unknown source class", _mapping_case("  Pole:", "  Pole: [poles]", "poles")),
     CliCase("mapping: extra label not covered", _mapping_case("  Pole:", None, "'Pole'")),
     CliCase("mapping: empty set", _mapping_case("  Pole:", "  Pole: []", "empty set")),
-    CliCase("mapping: duplicate key", _mapping_case("  Pole:", None, "duplicate key", duplicate=True)),
+    CliCase(
+        "mapping: duplicate key", _mapping_case("  Pole:", None, "duplicate key", duplicate=True)
+    ),
     CliCase("mapping: wrong type", _mapping_case("  Pole:", "  Pole: 3", "must be a list")),
-    CliCase("mapping: unknown taxonomy", _mapping_case("source:", "source: cityscapez", "cityscapez")),
-    CliCase("dataset: unknown name", lambda cwd: (["datasets", "check", "nosuchset", "--root", "."], ["nosuchset"])),
-    CliCase("dataset: missing root", lambda cwd: (["datasets", "check", "camvid", "--root", "absent"], ["absent"])),
+    CliCase(
+        "mapping: unknown taxonomy", _mapping_case("source:", "source: cityscapez", "cityscapez")
+    ),
+    CliCase(
+        "dataset: unknown name",
+        lambda cwd: (["datasets", "check", "nosuchset", "--root", "."], ["nosuchset"]),
+    ),
+    CliCase(
+        "dataset: missing root",
+        lambda cwd: (["datasets", "check", "camvid", "--root", "absent"], ["absent"]),
+    ),
     CliCase("train config: unknown key and wrong type", _train_bad),
-    CliCase("train config: file missing", lambda cwd: (["train", "nosuch.yaml"], ["nosuch.yaml"])),
+    CliCase(
+        "train config: file missing",
+        lambda cwd: (["train", "nosuch.yaml"], ["nosuch.yaml"]),
+        slow=True,
+    ),
     CliCase("pseudo-label config: unknown key", _pseudo_bad),
     CliCase("pseudo-label config: wrong type", _pseudo_wrong_type),
     CliCase("checkpoint taxonomy differs from the mapping's source", _taxonomy_mismatch),
     CliCase("strict weight loading: mismatched keys", _strict_loading),
     CliCase("checkpoint: truncated file", _truncated_checkpoint),
-    CliCase("usage: missing argument", lambda cwd: (["ontology", "check"], ["Missing argument"]), usage=True),
-    CliCase("usage: unknown option", lambda cwd: (["train", "x.yaml", "--epochs", "3"], ["No such option"]), usage=True),
+    CliCase(
+        "usage: missing argument",
+        lambda cwd: (["ontology", "check"], ["Missing argument"]),
+        usage=True,
+    ),
+    CliCase(
+        "usage: unknown option",
+        lambda cwd: (["train", "x.yaml", "--epochs", "3"], ["No such option"]),
+        usage=True,
+    ),
 )
 
 
-def classify_cli(case: CliCase, proc: subprocess.CompletedProcess[str], needles: list[str]) -> CaseResult:
+def classify_cli(
+    case: CliCase, proc: subprocess.CompletedProcess[str], needles: list[str]
+) -> CaseResult:
     """:data:`CLEAR_ERROR` when ``proc`` exited 2 with one ``error:`` paragraph (or the
     usage text) holding every needle and no traceback; else :data:`FAILED`."""
     err = proc.stderr
@@ -639,15 +705,21 @@ def audit_outputs(folder: Path, *, allow_temp: bool = False) -> list[str]:
     return problems
 
 
-def make_camvid_images(root: Path, *, count: int, size: tuple[int, int] = (64, 48), seed: int = 0) -> Path:
+def make_camvid_images(
+    root: Path, *, count: int, size: tuple[int, int] = (64, 48), seed: int = 0
+) -> Path:
     """A CamVid-layout split ``train`` of ``count`` random images with random labels."""
     rng = np.random.default_rng(seed)
     w, h = size
     (root / "train").mkdir(parents=True, exist_ok=True)
     (root / "trainannot").mkdir(parents=True, exist_ok=True)
     for i in range(count):
-        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(root / "train" / f"f{i:03d}.png")
-        Image.fromarray(rng.integers(0, 12, (h, w), dtype=np.uint8), mode="L").save(root / "trainannot" / f"f{i:03d}.png")
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(
+            root / "train" / f"f{i:03d}.png"
+        )
+        Image.fromarray(rng.integers(0, 12, (h, w), dtype=np.uint8), mode="L").save(
+            root / "trainannot" / f"f{i:03d}.png"
+        )
     return root
 
 
@@ -672,9 +744,21 @@ def setup_pseudo(work: Path) -> StageSetup:
     tiny_checkpoint(work / "teacher.ckpt", "cityscapes")
     cfg = {
         "teacher": {"checkpoint": "teacher.ckpt"},
-        "datasets": [{"name": "cv", "reader": "camvid", "root": "data", "split": "train", "ontology": PSEUDO_MAPPING}],
+        "datasets": [
+            {
+                "name": "cv",
+                "reader": "camvid",
+                "root": "data",
+                "split": "train",
+                "ontology": PSEUDO_MAPPING,
+            }
+        ],
         "tta": {"flip": True, "scales": [0.5, 1.0, 1.5]},
-        "outputs": {"confidence": True, "soft_labels": {"enabled": True, "top_k": 3}, "previews": 2},
+        "outputs": {
+            "confidence": True,
+            "soft_labels": {"enabled": True, "top_k": 3},
+            "previews": 2,
+        },
         "output": "out",
         "device": "cpu",
         "num_workers": 2,
@@ -685,7 +769,7 @@ def setup_pseudo(work: Path) -> StageSetup:
 
 
 def setup_train(work: Path) -> StageSetup:
-    """The toy 3-class folder dataset; 4 epochs of 3 steps + a 1-epoch fine-tune."""
+    """The toy 3-class folder dataset; 6 epochs of 4 steps + a 2-epoch fine-tune."""
     from test_train_toydata import make_toy_dataset
 
     make_toy_dataset(work / "toy", splits={"train": 12, "val": 3})
@@ -696,14 +780,19 @@ def setup_train(work: Path) -> StageSetup:
         "model": {"spec": "tiny"},
         "optimizer": {"lr": 0.01},
         "batch_size": 4,
-        "steps_per_epoch": 3,
-        "epochs": 4,
+        "steps_per_epoch": 4,
+        "epochs": 6,
         "num_workers": 0,
         "augment": {"enabled": False},
         "early_stopping": {"enabled": False},
-        "finetune": {"enabled": True, "epochs": 1},
-        "trainer": {"accelerator": "cpu", "devices": 1, "enable_progress_bar": False,
-                    "log_every_n_steps": 1, "num_sanity_val_steps": 0},
+        "finetune": {"enabled": True, "epochs": 2},
+        "trainer": {
+            "accelerator": "cpu",
+            "devices": 1,
+            "enable_progress_bar": False,
+            "log_every_n_steps": 1,
+            "num_sanity_val_steps": 0,
+        },
         "output": "run",
     }
     (work / "train.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
@@ -716,9 +805,19 @@ def setup_pipeline(work: Path) -> StageSetup:
 
     generate_world(work / "world", seed=1, sizes=WorldSizes.tiny(), image_size=(64, 48))
     train = {
-        "model": {"spec": "tiny"}, "epochs": 2, "steps_per_epoch": 2, "batch_size": 2, "num_workers": 0,
-        "augment": {"enabled": False}, "early_stopping": {"enabled": False},
-        "trainer": {"accelerator": "cpu", "devices": 1, "enable_progress_bar": False, "num_sanity_val_steps": 0},
+        "model": {"spec": "tiny"},
+        "epochs": 2,
+        "steps_per_epoch": 2,
+        "batch_size": 2,
+        "num_workers": 0,
+        "augment": {"enabled": False},
+        "early_stopping": {"enabled": False},
+        "trainer": {
+            "accelerator": "cpu",
+            "devices": 1,
+            "enable_progress_bar": False,
+            "num_sanity_val_steps": 0,
+        },
     }
     cfg = {
         "run_dir": "run",
@@ -731,11 +830,26 @@ def setup_pipeline(work: Path) -> StageSetup:
         ],
         "teacher": {"train": train},
         "extras": [
-            {"name": "extra_a", "reader": "folder", "root": "world/extra_a", "ontology": "world/mappings/extra_a_to_source.yaml"},
-            {"name": "extra_b", "reader": "folder", "root": "world/extra_b", "ontology": "world/mappings/extra_b_to_source.yaml"},
+            {
+                "name": "extra_a",
+                "reader": "folder",
+                "root": "world/extra_a",
+                "ontology": "world/mappings/extra_a_to_source.yaml",
+            },
+            {
+                "name": "extra_b",
+                "reader": "folder",
+                "root": "world/extra_b",
+                "ontology": "world/mappings/extra_b_to_source.yaml",
+            },
         ],
-        "pseudo": {"arms": ["priors", "no_priors"], "tta": {"flip": True, "scales": [1.0]}, "device": "cpu",
-                   "num_workers": 0, "outputs": {"previews": 1}},
+        "pseudo": {
+            "arms": ["priors", "no_priors"],
+            "tta": {"flip": True, "scales": [1.0]},
+            "device": "cpu",
+            "num_workers": 0,
+            "outputs": {"previews": 1},
+        },
         "finetune": {"enabled": True, "lr_factor": 0.1, "epochs": 1},
         "threads": 1,
     }
@@ -763,25 +877,46 @@ def run_to_end(setup: StageSetup, work: Path, timeout: float = 1800) -> float:
     start = time.perf_counter()
     proc = run_cli(setup.args, cwd=work, timeout=timeout)
     if proc.returncode != 0:
-        raise RuntimeError(f"labelbridge {' '.join(setup.args)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+        raise RuntimeError(
+            f"labelbridge {' '.join(setup.args)} failed ({proc.returncode}): {proc.stderr[-2000:]}"
+        )
     return time.perf_counter() - start
 
 
-def run_and_kill(setup: StageSetup, work: Path, delay: float) -> bool:
-    """Start the stage and SIGKILL its process group after ``delay`` seconds.
-    Returns whether it was killed (``False``: it finished first)."""
+def run_and_kill(setup: StageSetup, work: Path, *, changes: int, jitter: float) -> float | None:
+    """Start the stage, watch its output folder, and SIGKILL its process group
+    ``jitter`` seconds after the ``changes``-th change of its outputs.
+
+    Returns:
+        seconds from the start to the kill, or ``None`` when the stage finished first.
+    """
     exe = shutil.which(CLI) or CLI
+    out = work / setup.output
+    start = time.perf_counter()
     proc = subprocess.Popen(
-        [exe, *setup.args], cwd=work, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [exe, *setup.args],
+        cwd=work,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    try:
-        proc.wait(timeout=delay)
-        return False
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        return True
+    seen, count = _snapshot(out), 0
+    while proc.poll() is None:
+        now = _snapshot(out)
+        if now != seen:
+            count += 1
+            seen = now
+            if count >= changes:
+                time.sleep(jitter)
+                if proc.poll() is not None:
+                    break
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                return time.perf_counter() - start
+        time.sleep(0.05)
+    proc.wait()
+    return None
 
 
 def stage_fingerprint(stage: str, output: Path) -> dict[str, Any]:
@@ -790,8 +925,10 @@ def stage_fingerprint(stage: str, output: Path) -> dict[str, Any]:
     * pseudo-label: the bytes of every label, confidence and soft-label file;
     * train: the global step and epoch of each stage's ``last.ckpt`` and the steps of
       its validation history;
-    * pipeline: the finished stages of ``state.json``, every pseudo-label file's bytes
-      and the global steps of every training stage.
+    * pipeline: the finished stages of ``state.json``, the names of the pseudo-label
+      files, and the global step, epoch and history of every training stage (the bytes
+      of pseudo-labels made by a teacher whose training was resumed may legitimately
+      differ in the last bits of its weights, so only names are compared here).
     """
     if stage == "pseudo-label":
         return {"files": _pseudo_bytes(output)}
@@ -799,9 +936,12 @@ def stage_fingerprint(stage: str, output: Path) -> dict[str, Any]:
         return {"steps": _train_steps(output)}
     state = json.loads((output / "state.json").read_text(encoding="utf-8"))
     done = sorted(k for k, v in state["stages"].items() if v.get("status") == "done")
-    pseudo = {p.relative_to(output).as_posix(): v for p in sorted(output.glob("iter*/pseudo_*")) for v in [_pseudo_bytes(p)]}
-    steps = {p.relative_to(output).as_posix(): _train_steps(p) for p in sorted(output.rglob("train")) if (p / "checkpoints").is_dir()}
-    return {"done": done, "pseudo": pseudo, "steps": steps}
+    pseudo = sorted(
+        f"{p.relative_to(output).as_posix()}/{name}"
+        for p in output.glob("iter*/pseudo_*")
+        for name in _pseudo_bytes(p)
+    )
+    return {"done": done, "pseudo": pseudo, "steps": _train_steps(output)}
 
 
 def _pseudo_bytes(folder: Path) -> dict[str, str]:
@@ -810,7 +950,9 @@ def _pseudo_bytes(folder: Path) -> dict[str, str]:
     return {
         p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.suffix in (".png", ".npz") and "previews" not in p.relative_to(folder).parts
+        if p.is_file()
+        and p.suffix in (".png", ".npz")
+        and "previews" not in p.relative_to(folder).parts
         and not any(p.match(t) for t in TEMP_PATTERNS)
     }
 
@@ -820,7 +962,9 @@ def _train_steps(run: Path) -> dict[str, Any]:
     for stage_dir in sorted(p.parent.parent for p in run.rglob("checkpoints/last.ckpt")):
         import torch
 
-        data = torch.load(stage_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+        data = torch.load(
+            stage_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False
+        )
         marker = stage_dir / "stage_done.json"
         history = json.loads(marker.read_text())["history"] if marker.is_file() else None
         out[stage_dir.relative_to(run).as_posix()] = {
@@ -833,7 +977,8 @@ def _train_steps(run: Path) -> dict[str, Any]:
 
 def _last_checkpoints(output: Path) -> dict[str, int | None]:
     return {
-        p.relative_to(output).as_posix(): _safe_step(p) for p in sorted(output.rglob("checkpoints/last.ckpt"))
+        p.relative_to(output).as_posix(): _safe_step(p)
+        for p in sorted(output.rglob("checkpoints/last.ckpt"))
     }
 
 
@@ -849,19 +994,62 @@ def progress(stage: str, output: Path) -> str:
     if not output.exists():
         return "nothing written"
     if stage == "pseudo-label":
-        lines = sum(len(p.read_text(encoding="utf-8").splitlines()) for p in output.rglob("manifest*.jsonl"))
+        lines = sum(
+            len(p.read_text(encoding="utf-8").splitlines()) for p in output.rglob("manifest*.jsonl")
+        )
         return f"{lines} images recorded"
-    steps = ", ".join(f"{k.split('/checkpoints')[0]}@{v}" for k, v in _last_checkpoints(output).items())
+    steps = ", ".join(
+        f"{k.split('/checkpoints')[0]}@{v}" for k, v in _last_checkpoints(output).items()
+    )
     if stage == "train":
         return f"checkpoints: {steps or 'none'}"
     state = output / "state.json"
     done = 0
     if state.is_file():
         try:
-            done = sum(v.get("status") == "done" for v in json.loads(state.read_text())["stages"].values())
+            done = sum(
+                v.get("status") == "done" for v in json.loads(state.read_text())["stages"].values()
+            )
         except (json.JSONDecodeError, KeyError):
             return "state.json unreadable"
     return f"{done} stages done; checkpoints: {steps or 'none'}"
+
+
+def _csv_logs(output: Path) -> set[Path]:
+    return set(output.rglob("logs/csv*/metrics.csv")) if output.exists() else set()
+
+
+def _first_step(metrics_csv: Path) -> int | None:
+    """The ``step`` of the first row of a Lightning CSV log (``None``: no row yet)."""
+    import csv
+
+    try:
+        with open(metrics_csv, newline="", encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
+                if row.get("step") not in (None, ""):
+                    return int(float(row["step"]))
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def continuation_problems(
+    output: Path, before: dict[str, int | None], logs_before: set[Path]
+) -> list[str]:
+    """Training stages that did not continue from their checkpoint: a CSV log started by
+    the last invocation must begin at the global step of the ``last.ckpt`` that existed
+    when it started (0 when there was none)."""
+    problems = []
+    for log in sorted(_csv_logs(output) - logs_before):
+        stage_dir = log.parent.parent.parent  # <stage>/logs/csv_N/metrics.csv
+        key = (stage_dir / "checkpoints" / "last.ckpt").relative_to(output).as_posix()
+        expected = before.get(key) or 0
+        first = _first_step(log)
+        if first is not None and first != expected:
+            problems.append(
+                f"{log.relative_to(output)}: started at step {first}, checkpoint was at {expected}"
+            )
+    return problems
 
 
 @dataclass
@@ -876,6 +1064,10 @@ class TrialResult:
         after_resume: problems after the final resume (none allowed).
         steps_back: training checkpoints whose global step went backwards (restarted).
         identical: the resumed outputs equal the uninterrupted run's.
+        restarts: runs that finished before their kill and were started over from
+            scratch before this kill.
+        differing: entries of :func:`stage_fingerprint` that differ (files lost or
+            changed, checkpoints at another step).
         detail: the first difference, when not identical.
     """
 
@@ -886,40 +1078,77 @@ class TrialResult:
     after_resume: list[str] = field(default_factory=list)
     steps_back: list[str] = field(default_factory=list)
     identical: bool = False
+    restarts: int = 0
+    differing: int = 0
     detail: str = ""
 
     @property
     def ok(self) -> bool:
-        return self.identical and not self.after_kill and not self.after_resume and not self.steps_back
+        return (
+            self.identical and not self.after_kill and not self.after_resume and not self.steps_back
+        )
 
 
-def _timed_reference(setup: StageSetup, work: Path) -> tuple[float, float]:
-    """Run the stage to the end; returns (seconds until its first output file, total)."""
+def _snapshot(folder: Path) -> frozenset[tuple[str, int, int]]:
+    if not folder.exists():
+        return frozenset()
+    items = []
+    for p in folder.rglob("*"):
+        try:
+            st = p.stat()
+        except OSError:  # removed while listing
+            continue
+        if p.is_file():
+            items.append((str(p), st.st_size, st.st_mtime_ns))
+    return frozenset(items)
+
+
+def _timed_reference(setup: StageSetup, work: Path) -> tuple[int, float]:
+    """Run the stage to the end, watching its output folder.
+
+    Returns:
+        the number of changes of its outputs seen (polling every 50 ms) and its wall time.
+    """
     exe = shutil.which(CLI) or CLI
     out = work / setup.output
     start = time.perf_counter()
-    proc = subprocess.Popen([exe, *setup.args], cwd=work, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    first = None
+    proc = subprocess.Popen(
+        [exe, *setup.args],
+        cwd=work,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    changes, seen = 0, frozenset()
     while proc.poll() is None:
-        if first is None and out.exists() and any(p.is_file() for p in out.rglob("*")):
-            first = time.perf_counter() - start
+        now = _snapshot(out)
+        if now != seen:
+            changes += 1
+            seen = now
         time.sleep(0.05)
     total = time.perf_counter() - start
     if proc.returncode != 0:
-        raise RuntimeError(f"labelbridge {' '.join(setup.args)} failed ({proc.returncode}): {proc.stderr.read()[-2000:]}")  # type: ignore[union-attr]
-    return (first if first is not None else 0.0), total
+        raise RuntimeError(
+            f"labelbridge {' '.join(setup.args)} failed ({proc.returncode}): {proc.stderr.read()[-2000:]}"
+        )  # type: ignore[union-attr]
+    return changes, total
 
 
-def kill_resume_trials(stage: str, scratch: Path, *, trials: int = 5, seed: int = 0) -> tuple[list[TrialResult], float]:
+def kill_resume_trials(
+    stage: str, scratch: Path, *, trials: int = 5, seed: int = 0
+) -> tuple[list[TrialResult], float]:
     """SIGKILL ``stage`` at ``trials`` random moments, resuming in between; compare with an
     uninterrupted run.
 
     The trials are chained in one working folder: each kill interrupts the re-run that
     followed the previous kill, so later trials also test resuming a run that was itself
-    resumed. Kill moments are drawn uniformly between the uninterrupted run's first
-    output file and its end, the span shrinking for later trials as the remaining work
-    shrinks; a run that finishes before its kill is started again from scratch (so every
-    trial is a real kill). After each kill the outputs are audited (temporary files and
+    resumed. The uninterrupted run is watched first: its output folder changes ``N``
+    times (polled every 50 ms). Each kill comes a random 0-0.3 s after a random change
+    ``1..N*r`` of the running command's outputs (``r``: share of trials left, as the
+    remaining work shrinks), so the moments follow the work, not the machine's load. A
+    run that finishes before its kill is started again from scratch (so every trial is a
+    real kill). After each kill the outputs are audited (temporary files and
     a torn manifest tail allowed) and every training checkpoint's global step is checked
     against the one before (it must never go back: a restart from scratch would); after
     the final resume the outputs are audited strictly and compared with the
@@ -936,18 +1165,20 @@ def kill_resume_trials(stage: str, scratch: Path, *, trials: int = 5, seed: int 
     work.mkdir(parents=True)
     setup = SETUPS[stage](ref_work)
     SETUPS[stage](work)
-    first, total = _timed_reference(setup, ref_work)
+    changes, total = _timed_reference(setup, ref_work)
     reference = stage_fingerprint(stage, ref_work / setup.output)
     output = work / setup.output
     results: list[TrialResult] = []
-    attempts = 0
+    attempts = restarts = 0
     while len(results) < trials and attempts < 3 * trials:
         attempts += 1
         share = (trials - len(results)) / trials
-        delay = first + rng.uniform(0.05, 0.95) * max(total - first, 1.0) * share
-        before = _last_checkpoints(output)
-        if not run_and_kill(setup, work, delay):
-            shutil.rmtree(output)  # finished first: start over, so the next kill is real
+        at_change = rng.randint(1, max(1, round(changes * share)))
+        before, logs = _last_checkpoints(output), _csv_logs(output)
+        delay = run_and_kill(setup, work, changes=at_change, jitter=rng.uniform(0.0, 0.3))
+        if delay is None:  # finished first: start over, so the next kill is a real one
+            shutil.rmtree(output, ignore_errors=True)
+            restarts += 1
             continue
         after = _last_checkpoints(output)
         back = [
@@ -955,24 +1186,41 @@ def kill_resume_trials(stage: str, scratch: Path, *, trials: int = 5, seed: int 
             for k in before
             if before[k] is not None and (after.get(k) is None or after[k] < before[k])
         ]
+        back += continuation_problems(output, before, logs)
+        problems = audit_outputs(output, allow_temp=True)
         results.append(
-            TrialResult(stage, round(delay, 2), progress(stage, output), audit_outputs(output, allow_temp=True), steps_back=back)
+            TrialResult(stage, round(delay, 2), progress(stage, output), problems, steps_back=back)
         )
-    before = _last_checkpoints(output)
+        results[-1].restarts = restarts
+    before, logs = _last_checkpoints(output), _csv_logs(output)
     run_to_end(setup, work)
     after = _last_checkpoints(output)
-    final_back = [f"{k}: step {before[k]} -> {after.get(k)}" for k in before if before[k] is not None and (after.get(k) or -1) < before[k]]
+    final_back = continuation_problems(output, before, logs)
+    final_back += [
+        f"{k}: step {before[k]} -> {after.get(k)}"
+        for k in before
+        if before[k] is not None and (after.get(k) or -1) < before[k]
+    ]
     final_problems = audit_outputs(output)
     got = stage_fingerprint(stage, output)
     identical = got == reference
     detail = "" if identical else _diff(reference, got)
+    differing = _count_diff(reference, got)
     for r in results:
         r.after_resume = final_problems
         r.identical = identical
+        r.differing = differing
         r.detail = detail
     if results:
         results[-1].steps_back += final_back
     return results, total
+
+
+def _count_diff(a: Any, b: Any) -> int:
+    """Leaf entries that differ between two nested dicts (missing counts as different)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return sum(_count_diff(a.get(k), b.get(k)) for k in set(a) | set(b))
+    return int(a != b)
 
 
 def _diff(a: Any, b: Any, path: str = "") -> str:
@@ -1016,16 +1264,40 @@ def oom_fallback_case(scratch: Path) -> CaseResult:
     base = tiny_teacher()
     changes = {"tta": {"flip": True, "scales": [1.0, 2.0]}}
     run_pseudo_label(pseudo_config(data, scratch / "ref", **changes), teacher=base)
-    faulty = Teacher(OutOfMemoryAt(base.model, height=24, max_batch=1).module.eval(), base.taxonomy, base.description)
+    faulty = Teacher(
+        OutOfMemoryAt(base.model, height=24, max_batch=1).module.eval(),
+        base.taxonomy,
+        base.description,
+    )
     try:
-        (summary,) = run_pseudo_label(pseudo_config(data, scratch / "out", **changes), teacher=faulty)
+        (summary,) = run_pseudo_label(
+            pseudo_config(data, scratch / "out", **changes), teacher=faulty
+        )
     except Exception as exc:  # noqa: BLE001
-        return CaseResult("resource", "TTA scale out of memory: fallback", "-", FAILED, f"{type(exc).__name__}: {exc}")
+        return CaseResult(
+            "resource",
+            "TTA scale out of memory: fallback",
+            "-",
+            FAILED,
+            f"{type(exc).__name__}: {exc}",
+        )
     fallbacks = summary.report.get("fallbacks", [])
     same = label_files(scratch / "out" / "cv") == label_files(scratch / "ref" / "cv")
     if not same or [f["scale"] for f in fallbacks] != [2.0]:
-        return CaseResult("resource", "TTA scale out of memory: fallback", "-", FAILED, f"same labels: {same}; fallbacks: {fallbacks}")
-    return CaseResult("resource", "TTA scale out of memory: fallback", "-", RECORDED_FALLBACK, json.dumps(fallbacks))
+        return CaseResult(
+            "resource",
+            "TTA scale out of memory: fallback",
+            "-",
+            FAILED,
+            f"same labels: {same}; fallbacks: {fallbacks}",
+        )
+    return CaseResult(
+        "resource",
+        "TTA scale out of memory: fallback",
+        "-",
+        RECORDED_FALLBACK,
+        json.dumps(fallbacks),
+    )
 
 
 def oom_no_fallback_case(scratch: Path) -> CaseResult:
@@ -1035,15 +1307,30 @@ def oom_no_fallback_case(scratch: Path) -> CaseResult:
 
     data = make_camvid_images(scratch / "data", count=2, size=(16, 12))
     base = tiny_teacher()
-    faulty = Teacher(OutOfMemoryAt(base.model, height=24, max_batch=0).module.eval(), base.taxonomy, base.description)
+    faulty = Teacher(
+        OutOfMemoryAt(base.model, height=24, max_batch=0).module.eval(),
+        base.taxonomy,
+        base.description,
+    )
     name = "TTA scale out of memory: nothing left to try"
     try:
-        run_pseudo_label(pseudo_config(data, scratch / "out", tta={"flip": True, "scales": [1.0, 2.0]}), teacher=faulty)
+        run_pseudo_label(
+            pseudo_config(data, scratch / "out", tta={"flip": True, "scales": [1.0, 2.0]}),
+            teacher=faulty,
+        )
     except Exception as exc:  # noqa: BLE001
         written = label_files(scratch / "out" / "cv") if (scratch / "out" / "cv").is_dir() else {}
         if "2.0" in str(exc) and "out of memory" in str(exc) and not written:
-            return CaseResult("resource", name, "-", CLEAR_ERROR, f"{type(exc).__name__}: {str(exc)[:200]}")
-        return CaseResult("resource", name, "-", FAILED, f"{type(exc).__name__}: {exc}; written: {sorted(written)}")
+            return CaseResult(
+                "resource", name, "-", CLEAR_ERROR, f"{type(exc).__name__}: {str(exc)[:200]}"
+            )
+        return CaseResult(
+            "resource",
+            name,
+            "-",
+            FAILED,
+            f"{type(exc).__name__}: {exc}; written: {sorted(written)}",
+        )
     return CaseResult("resource", name, "-", FAILED, "no error: the scale was dropped silently")
 
 
@@ -1078,7 +1365,9 @@ def disk_full_case(scratch: Path) -> CaseResult:
     except UserError as exc:
         message = str(exc)
     except Exception as exc:  # noqa: BLE001
-        return CaseResult("resource", name, "-", FAILED, f"{type(exc).__name__} without a user message: {exc}")
+        return CaseResult(
+            "resource", name, "-", FAILED, f"{type(exc).__name__} without a user message: {exc}"
+        )
     else:
         return CaseResult("resource", name, "-", FAILED, "no error raised")
     problems = audit_outputs(out)
@@ -1089,8 +1378,16 @@ def disk_full_case(scratch: Path) -> CaseResult:
     run_pseudo_label(pseudo_config(data, out), teacher=tiny_teacher())
     same = label_files(out / "cv") == label_files(scratch / "ref" / "cv")
     if problems or not same or "space" not in message.lower():
-        return CaseResult("resource", name, "-", FAILED, f"problems {problems}; resumed identical: {same}; {message}")
-    return CaseResult("resource", name, "-", CLEAR_ERROR, f"{message} ({len(records)} records kept)")
+        return CaseResult(
+            "resource",
+            name,
+            "-",
+            FAILED,
+            f"problems {problems}; resumed identical: {same}; {message}",
+        )
+    return CaseResult(
+        "resource", name, "-", CLEAR_ERROR, f"{message} ({len(records)} records kept)"
+    )
 
 
 RESOURCE_CASES: dict[str, Callable[[Path], CaseResult]] = {

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from labelbridge.cli import app
 from labelbridge.config.pipeline import load_pipeline_config
-from labelbridge.demo import FULL, QUICK, build_demo_config, run_demo
 from labelbridge.data.synthetic import WorldSizes, generate_world
+from labelbridge.demo import FULL, QUICK, build_demo_config, run_demo
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -60,19 +60,27 @@ def test_quick_demo_rerun_resumes_through_the_cli(quick_demo) -> None:
     before = (quick_demo.out_dir / "run" / "teacher" / "final.ckpt").stat().st_mtime_ns
     res = CliRunner().invoke(app, ["demo", "--quick", "--out", str(quick_demo.out_dir), "--json"])
     assert res.exit_code == 0, res.output
-    data = json.loads(res.output[res.output.index("{"):])
-    assert [r["model"] for r in data["rows"]] == ["teacher", "student with priors", "Naive Student (no priors)"]
+    data = json.loads(res.output[res.output.index("{") :])
+    assert [r["model"] for r in data["rows"]] == [
+        "teacher",
+        "student with priors",
+        "Naive Student (no priors)",
+    ]
     assert data["rows"][0]["miou"] == quick_demo.pipeline.rows[0].miou
     assert (quick_demo.out_dir / "run" / "teacher" / "final.ckpt").stat().st_mtime_ns == before
-    res = CliRunner().invoke(app, ["pipeline", str(quick_demo.out_dir / "pipeline.yaml"), "--plan", "--json"])
+    res = CliRunner().invoke(
+        app, ["pipeline", str(quick_demo.out_dir / "pipeline.yaml"), "--plan", "--json"]
+    )
     assert res.exit_code == 0, res.output
-    stages = json.loads(res.output[res.output.index("{"):])["stages"]
+    stages = json.loads(res.output[res.output.index("{") :])["stages"]
     assert [s["status"] for s in stages] == ["done"] * 5
 
 
 def test_demo_config_file_matches_the_full_profile(tmp_path: Path) -> None:
     """configs/demo.yaml is the full demo's config with paths under labelbridge_demo/."""
-    world = generate_world(tmp_path / "w", seed=0, sizes=WorldSizes(1, 1, 1, 1, 1), image_size=(32, 24))
+    world = generate_world(
+        tmp_path / "w", seed=0, sizes=WorldSizes(1, 1, 1, 1, 1), image_size=(32, 24)
+    )
     built = build_demo_config(world, tmp_path / "run", FULL).model_dump(mode="json")
     shipped = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
 

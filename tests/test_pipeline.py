@@ -36,17 +36,35 @@ def _config(run_dir: Path, world_root: Path, **changes) -> PipelineConfig:
                 "batch_size": 2,
                 "num_workers": 0,
                 "augment": {"enabled": False},
-                "trainer": {"accelerator": "cpu", "devices": 1, "enable_progress_bar": False, "num_sanity_val_steps": 0},
+                "trainer": {
+                    "accelerator": "cpu",
+                    "devices": 1,
+                    "enable_progress_bar": False,
+                    "num_sanity_val_steps": 0,
+                },
             }
         },
         "extras": [
-            {"name": "extra_a", "reader": "folder", "root": str(world_root / "extra_a"),
-             "ontology": str(world_root / "mappings" / "extra_a_to_source.yaml")},
-            {"name": "extra_b", "reader": "folder", "root": str(world_root / "extra_b"),
-             "ontology": str(world_root / "mappings" / "extra_b_to_source.yaml")},
+            {
+                "name": "extra_a",
+                "reader": "folder",
+                "root": str(world_root / "extra_a"),
+                "ontology": str(world_root / "mappings" / "extra_a_to_source.yaml"),
+            },
+            {
+                "name": "extra_b",
+                "reader": "folder",
+                "root": str(world_root / "extra_b"),
+                "ontology": str(world_root / "mappings" / "extra_b_to_source.yaml"),
+            },
         ],
-        "pseudo": {"arms": ["priors", "no_priors"], "tta": {"flip": True, "scales": [1.0]}, "device": "cpu",
-                   "num_workers": 0, "outputs": {"previews": 1}},
+        "pseudo": {
+            "arms": ["priors", "no_priors"],
+            "tta": {"flip": True, "scales": [1.0]},
+            "device": "cpu",
+            "num_workers": 0,
+            "outputs": {"previews": 1},
+        },
         "finetune": {"enabled": True, "lr_factor": 0.1, "epochs": 1},
     }
     data.update(changes)
@@ -67,8 +85,12 @@ class FakeStages:
             self.fail_on = None
             raise KeyboardInterrupt("killed")
         out.mkdir(parents=True, exist_ok=True)
-        (out / "final.ckpt").write_text(f"{len(cfg.datasets)} datasets, finetune {cfg.finetune.enabled}")
-        return SimpleNamespace(final_checkpoint=out / "final.ckpt", best_checkpoint=out / "best.ckpt")
+        (out / "final.ckpt").write_text(
+            f"{len(cfg.datasets)} datasets, finetune {cfg.finetune.enabled}"
+        )
+        return SimpleNamespace(
+            final_checkpoint=out / "final.ckpt", best_checkpoint=out / "best.ckpt"
+        )
 
     def pseudo(self, cfg: PseudoLabelConfig) -> list:
         out = Path(cfg.output)
@@ -78,31 +100,47 @@ class FakeStages:
             raise RuntimeError("boom")
         for entry in cfg.datasets:
             (out / entry.name).mkdir(parents=True, exist_ok=True)
-            report = {"changed_by_priors": {"share_of_labelled": 0.25 if cfg.priors else 0.0},
-                      "pixels": {"ignore_share": 0.1}}
+            report = {
+                "changed_by_priors": {"share_of_labelled": 0.25 if cfg.priors else 0.0},
+                "pixels": {"ignore_share": 0.1},
+            }
             (out / entry.name / "report.json").write_text(json.dumps(report))
         return []
 
-    def evaluate(self, cfg: PipelineConfig, *, checkpoint: str | None, teacher=None) -> tuple[dict, dict]:
+    def evaluate(
+        self, cfg: PipelineConfig, *, checkpoint: str | None, teacher=None
+    ) -> tuple[dict, dict]:
         self.calls.append(("evaluate", Path(checkpoint).parent.name))
-        score = {"teacher": 0.40, "student_no_priors": 0.45, "student_priors": 0.5}[Path(checkpoint).parent.name]
+        score = {"teacher": 0.40, "student_no_priors": 0.45, "student_priors": 0.5}[
+            Path(checkpoint).parent.name
+        ]
         return {e.report_name: score for e in cfg.evaluation_sets}, {}
 
     def run(self, cfg: PipelineConfig):
-        return run_pipeline(cfg, train_fn=self.train, pseudo_fn=self.pseudo, evaluate_fn=self.evaluate)
+        return run_pipeline(
+            cfg, train_fn=self.train, pseudo_fn=self.pseudo, evaluate_fn=self.evaluate
+        )
 
 
 @pytest.fixture(scope="module")
 def tiny_world(tmp_path_factory: pytest.TempPathFactory):
-    return generate_world(tmp_path_factory.mktemp("world"), seed=1, sizes=WorldSizes.tiny(), image_size=(64, 48))
+    return generate_world(
+        tmp_path_factory.mktemp("world"), seed=1, sizes=WorldSizes.tiny(), image_size=(64, 48)
+    )
 
 
 def test_plan_and_configs_handed_to_the_stages(tmp_path: Path, tiny_world) -> None:
     cfg = _config(tmp_path / "run", tiny_world.root, iterations=2)
     assert [s.name for s in plan_stages(cfg)] == [
         "teacher",
-        "iter1/pseudo_priors", "iter1/student_priors", "iter1/pseudo_no_priors", "iter1/student_no_priors",
-        "iter2/pseudo_priors", "iter2/student_priors", "iter2/pseudo_no_priors", "iter2/student_no_priors",
+        "iter1/pseudo_priors",
+        "iter1/student_priors",
+        "iter1/pseudo_no_priors",
+        "iter1/student_no_priors",
+        "iter2/pseudo_priors",
+        "iter2/student_priors",
+        "iter2/pseudo_no_priors",
+        "iter2/student_no_priors",
     ]
     seen: dict[str, object] = {}
     fake = FakeStages()
@@ -121,14 +159,20 @@ def test_plan_and_configs_handed_to_the_stages(tmp_path: Path, tiny_world) -> No
     assert teacher.finetune.enabled is False  # a source-only teacher is not fine-tuned
     student = seen["iter1/student_priors"]
     assert student.finetune.enabled is True and student.finetune.epochs == 1
-    assert [d.labels if d.labels == "gt" else Path(d.labels.pseudo).relative_to(tmp_path / "run").as_posix()
-            for d in student.datasets] == ["gt", "iter1/pseudo_priors/extra_a", "iter1/pseudo_priors/extra_b"]
+    assert [
+        d.labels
+        if d.labels == "gt"
+        else Path(d.labels.pseudo).relative_to(tmp_path / "run").as_posix()
+        for d in student.datasets
+    ] == ["gt", "iter1/pseudo_priors/extra_a", "iter1/pseudo_priors/extra_b"]
     assert [d.report_name for d in student.val] == ["source_val"]
     p1, p1n = seen["iter1/pseudo_priors"], seen["iter1/pseudo_no_priors"]
     assert p1.priors is True and p1n.priors is False
     assert p1.teacher.checkpoint == str(tmp_path / "run" / "teacher" / "final.ckpt")
     # round 2: each arm's round-1 student is its teacher
-    assert seen["iter2/pseudo_priors"].teacher.checkpoint == str(tmp_path / "run" / "iter1/student_priors/final.ckpt")
+    assert seen["iter2/pseudo_priors"].teacher.checkpoint == str(
+        tmp_path / "run" / "iter1/student_priors/final.ckpt"
+    )
     assert seen["iter2/pseudo_no_priors"].teacher.checkpoint == str(
         tmp_path / "run" / "iter1/student_no_priors/final.ckpt"
     )
@@ -140,11 +184,15 @@ def test_full_run_writes_table_and_rerun_skips_everything(tmp_path: Path, tiny_w
     result = fake.run(cfg)
     assert [c for c in fake.calls if c[0] != "evaluate"] == [
         ("train", "teacher"),
-        ("pseudo", "pseudo_priors"), ("train", "student_priors"),
-        ("pseudo", "pseudo_no_priors"), ("train", "student_no_priors"),
+        ("pseudo", "pseudo_priors"),
+        ("train", "student_priors"),
+        ("pseudo", "pseudo_no_priors"),
+        ("train", "student_no_priors"),
     ]
     assert [(r.model, r.iteration, r.miou["wild"]) for r in result.rows] == [
-        ("teacher", 0, 0.40), ("student with priors", 1, 0.5), ("Naive Student (no priors)", 1, 0.45),
+        ("teacher", 0, 0.40),
+        ("student with priors", 1, 0.5),
+        ("Naive Student (no priors)", 1, 0.45),
     ]
     md = (tmp_path / "run" / "results.md").read_text()
     assert "| student with priors | 1 | 50.0 (+10.0) | 50.0 (+10.0) |" in md
@@ -161,7 +209,9 @@ def test_full_run_writes_table_and_rerun_skips_everything(tmp_path: Path, tiny_w
     assert result2.table == result.table
 
 
-def test_interrupted_stage_resumes_without_redoing_finished_ones(tmp_path: Path, tiny_world) -> None:
+def test_interrupted_stage_resumes_without_redoing_finished_ones(
+    tmp_path: Path, tiny_world
+) -> None:
     cfg = _config(tmp_path / "run", tiny_world.root)
     first = FakeStages(fail_on="pseudo:pseudo_no_priors")
     with pytest.raises(RuntimeError, match="boom"):
@@ -175,7 +225,10 @@ def test_interrupted_stage_resumes_without_redoing_finished_ones(tmp_path: Path,
     second = FakeStages(fail_on="train:student_no_priors")  # killed again, inside training
     with pytest.raises(KeyboardInterrupt):
         second.run(cfg)
-    assert [c for c in second.calls if c[0] != "evaluate"] == [("pseudo", "pseudo_no_priors"), ("train", "student_no_priors")]
+    assert [c for c in second.calls if c[0] != "evaluate"] == [
+        ("pseudo", "pseudo_no_priors"),
+        ("train", "student_no_priors"),
+    ]
 
     third = FakeStages()
     result = third.run(cfg)
@@ -188,12 +241,29 @@ def test_interrupted_stage_resumes_without_redoing_finished_ones(tmp_path: Path,
 def test_changed_config_of_a_finished_stage_is_refused(tmp_path: Path, tiny_world) -> None:
     cfg = _config(tmp_path / "run", tiny_world.root)
     FakeStages().run(cfg)
-    changed = _config(tmp_path / "run", tiny_world.root, pseudo={"arms": ["priors"], "tta": {"scales": [0.5, 1.0]}})
-    with pytest.raises(ConfigError, match="stage 'iter1/pseudo_priors' was completed with a different configuration"):
+    changed = _config(
+        tmp_path / "run",
+        tiny_world.root,
+        pseudo={"arms": ["priors"], "tta": {"scales": [0.5, 1.0]}},
+    )
+    with pytest.raises(
+        ConfigError,
+        match="stage 'iter1/pseudo_priors' was completed with a different configuration",
+    ):
         FakeStages().run(changed)
     # a changed evaluation list only re-evaluates
-    fewer = _config(tmp_path / "run", tiny_world.root,
-                    evaluation=[{"name": "folder", "root": str(tiny_world.root / "wild"), "split": "val", "label": "wild"}])
+    fewer = _config(
+        tmp_path / "run",
+        tiny_world.root,
+        evaluation=[
+            {
+                "name": "folder",
+                "root": str(tiny_world.root / "wild"),
+                "split": "val",
+                "label": "wild",
+            }
+        ],
+    )
     fake = FakeStages()
     result = fake.run(fewer)
     assert {c[0] for c in fake.calls} == {"evaluate"} and result.evaluation == ["wild"]
@@ -205,7 +275,9 @@ def test_config_errors_name_the_problem(tmp_path: Path) -> None:
         "run_dir: r\ntaxonomy: camvid11\nsource: [{name: camvid}]\nval: [{name: camvid}]\n"
         "teacher: {train: {model: {spec: tiny}, output: x}}\nextras: [{name: a, reader: idd_lite, ontology: m}]\n"
     )
-    with pytest.raises(ConfigError, match=r"p.yaml:5: teacher.train: Value error, \['output'\] are filled in"):
+    with pytest.raises(
+        ConfigError, match=r"p.yaml:5: teacher.train: Value error, \['output'\] are filled in"
+    ):
         load_pipeline_config(path)
     path.write_text(
         "run_dir: r\ntaxonomy: camvid11\nsource: [{name: camvid}]\nval: [{name: camvid}]\n"
@@ -225,8 +297,10 @@ def test_config_errors_name_the_problem(tmp_path: Path) -> None:
 def test_format_table_hand_computed() -> None:
     from labelbridge.pipeline import ModelResult
 
-    rows = [ModelResult("teacher", 0, None, "t", {"a": 0.5, "b": None}),
-            ModelResult("student with priors", 1, "priors", "s", {"a": 0.5625, "b": 0.25})]
+    rows = [
+        ModelResult("teacher", 0, None, "t", {"a": 0.5, "b": None}),
+        ModelResult("student with priors", 1, "priors", "s", {"a": 0.5625, "b": 0.25}),
+    ]
     assert format_table(rows, ["a", "b"]).splitlines() == [
         "| model | round | a mIoU | b mIoU |",
         "|---|---:|---:|---:|",

@@ -55,7 +55,9 @@ def test_atomic_write_replaces_and_leaves_no_temp(tmp_path: Path) -> None:
     assert [p.name for p in target.parent.iterdir()] == ["b.png"]
 
 
-def test_enospc_keeps_old_file_and_removes_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_enospc_keeps_old_file_and_removes_temp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     target = tmp_path / "x.png"
     write_bytes_atomic(target, b"old")
 
@@ -82,7 +84,9 @@ def test_encodings_are_deterministic_and_readable() -> None:
     assert blob == encode_npz({k: v.copy() for k, v in arrays.items()})
     loaded = np.load(io.BytesIO(blob))
     np.testing.assert_array_equal(loaded["probs"], arrays["probs"])
-    assert {i.date_time for i in zipfile.ZipFile(io.BytesIO(blob)).infolist()} == {(1980, 1, 1, 0, 0, 0)}
+    assert {i.date_time for i in zipfile.ZipFile(io.BytesIO(blob)).infolist()} == {
+        (1980, 1, 1, 0, 0, 0)
+    }
     with pytest.raises(ValueError, match="uint8"):
         encode_label_png(labels.astype(np.int32))
 
@@ -117,7 +121,9 @@ def test_corrupt_middle_line_is_an_error_naming_the_line(tmp_path: Path) -> None
         read_manifest(path)
 
 
-def test_manifest_append_failure_leaves_file_valid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_manifest_append_failure_leaves_file_valid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "manifest.jsonl"
     w = ManifestWriter(path)
     w.append({"key": "a", "sha256": {"a.png": "1"}})
@@ -161,11 +167,23 @@ def test_merge_shard_parts_in_dataset_order(tmp_path: Path) -> None:
 def test_report_aggregates_hand_computed() -> None:
     tax = load_taxonomy("cityscapes")
     records = [
-        {"key": "a", "sha256": {"a.png": "1"}, "pixels": {"road": 6, "ignore": 2}, "changed": {"road": 3},
-         "confidence_sum": {"road": 4.8}, "agreement": {"labelled": 8, "pseudo": 6, "teacher": 3}},
-        {"key": "b", "sha256": {"b.png": "2"}, "pixels": {"road": 2, "sky": 8}, "changed": {"sky": 1},
-         "confidence_sum": {"road": 1.0, "sky": 4.0}, "agreement": {"labelled": 10, "pseudo": 10, "teacher": 9},
-         "fallbacks": [{"scale": 2.0, "level": "cpu", "error": "oom"}]},
+        {
+            "key": "a",
+            "sha256": {"a.png": "1"},
+            "pixels": {"road": 6, "ignore": 2},
+            "changed": {"road": 3},
+            "confidence_sum": {"road": 4.8},
+            "agreement": {"labelled": 8, "pseudo": 6, "teacher": 3},
+        },
+        {
+            "key": "b",
+            "sha256": {"b.png": "2"},
+            "pixels": {"road": 2, "sky": 8},
+            "changed": {"sky": 1},
+            "confidence_sum": {"road": 1.0, "sky": 4.0},
+            "agreement": {"labelled": 10, "pseudo": 10, "teacher": 9},
+            "fallbacks": [{"scale": 2.0, "level": "cpu", "error": "oom"}],
+        },
         {"key": "c", "input": "c.jpg", "error": "corrupt"},
     ]
     rep = build_report(records, dataset="d", taxonomy=tax, total_images=4)
@@ -173,12 +191,20 @@ def test_report_aggregates_hand_computed() -> None:
     assert rows["road"]["pixels"] == 8 and rows["road"]["mean_confidence"] == pytest.approx(5.8 / 8)
     assert rows["road"]["changed_share"] == pytest.approx(3 / 8)
     assert rows["ignore"]["pixels"] == 2 and rows["ignore"]["mean_confidence"] is None
-    assert rep["pixels"] == {"total": 18, "labelled": 16, "ignore": 2, "ignore_share": pytest.approx(2 / 18)}
+    assert rep["pixels"] == {
+        "total": 18,
+        "labelled": 16,
+        "ignore": 2,
+        "ignore_share": pytest.approx(2 / 18),
+    }
     assert rep["changed_by_priors"]["share_of_labelled"] == pytest.approx(4 / 16)
     assert rep["mean_confidence"] == pytest.approx(9.8 / 16)
     assert rep["images"] == {"total": 4, "finished": 2, "remaining": 1, "skipped_bad_files": 1}
-    assert rep["agreement_with_extra_gt"] == {"labelled_pixels": 18, "pseudo_labels": pytest.approx(16 / 18),
-                                              "teacher": pytest.approx(12 / 18)}
+    assert rep["agreement_with_extra_gt"] == {
+        "labelled_pixels": 18,
+        "pseudo_labels": pytest.approx(16 / 18),
+        "teacher": pytest.approx(12 / 18),
+    }
     assert rep["fallbacks"] == [{"scale": 2.0, "level": "cpu", "images": 1}]
     md = report_markdown(rep)
     assert "| road | 8 | 44.44% | 37.50% | 0.725 |" in md
@@ -216,11 +242,16 @@ def test_config_defaults_and_validation() -> None:
 
 
 def test_example_config_loads_with_overrides() -> None:
-    cfg = load_pseudo_config(REPO / "configs" / "pseudo_camvid_idd_to_cityscapes.yaml", ["priors=false", "tta.scales=[1.0]"])
+    cfg = load_pseudo_config(
+        REPO / "configs" / "pseudo_camvid_idd_to_cityscapes.yaml",
+        ["priors=false", "tta.scales=[1.0]"],
+    )
     assert [d.name for d in cfg.datasets] == ["camvid_train", "camvid_val", "idd_lite_train"]
     assert cfg.priors is False and cfg.tta.scales == [1.0]
     with pytest.raises(ConfigError, match="unknown key"):
-        load_pseudo_config(REPO / "configs" / "pseudo_camvid_idd_to_cityscapes.yaml", ["tta.scalez=[1.0]"])
+        load_pseudo_config(
+            REPO / "configs" / "pseudo_camvid_idd_to_cityscapes.yaml", ["tta.scalez=[1.0]"]
+        )
 
 
 # ---------------------------------------------------------------------------- CLI
@@ -231,13 +262,29 @@ def test_cli_runs_from_a_checkpoint_and_resumes(tmp_path: Path) -> None:
 
     data = make_camvid(tmp_path / "camvid", names=NAMES[:2])
     torch.manual_seed(0)
-    ckpt = save_checkpoint(tmp_path / "t.ckpt", TinySegNet(19), spec="tiny", taxonomy=load_taxonomy("cityscapes"))
+    ckpt = save_checkpoint(
+        tmp_path / "t.ckpt", TinySegNet(19), spec="tiny", taxonomy=load_taxonomy("cityscapes")
+    )
     cfg = tmp_path / "cfg.yaml"
-    cfg.write_text(json.dumps(_raw(
-        teacher={"checkpoint": str(ckpt)},
-        datasets=[{"name": "cv", "reader": "camvid", "root": str(data), "ontology": "camvid11_to_cityscapes"}],
-        output=str(tmp_path / "out"), device="cpu", threads=1, outputs={"previews": 0},
-    )))
+    cfg.write_text(
+        json.dumps(
+            _raw(
+                teacher={"checkpoint": str(ckpt)},
+                datasets=[
+                    {
+                        "name": "cv",
+                        "reader": "camvid",
+                        "root": str(data),
+                        "ontology": "camvid11_to_cityscapes",
+                    }
+                ],
+                output=str(tmp_path / "out"),
+                device="cpu",
+                threads=1,
+                outputs={"previews": 0},
+            )
+        )
+    )
     runner = CliRunner()
     args = ["pseudo-label", str(cfg), "--set", "tta.scales=[1.0]", "--json"]
     first = runner.invoke(app, args)

@@ -58,17 +58,30 @@ def make_camvid(root: Path, names: list[str] = NAMES, seed: int = 0) -> Path:
 def make_teacher(taxonomy: str = "cityscapes") -> Teacher:
     tax = load_taxonomy(taxonomy)
     torch.manual_seed(0)
-    return Teacher(model=TinySegNet(tax.num_classes).eval(), taxonomy=tax, description={"model": "tiny"})
+    return Teacher(
+        model=TinySegNet(tax.num_classes).eval(), taxonomy=tax, description={"model": "tiny"}
+    )
 
 
 def make_cfg(data: Path, out: Path, **over: object) -> PseudoLabelConfig:
     raw: dict = {
         "teacher": {"model": "tiny", "taxonomy": "cityscapes"},
-        "datasets": [{"name": "cv", "reader": "camvid", "root": str(data), "split": "train",
-                      "ontology": "camvid11_to_cityscapes"}],
+        "datasets": [
+            {
+                "name": "cv",
+                "reader": "camvid",
+                "root": str(data),
+                "split": "train",
+                "ontology": "camvid11_to_cityscapes",
+            }
+        ],
         "tta": {"flip": True, "scales": [0.5, 1.0], "batch_scales": True},
         "priors": True,
-        "outputs": {"confidence": True, "soft_labels": {"enabled": True, "top_k": 3}, "previews": 2},
+        "outputs": {
+            "confidence": True,
+            "soft_labels": {"enabled": True, "top_k": 3},
+            "previews": 2,
+        },
         "output": str(out),
         "device": "cpu",
         "num_workers": 2,
@@ -113,7 +126,9 @@ def test_outputs_match_direct_computation_and_allowed_sets(data: Path, tmp_path:
             assert im.mode == "L" and im.size == (W, H)
             labels = np.asarray(im)
         img = torch.from_numpy(s.image).permute(2, 0, 1)[None].float() / 255
-        direct = apply_priors(tta.predict(img), torch.from_numpy(s.label)[None].long(), allowed_tensor(onto.allowed))
+        direct = apply_priors(
+            tta.predict(img), torch.from_numpy(s.label)[None].long(), allowed_tensor(onto.allowed)
+        )
         np.testing.assert_array_equal(labels, direct.labels[0].numpy().astype(np.uint8))
         ok = (labels == IGNORE_INDEX) | onto.allowed[s.label, np.minimum(labels, 18)]
         assert ok.all()
@@ -123,7 +138,9 @@ def test_outputs_match_direct_computation_and_allowed_sets(data: Path, tmp_path:
         assert sum(rec["pixels"].values()) == H * W
         assert rec["changed_by_priors"] == int(direct.changed.sum())
         conf = np.asarray(Image.open(folder / f"{s.key}_conf.png"))
-        np.testing.assert_array_equal(conf, np.round(direct.confidence[0].numpy() * 255).astype(np.uint8))
+        np.testing.assert_array_equal(
+            conf, np.round(direct.confidence[0].numpy() * 255).astype(np.uint8)
+        )
         soft = np.load(folder / f"{s.key}_soft.npz")
         assert soft["ids"].shape == (3, H, W) and soft["ids"].dtype == np.uint8
         assert soft["probs"].dtype == np.float16
@@ -139,7 +156,9 @@ def test_outputs_match_direct_computation_and_allowed_sets(data: Path, tmp_path:
     assert info["priors"] is True and info["tta"] == {"flip": True, "scales": [0.5, 1.0]}
     report = json.loads((folder / "report.json").read_text())
     assert report["complete"] and report["pixels"]["total"] == len(NAMES) * H * W
-    assert report["changed_by_priors"]["pixels"] == sum(r["changed_by_priors"] for r in manifest.values())
+    assert report["changed_by_priors"]["pixels"] == sum(
+        r["changed_by_priors"] for r in manifest.values()
+    )
     assert (folder / "report.md").read_text().startswith("# Pseudo-labels: cv")
     agreement = report["agreement_with_extra_gt"]
     assert agreement["labelled_pixels"] == labelled
@@ -155,8 +174,14 @@ def test_naive_student_same_path_without_masking(data: Path, tmp_path: Path) -> 
     teacher = make_teacher()
     calls: list[tuple[int, ...]] = []
     hook = teacher.model.register_forward_pre_hook(lambda m, a: calls.append(tuple(a[0].shape)))
-    cfg = make_cfg(data, tmp_path / "out", priors=False, num_workers=0,
-                   outputs={"previews": 0}, tta={"flip": True, "scales": [0.5, 1.0, 1.5]})
+    cfg = make_cfg(
+        data,
+        tmp_path / "out",
+        priors=False,
+        num_workers=0,
+        outputs={"previews": 0},
+        tta={"flip": True, "scales": [0.5, 1.0, 1.5]},
+    )
     run_pseudo_label(cfg, teacher=teacher)
     hook.remove()
     # every image: three scales, flip batched with the plain pass
@@ -192,7 +217,9 @@ def test_resume_skips_done_redoes_damaged_and_is_byte_identical(data: Path, tmp_
     assert again.processed == 0 and again.resumed == len(NAMES)
 
 
-def test_interrupt_mid_run_leaves_no_partial_files(data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupt_mid_run_leaves_no_partial_files(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ref = tmp_path / "ref"
     run_pseudo_label(make_cfg(data, ref), teacher=make_teacher())
     out = tmp_path / "out"
@@ -220,7 +247,9 @@ def test_interrupt_mid_run_leaves_no_partial_files(data: Path, tmp_path: Path, m
     assert folder_bytes(folder) == folder_bytes(ref / "cv")
 
 
-def test_disk_full_fails_cleanly_and_keeps_manifest_valid(data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_disk_full_fails_cleanly_and_keeps_manifest_valid(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "out"
     real_open = open
     count = {"n": 0}
@@ -247,11 +276,40 @@ def test_disk_full_fails_cleanly_and_keeps_manifest_valid(data: Path, tmp_path: 
     assert folder_bytes(folder) == folder_bytes(ref / "cv")
 
 
+def test_out_of_memory_at_one_scale_is_recorded_in_manifest_and_report(
+    data: Path, tmp_path: Path
+) -> None:
+    ref = tmp_path / "ref"
+    run_pseudo_label(make_cfg(data, ref, tta={"scales": [1.0, 2.0]}), teacher=make_teacher())
+    teacher = make_teacher()
+    real_forward = teacher.model.forward
+    state = {"left": 1}
+
+    def oom_once(x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] == 2 * W and state["left"]:
+            state["left"] -= 1
+            raise RuntimeError("CUDA out of memory. Tried to allocate 1.00 GiB")
+        return real_forward(x)
+
+    teacher.model.forward = oom_once  # type: ignore[method-assign]
+    out = tmp_path / "out"
+    (summary,) = run_pseudo_label(make_cfg(data, out, tta={"scales": [1.0, 2.0]}), teacher=teacher)
+    assert summary.report["fallbacks"] == [
+        {"scale": 2.0, "level": "one image and flip per pass", "images": 1}
+    ]
+    first = read_manifest(out / "cv" / "manifest.jsonl")[0]
+    assert first["fallbacks"][0]["scale"] == 2.0
+    assert "Out-of-memory fallbacks" in (out / "cv" / "report.md").read_text()
+    assert folder_bytes(out / "cv") == folder_bytes(ref / "cv")  # no scale was dropped
+
+
 def test_other_settings_in_existing_folder_are_refused(data: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     run_pseudo_label(make_cfg(data, out, outputs={"previews": 0}), teacher=make_teacher())
     with pytest.raises(ConfigError, match="differing: priors"):
-        run_pseudo_label(make_cfg(data, out, priors=False, outputs={"previews": 0}), teacher=make_teacher())
+        run_pseudo_label(
+            make_cfg(data, out, priors=False, outputs={"previews": 0}), teacher=make_teacher()
+        )
 
 
 def test_teacher_taxonomy_must_equal_mapping_source(data: Path, tmp_path: Path) -> None:
@@ -270,13 +328,27 @@ def test_non_finite_teacher_is_an_error_and_writes_nothing(data: Path, tmp_path:
 def test_bad_file_skipped_or_raised(data: Path, tmp_path: Path) -> None:
     (data / "train" / "f002.png").write_bytes(b"not a png")
     with pytest.raises(DatasetError, match="f002"):
-        run_pseudo_label(make_cfg(data, tmp_path / "a", outputs={"previews": 0}), teacher=make_teacher())
+        run_pseudo_label(
+            make_cfg(data, tmp_path / "a", outputs={"previews": 0}), teacher=make_teacher()
+        )
     cfg = make_cfg(data, tmp_path / "b", outputs={"previews": 0})
     cfg.datasets[0].on_error = "skip"
     (summary,) = run_pseudo_label(cfg, teacher=make_teacher())
     assert summary.failed == 1 and summary.processed == len(NAMES) - 1
     assert [s["key"] for s in summary.report["skipped"]] == ["train/f002"]
     assert not summary.report["complete"]
+
+
+def test_image_without_label_dropped_while_listing_is_reported(data: Path, tmp_path: Path) -> None:
+    (data / "trainannot" / "f004.png").unlink()
+    cfg = make_cfg(data, tmp_path / "out", outputs={"previews": 0})
+    cfg.datasets[0].on_error = "skip"
+    (summary,) = run_pseudo_label(cfg, teacher=make_teacher())
+    assert summary.processed == len(NAMES) - 1 and summary.failed == 1
+    (skip,) = summary.report["skipped"]
+    assert skip["key"] == "train/f004" and "no label file" in skip["error"]
+    assert not summary.report["complete"]
+    assert not (tmp_path / "out" / "cv" / "train" / "f004.png").exists()
 
 
 def test_shard_from_torchrun_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -323,8 +395,12 @@ def test_two_shard_processes_give_identical_files(data: Path, tmp_path: Path) ->
     out = tmp_path / "out"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     procs = [
-        subprocess.Popen([sys.executable, str(script), str(i), "2", str(data), str(out)], env=env,
-                         stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, str(script), str(i), "2", str(data), str(out)],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for i in range(2)
     ]
     for p in procs:
@@ -339,11 +415,50 @@ def test_two_shard_processes_give_identical_files(data: Path, tmp_path: Path) ->
     assert json.loads((folder / "report.json").read_text())["complete"]
 
 
+@pytest.mark.slow
+def test_sigkill_at_random_moments_then_resume_is_byte_identical(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    names = [f"k{i:03d}" for i in range(16)]
+    data = make_camvid(tmp_path / "camvid", names=names)
+    ref = tmp_path / "ref"
+    run_pseudo_label(make_cfg(data, ref), teacher=make_teacher())
+    script = tmp_path / "shard.py"
+    script.write_text(SHARD_SCRIPT.format(tests=str(Path(__file__).parent)))
+    out = tmp_path / "out"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    counts: list[int] = []
+    for attempt in range(3):
+        proc = subprocess.Popen(
+            [sys.executable, str(script), "0", "1", str(data), str(out)], env=env
+        )
+        manifest = out / "cv" / "manifest.jsonl"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            lines = manifest.read_bytes().count(b"\n") if manifest.exists() else 0
+            if lines >= 3 * (attempt + 1):
+                time.sleep(0.05 * attempt)
+                break
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        counts.append(len(read_manifest(manifest)))  # still valid
+    assert min(counts) < len(names), f"every run finished before its kill: {counts}"
+    run_pseudo_label(make_cfg(data, out), teacher=make_teacher())
+    assert not list(out.rglob(f"*{TEMP_SUFFIX}"))
+    assert folder_bytes(out / "cv") == folder_bytes(ref / "cv")
+
+
 def test_single_shard_of_two_in_process(data: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     (summary,) = run_pseudo_label(make_cfg(data, out), teacher=make_teacher(), shard=Shard(1, 2))
     folder = out / "cv"
     assert summary.mine == 3 and summary.processed == 3
-    assert [r["key"] for r in read_manifest(folder / "manifest.1-of-2.jsonl")] == ["train/f001", "train/f003", "train/f005"]
+    assert [r["key"] for r in read_manifest(folder / "manifest.1-of-2.jsonl")] == [
+        "train/f001",
+        "train/f003",
+        "train/f005",
+    ]
     assert not (folder / "manifest.jsonl").exists()  # not merged: shard 0 is missing
     assert not summary.report["complete"] and summary.report["images"]["finished"] == 3

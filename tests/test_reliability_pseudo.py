@@ -50,17 +50,23 @@ MISSING_LABEL_NOT_REPORTED = (
     "mode",
     [
         "raise",
-        pytest.param("skip", marks=pytest.mark.xfail(strict=True, reason=MISSING_LABEL_NOT_REPORTED)),
+        pytest.param(
+            "skip", marks=pytest.mark.xfail(strict=True, reason=MISSING_LABEL_NOT_REPORTED)
+        ),
     ],
 )
-def test_missing_label_errors_or_is_listed_in_the_report(mode: str, tmp_path: Path, cache: Path) -> None:
+def test_missing_label_errors_or_is_listed_in_the_report(
+    mode: str, tmp_path: Path, cache: Path
+) -> None:
     result = pseudo_case("missing_label", mode, tmp_path, cache=cache)
     assert result.outcome == expected_outcome("missing_label", mode), result.detail
 
 
 @pytest.mark.parametrize("mode", ["raise", "skip"])
 @pytest.mark.parametrize("corruption", [c for c in CORRUPTIONS if c != "missing_label"])
-def test_bad_file_errors_or_is_listed_in_the_report(corruption: str, mode: str, tmp_path: Path, cache: Path) -> None:
+def test_bad_file_errors_or_is_listed_in_the_report(
+    corruption: str, mode: str, tmp_path: Path, cache: Path
+) -> None:
     result = pseudo_case(corruption, mode, tmp_path, cache=cache)
     assert result.outcome == expected_outcome(corruption, mode), result.detail
 
@@ -92,11 +98,10 @@ TRAIN_SKIPS_NOT_REPORTED = (
 
 @pytest.mark.xfail(strict=True, reason=TRAIN_SKIPS_NOT_REPORTED)
 def test_training_lists_skipped_samples_in_its_report(tmp_path: Path) -> None:
-    from test_train_toydata import make_toy_dataset
-
     from labelbridge.config.base import validate_config
     from labelbridge.config.train import TrainConfig
     from labelbridge.engine.train import run_training
+    from test_train_toydata import make_toy_dataset
 
     root = make_toy_dataset(tmp_path / "toy", splits={"train": 4, "val": 2})
     bad = root / "images" / "train" / "s001.png"
@@ -105,7 +110,9 @@ def test_training_lists_skipped_samples_in_its_report(tmp_path: Path) -> None:
         TrainConfig,
         {
             "taxonomy": str(root / "taxonomy.yaml"),
-            "datasets": [{"name": "folder", "root": str(root), "split": "train", "on_error": "skip"}],
+            "datasets": [
+                {"name": "folder", "root": str(root), "split": "train", "on_error": "skip"}
+            ],
             "val": [{"name": "folder", "root": str(root), "split": "val", "label": "toy"}],
             "model": {"spec": "tiny"},
             "batch_size": 2,
@@ -114,7 +121,12 @@ def test_training_lists_skipped_samples_in_its_report(tmp_path: Path) -> None:
             "num_workers": 0,
             "augment": {"enabled": False},
             "finetune": {"enabled": False},
-            "trainer": {"accelerator": "cpu", "devices": 1, "enable_progress_bar": False, "num_sanity_val_steps": 0},
+            "trainer": {
+                "accelerator": "cpu",
+                "devices": 1,
+                "enable_progress_bar": False,
+                "num_sanity_val_steps": 0,
+            },
             "output": str(tmp_path / "run"),
         },
     )

@@ -27,7 +27,9 @@ def _quiet_readers(caplog: pytest.LogCaptureFixture) -> None:
 
 @pytest.mark.parametrize("corruption", CORRUPTIONS)
 @pytest.mark.parametrize("layout", sorted(LAYOUTS))
-def test_corrupted_sample_errors_or_is_recorded(layout: str, corruption: str, tmp_path: Path, cache: Path) -> None:
+def test_corrupted_sample_errors_or_is_recorded(
+    layout: str, corruption: str, tmp_path: Path, cache: Path
+) -> None:
     for mode in ("raise", "skip"):
         result = reader_case(layout, corruption, mode, tmp_path / mode, cache=cache)
         assert result.outcome == expected_outcome(corruption, mode), result.detail

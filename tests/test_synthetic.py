@@ -36,7 +36,9 @@ SIZE = (64, 48)
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory):
-    return generate_world(tmp_path_factory.mktemp("world"), seed=3, sizes=WorldSizes.tiny(), image_size=SIZE)
+    return generate_world(
+        tmp_path_factory.mktemp("world"), seed=3, sizes=WorldSizes.tiny(), image_size=SIZE
+    )
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -74,7 +76,9 @@ def test_existing_world_is_reused_and_other_parameters_regenerate(tmp_path: Path
         ("wild", "val", "synth_source", 3),
     ],
 )
-def test_folder_reader_reads_every_dataset(world, name: str, split: str, taxonomy: str, count: int) -> None:
+def test_folder_reader_reads_every_dataset(
+    world, name: str, split: str, taxonomy: str, count: int
+) -> None:
     reader = create_dataset("folder", world.datasets[name].root, split)
     assert reader.taxonomy.name == taxonomy
     assert len(reader) == count
@@ -88,8 +92,24 @@ def test_folder_reader_reads_every_dataset(world, name: str, split: str, taxonom
 def test_taxonomies_and_mappings(world) -> None:
     onto_a = load_ontology(world.datasets["extra_a"].mapping)
     onto_b = load_ontology(world.datasets["extra_b"].mapping)
-    assert onto_a.source.train_names == ["road", "sidewalk", "building", "vegetation", "sky", "car", "truck", "person"]
-    assert onto_a.extra.train_names == ["ground", "building", "vegetation", "sky", "vehicle", "person"]
+    assert onto_a.source.train_names == [
+        "road",
+        "sidewalk",
+        "building",
+        "vegetation",
+        "sky",
+        "car",
+        "truck",
+        "person",
+    ]
+    assert onto_a.extra.train_names == [
+        "ground",
+        "building",
+        "vegetation",
+        "sky",
+        "vehicle",
+        "person",
+    ]
     assert onto_a.allowed_names("vehicle") == ["car", "truck"]
     assert onto_a.allowed_names("ground") == ["road", "sidewalk"]
     assert "car" not in onto_a.extra and "truck" not in onto_a.extra
@@ -127,7 +147,7 @@ def test_labelling_policies_on_rendered_scenes() -> None:
 
 def test_domains_shift_colours() -> None:
     means = {}
-    for domain in (CLEAR, OVERCAST, DUSK):
+    for domain in (CLEAR, OVERCAST.towards(1.0), DUSK.towards(1.0)):
         rng = np.random.default_rng([1, 2])
         image, fine, _ = render_scene(rng, image_size=SIZE, domain=domain)
         means[domain.name] = image.reshape(-1, 3).mean(axis=0)
@@ -137,10 +157,23 @@ def test_domains_shift_colours() -> None:
     assert np.ptp(means["overcast"]) < np.ptp(means["clear"])
 
 
+def test_towards_interpolates_from_the_clear_domain() -> None:
+    half = DUSK.towards(0.5)
+    assert half.brightness == pytest.approx(-0.06)
+    assert half.tint == pytest.approx((0.89, 0.94, 1.11))
+    assert half.sky == "dusk" and half.sky_mix == pytest.approx(0.5)
+    assert half.truck_car_share == pytest.approx(0.5) and half.strength == (1.0, 1.0)
+    assert DUSK.towards(0.0).contrast == CLEAR.contrast
+
+
 def test_identity_domain_keeps_colours() -> None:
     rgb = np.array([[[0.0, 0.5, 1.0], [0.2, 0.4, 0.6]]], np.float32)
-    canvas = Canvas(rgb=rgb, label=np.zeros((1, 2), np.uint8), closeness=np.ones((1, 2), np.float32),
-                    lidar_void=np.zeros((1, 2), bool))
+    canvas = Canvas(
+        rgb=rgb,
+        label=np.zeros((1, 2), np.uint8),
+        closeness=np.ones((1, 2), np.float32),
+        lidar_void=np.zeros((1, 2), bool),
+    )
     out = _apply_domain(canvas, np.random.default_rng(0), Domain("id", noise=0.0))
     assert out.tolist() == [[[0, 128, 255], [51, 102, 153]]]
 

@@ -116,3 +116,15 @@ def test_example_configs_are_valid() -> None:
     for name in names:
         cfg = load_train_config(configs / name)
         assert cfg.datasets and cfg.val
+
+
+def test_cli_reports_config_errors_with_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from labelbridge.cli import main
+
+    path = write(tmp_path, BASE.replace("model: {spec: tiny}", "model: {spec: tiny, widht: 3}"))
+    with pytest.raises(SystemExit) as exc:
+        main(["train", str(path), "--set", "epochs=2"])
+    assert exc.value.code == 2
+    assert f"{path}:11: model.widht: unknown key" in capsys.readouterr().err

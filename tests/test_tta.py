@@ -55,7 +55,9 @@ def test_default_scales_run_fourteen_passes_each_once() -> None:
 
 def test_batch_scales_puts_flip_pair_in_one_pass() -> None:
     model = RecordingModel()
-    tta = TTAPredictor(model, num_classes=2, scales=DEFAULT_TTA_SCALES, flip=True, batch_scales=True)
+    tta = TTAPredictor(
+        model, num_classes=2, scales=DEFAULT_TTA_SCALES, flip=True, batch_scales=True
+    )
     tta.predict(_images(b=3, h=8, w=8))
     assert len(model.calls) == 7
     assert all(s[0] == 6 for s in model.calls)  # 3 images x (plain, flipped)
@@ -80,7 +82,9 @@ def test_single_scale_no_flip_is_one_plain_pass() -> None:
 def test_flipped_pass_gets_flipped_input_and_is_flipped_back() -> None:
     model = RecordingModel()
     img = _images()
-    probs = TTAPredictor(model, num_classes=2, scales=[1.0], flip=True, batch_scales=True).predict(img)
+    probs = TTAPredictor(model, num_classes=2, scales=[1.0], flip=True, batch_scales=True).predict(
+        img
+    )
     (batch,) = model.inputs
     torch.testing.assert_close(batch[0], img[0])
     torch.testing.assert_close(batch[1], img[0].flip(-1))
@@ -138,7 +142,9 @@ class OomOnceModel(RecordingModel):
 
 def test_oom_at_scale_two_falls_back_to_single_passes_without_dropping_it() -> None:
     img = _images(b=2, h=4, w=6)
-    reference = TTAPredictor(RecordingModel(ramp=0.3), num_classes=2, scales=[1.0, 2.0]).predict(img)
+    reference = TTAPredictor(RecordingModel(ramp=0.3), num_classes=2, scales=[1.0, 2.0]).predict(
+        img
+    )
     model = OomOnceModel(oom_size=(8, 12))
     tta = TTAPredictor(model, num_classes=2, scales=[1.0, 2.0])
     probs = tta.predict(img)

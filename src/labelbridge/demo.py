@@ -60,6 +60,8 @@ class DemoProfile:
         finetune_epochs: epochs of the students' source fine-tune stage (0 = off).
         tta_scales: pseudo-labelling TTA scales (with flip).
         extra_weight: sampling weight of each extra dataset relative to the source (1.0).
+        student_epochs: maximum epochs of the students' stage 1 (``None``: ``epochs``);
+            students see several times more images than the teacher.
     """
 
     name: str
@@ -74,6 +76,7 @@ class DemoProfile:
     finetune_epochs: int
     tta_scales: tuple[float, ...]
     extra_weight: float = 1.0
+    student_epochs: int | None = None
 
 
 FULL = DemoProfile(
@@ -155,6 +158,10 @@ def build_demo_config(world: WorldPaths, run_dir: Path, profile: DemoProfile) ->
             {"name": "folder", "root": str(wild.root), "split": "val", "label": WILD},
         ],
         "teacher": {"train": _training_section(profile)},
+        "student": {
+            **_training_section(profile),
+            "epochs": profile.student_epochs or profile.epochs,
+        },
         "extras": [
             {
                 "name": ds.name,
@@ -223,7 +230,9 @@ def _collect_panels(run_dir: Path, out: Path, extras: list[str]) -> list[Path]:
     copied = []
     for arm in ("priors", "no_priors"):
         for extra in extras:
-            previews = sorted((run_dir / "iter1" / f"pseudo_{arm}" / extra / "previews").glob("*.png"))
+            previews = sorted(
+                (run_dir / "iter1" / f"pseudo_{arm}" / extra / "previews").glob("*.png")
+            )
             for src in previews[:PANELS_PER_DATASET]:
                 dst = out / f"{extra}_{arm}_{src.name}"
                 shutil.copyfile(src, dst)
@@ -231,7 +240,13 @@ def _collect_panels(run_dir: Path, out: Path, extras: list[str]) -> list[Path]:
     return copied
 
 
-def _demo_markdown(profile: DemoProfile, result: PipelineResult, ordering: dict[str, bool], panels: list[Path], out: Path) -> str:
+def _demo_markdown(
+    profile: DemoProfile,
+    result: PipelineResult,
+    ordering: dict[str, bool],
+    panels: list[Path],
+    out: Path,
+) -> str:
     lines = [
         "# labelbridge demo",
         "",
@@ -252,14 +267,22 @@ def _demo_markdown(profile: DemoProfile, result: PipelineResult, ordering: dict[
         "",
     ]
     for label, ok in ordering.items():
-        lines.append(f"- {label}: student with priors > Naive Student > teacher: **{'yes' if ok else 'no'}**")
+        lines.append(
+            f"- {label}: student with priors > Naive Student > teacher: **{'yes' if ok else 'no'}**"
+        )
     if panels:
-        lines += ["", "Panels (image | extra ground truth | teacher prediction | pseudo-label):", ""]
+        lines += [
+            "",
+            "Panels (image | extra ground truth | teacher prediction | pseudo-label):",
+            "",
+        ]
         lines += [f"![{p.stem}](panels/{p.name})" for p in panels]
     return "\n".join(lines) + "\n"
 
 
-def run_demo(out_dir: Path, *, seed: int = 0, quick: bool = False, profile: DemoProfile | None = None) -> DemoResult:
+def run_demo(
+    out_dir: Path, *, seed: int = 0, quick: bool = False, profile: DemoProfile | None = None
+) -> DemoResult:
     """Generate the world, run both arms of the pipeline, write the table and panels.
 
     Re-running with the same folder resumes (finished stages are skipped).
@@ -276,7 +299,9 @@ def run_demo(out_dir: Path, *, seed: int = 0, quick: bool = False, profile: Demo
     profile = profile or (QUICK if quick else FULL)
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    world = generate_world(out_dir / "world", seed=seed, sizes=profile.sizes, image_size=profile.image_size)
+    world = generate_world(
+        out_dir / "world", seed=seed, sizes=profile.sizes, image_size=profile.image_size
+    )
     cfg = build_demo_config(world, out_dir / "run", profile)
     if world.rendered and cfg.run_path.exists():
         # a run over another world (seed, profile) must not be resumed
@@ -289,4 +314,6 @@ def run_demo(out_dir: Path, *, seed: int = 0, quick: bool = False, profile: Demo
     panels = _collect_panels(cfg.run_path, out_dir / "panels", [e.name for e in cfg.extras])
     report = out_dir / "demo.md"
     report.write_text(_demo_markdown(profile, result, ordering, panels, out_dir), encoding="utf-8")
-    return DemoResult(out_dir=out_dir, pipeline=result, panels=panels, ordering=ordering, report=report)
+    return DemoResult(
+        out_dir=out_dir, pipeline=result, panels=panels, ordering=ordering, report=report
+    )

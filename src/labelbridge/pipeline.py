@@ -52,7 +52,10 @@ RESULTS_JSON = "results.json"
 RESOLVED_CONFIG = "pipeline.yaml"
 
 #: Row titles of the results table per arm.
-ARM_TITLES: dict[str, str] = {"priors": "student with priors", "no_priors": "Naive Student (no priors)"}
+ARM_TITLES: dict[str, str] = {
+    "priors": "student with priors",
+    "no_priors": "Naive Student (no priors)",
+}
 
 
 # --------------------------------------------------------------------------- state
@@ -102,9 +105,13 @@ class RunState:
             try:
                 data = json.loads(self.path.read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:
-                raise ConfigError(f"{self.path}: unreadable run state ({exc}); remove it to start over") from None
+                raise ConfigError(
+                    f"{self.path}: unreadable run state ({exc}); remove it to start over"
+                ) from None
             if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
-                raise ConfigError(f"{self.path}: not a labelbridge run state of version {STATE_VERSION}")
+                raise ConfigError(
+                    f"{self.path}: not a labelbridge run state of version {STATE_VERSION}"
+                )
             self.stages = dict(data.get("stages", {}))
 
     def save(self) -> None:
@@ -117,7 +124,12 @@ class RunState:
         return dict(self.stages.get(name, {}).get("outputs", {}))
 
     def start(self, name: str, fp: str) -> None:
-        self.stages[name] = {"status": "running", "fingerprint": fp, "outputs": {}, "started": time.time()}
+        self.stages[name] = {
+            "status": "running",
+            "fingerprint": fp,
+            "outputs": {},
+            "started": time.time(),
+        }
         self.save()
 
     def finish(self, name: str, outputs: dict[str, Any]) -> None:
@@ -198,13 +210,20 @@ def student_datasets(cfg: PipelineConfig, pseudo_dir: Path) -> list[TrainDataset
     return out
 
 
-def build_pseudo_config(cfg: PipelineConfig, teacher: TeacherConfig, *, priors: bool, output: Path) -> PseudoLabelConfig:
+def build_pseudo_config(
+    cfg: PipelineConfig, teacher: TeacherConfig, *, priors: bool, output: Path
+) -> PseudoLabelConfig:
     """The pseudo-labelling config of one arm of one round."""
     return PseudoLabelConfig(
         teacher=teacher,
         datasets=[
             DatasetEntry(
-                name=e.name, reader=e.reader, root=e.root, split=e.split, ontology=e.ontology, limit=e.limit
+                name=e.name,
+                reader=e.reader,
+                root=e.root,
+                split=e.split,
+                ontology=e.ontology,
+                limit=e.limit,
             )
             for e in cfg.extras
         ],
@@ -350,7 +369,9 @@ def _load_model(checkpoint: str | None, teacher: TeacherConfig | None) -> tuple[
     from labelbridge.taxonomy import load_taxonomy
 
     taxonomy = load_taxonomy(teacher.taxonomy)
-    return create_model(teacher.model, num_classes=taxonomy.num_classes, weights=teacher.weights), taxonomy
+    return create_model(
+        teacher.model, num_classes=taxonomy.num_classes, weights=teacher.weights
+    ), taxonomy
 
 
 def evaluate_checkpoint(
@@ -419,7 +440,14 @@ class _Runner:
         self.train_fn, self.pseudo_fn, self.evaluate_fn = train_fn, pseudo_fn, evaluate_fn
         self.executed: list[str] = []
 
-    def stage(self, name: str, stage_config: Any, fn: Callable[[], dict[str, Any]], *, derived: bool = False) -> dict:
+    def stage(
+        self,
+        name: str,
+        stage_config: Any,
+        fn: Callable[[], dict[str, Any]],
+        *,
+        derived: bool = False,
+    ) -> dict:
         """Run ``fn`` unless ``name`` finished with the same config; return its outputs.
 
         Args:
@@ -437,7 +465,11 @@ class _Runner:
                 f"with a different configuration; use a new run_dir, or delete {self.run_dir / name} "
                 f"and its entry in {self.state.path.name} to redo it (and every later stage)"
             )
-        if record is not None and record.get("status") == "done" and record.get("fingerprint") == fp:
+        if (
+            record is not None
+            and record.get("status") == "done"
+            and record.get("fingerprint") == fp
+        ):
             log.info("stage %s: done, skipped", name)
             return self.state.outputs(name)
         log.info("stage %s: %s", name, "resuming" if record is not None else "starting")
@@ -451,7 +483,11 @@ class _Runner:
     # ------------------------------------------------------------------ stages
     def train(self, name: str, section: TrainingSection, datasets: list[TrainDatasetConfig]) -> str:
         train_cfg = build_train_config(
-            section, taxonomy=self.cfg.taxonomy, datasets=datasets, val=self.cfg.val, output=self.run_dir / name
+            section,
+            taxonomy=self.cfg.taxonomy,
+            datasets=datasets,
+            val=self.cfg.val,
+            output=self.run_dir / name,
         )
 
         def work() -> dict[str, Any]:
@@ -476,9 +512,12 @@ class _Runner:
         ident["teacher_file"] = _file_identity(teacher.checkpoint)
         return Path(self.stage(name, ident, work)["output"])
 
-    def evaluate(self, name: str, checkpoint: str | None, teacher: TeacherConfig | None) -> dict[str, Any]:
+    def evaluate(
+        self, name: str, checkpoint: str | None, teacher: TeacherConfig | None
+    ) -> dict[str, Any]:
         ident = {
-            "model": _file_identity(checkpoint) or (teacher.model_dump(mode="json") if teacher else None),
+            "model": _file_identity(checkpoint)
+            or (teacher.model_dump(mode="json") if teacher else None),
             "sets": [e.model_dump(mode="json") for e in self.cfg.evaluation_sets],
             "eval": self.cfg.eval.model_dump(mode="json"),
         }
@@ -508,7 +547,14 @@ class _Runner:
             teacher_ckpt, teacher_cfg = given.checkpoint, given
         ev = self.evaluate("teacher", teacher_ckpt, None if teacher_ckpt else teacher_cfg)
         rows.append(
-            ModelResult("teacher", 0, None, teacher_ckpt or str(teacher_cfg.describe()), ev["miou"], ev["per_class_iou"])
+            ModelResult(
+                "teacher",
+                0,
+                None,
+                teacher_ckpt or str(teacher_cfg.describe()),
+                ev["miou"],
+                ev["per_class_iou"],
+            )
         )
 
         teachers = {arm: teacher_cfg for arm in cfg.pseudo.arms}
@@ -538,10 +584,14 @@ class _Runner:
                 "pseudo_stats": pseudo_stats,
             },
         )
-        return PipelineResult(self.run_dir, rows, evaluation, pseudo_stats, table, md_path, json_path, self.executed)
+        return PipelineResult(
+            self.run_dir, rows, evaluation, pseudo_stats, table, md_path, json_path, self.executed
+        )
 
 
-def _results_markdown(cfg: PipelineConfig, table: str, pseudo_stats: dict[str, dict[str, dict]]) -> str:
+def _results_markdown(
+    cfg: PipelineConfig, table: str, pseudo_stats: dict[str, dict[str, dict]]
+) -> str:
     lines = [
         f"# Results: {cfg.run_dir}",
         "",
@@ -609,5 +659,7 @@ def run_pipeline(
         import torch
 
         torch.set_num_threads(cfg.threads)
-    runner = _Runner(cfg, train_fn=train_fn, pseudo_fn=pseudo_fn, evaluate_fn=evaluate_fn or evaluate_checkpoint)
+    runner = _Runner(
+        cfg, train_fn=train_fn, pseudo_fn=pseudo_fn, evaluate_fn=evaluate_fn or evaluate_checkpoint
+    )
     return runner.run()

@@ -87,7 +87,10 @@ def main(argv: list[str] | None = None) -> None:
         raise
 
 
-def _click_exception_types() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
+_ExceptionTypes = tuple[type[BaseException], ...]
+
+
+def _click_exception_types() -> tuple[_ExceptionTypes, _ExceptionTypes]:
     """``(ClickException types, Abort types)`` of click and of the copy of click that
     newer typer releases vendor as ``typer._click`` (its exceptions are other classes)."""
     import importlib

@@ -15,9 +15,13 @@ from labelbridge.cli.app import app, emit_json
 def pipeline_cmd(
     config: Path = typer.Argument(..., help="Pipeline config YAML (see configs/demo.yaml)."),
     overrides: list[str] = typer.Option(
-        [], "--set", help="Override a config value, e.g. --set iterations=2 --set pseudo.arms=[priors]. Repeatable."
+        [],
+        "--set",
+        help="Override a config value, e.g. --set iterations=2 --set pseudo.arms=[priors]. Repeatable.",
     ),
-    plan: bool = typer.Option(False, "--plan", help="Only list the stages and which are done; run nothing."),
+    plan: bool = typer.Option(
+        False, "--plan", help="Only list the stages and which are done; run nothing."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print results.json instead of the table."),
 ) -> None:
     """Run teacher -> pseudo-labels -> student (-> source fine-tune) -> further rounds.
@@ -34,7 +38,11 @@ def pipeline_cmd(
     if plan:
         state = RunState(cfg.run_path / STATE_FILE)
         rows = [
-            {"stage": s.name, "kind": s.kind, "status": state.stages.get(s.name, {}).get("status", "todo")}
+            {
+                "stage": s.name,
+                "kind": s.kind,
+                "status": state.stages.get(s.name, {}).get("status", "todo"),
+            }
             for s in plan_stages(cfg)
         ]
         if as_json:
@@ -53,9 +61,15 @@ def pipeline_cmd(
 
 @app.command("demo")
 def demo_cmd(
-    out: Path = typer.Option(Path("labelbridge_demo"), "--out", help="Folder for the world, the run and the panels."),
+    out: Path = typer.Option(
+        Path("labelbridge_demo"), "--out", help="Folder for the world, the run and the panels."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the procedural world."),
-    quick: bool = typer.Option(False, "--quick", help="Tiny sizes, under a minute (checks the plumbing; numbers mean nothing)."),
+    quick: bool = typer.Option(
+        False,
+        "--quick",
+        help="Tiny sizes, under a minute (checks the plumbing; numbers mean nothing).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ) -> None:
     """Run the method end to end on an embedded procedural driving world (no downloads).

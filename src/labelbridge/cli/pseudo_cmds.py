@@ -15,9 +15,13 @@ def _pct(value: float | None) -> str:
 
 @app.command("pseudo-label")
 def pseudo_label_cmd(
-    config: Path = typer.Argument(..., help="Pseudo-labelling config YAML (see configs/pseudo_*.yaml)."),
+    config: Path = typer.Argument(
+        ..., help="Pseudo-labelling config YAML (see configs/pseudo_*.yaml)."
+    ),
     overrides: list[str] = typer.Option(
-        [], "--set", help="Override a config value, e.g. --set priors=false --set tta.scales=[1.0]. Repeatable."
+        [],
+        "--set",
+        help="Override a config value, e.g. --set priors=false --set tta.scales=[1.0]. Repeatable.",
     ),
     shard: str | None = typer.Option(
         None,
@@ -26,7 +30,9 @@ def pseudo_label_cmd(
         "Default: torchrun's RANK/WORLD_SIZE, else everything.",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the per-dataset summary as JSON."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars on stderr."),
+    progress: bool = typer.Option(
+        True, "--progress/--no-progress", help="Progress bars on stderr."
+    ),
 ) -> None:
     """Write ontology-constrained pseudo-labels for every dataset of CONFIG.
 
@@ -39,7 +45,9 @@ def pseudo_label_cmd(
     from labelbridge.pseudo.run import run_pseudo_label
 
     cfg = load_pseudo_config(config, overrides)
-    summaries = run_pseudo_label(cfg, shard=parse_shard(shard) if shard else None, progress=progress and not as_json)
+    summaries = run_pseudo_label(
+        cfg, shard=parse_shard(shard) if shard else None, progress=progress and not as_json
+    )
     rows = [s.to_dict() for s in summaries]
     if as_json:
         emit_json({"config": str(config), "output": cfg.output, "datasets": rows})
@@ -58,7 +66,9 @@ def pseudo_label_cmd(
             f"{_pct(r['agreement_pseudo']):>13}  {_pct(r['agreement_teacher']):>14}  {'yes' if r['complete'] else 'no'}"
         )
         for fb in r["fallbacks"]:
-            print(f"  out of memory at scale {fb['scale']}: switched to {fb['level']} ({fb['images']} images)")
+            print(
+                f"  out of memory at scale {fb['scale']}: switched to {fb['level']} ({fb['images']} images)"
+            )
     print(
         "agree = share of labelled extra pixels where the label, projected to the extra taxonomy, "
         "equals the extra ground truth (teacher = the same TTA without priors)"

@@ -102,7 +102,9 @@ class PipelineTeacher(StrictModel):
     def _one_form(self) -> PipelineTeacher:
         forms = [self.train is not None, self.checkpoint is not None, self.model is not None]
         if sum(forms) != 1:
-            raise ValueError("give exactly one of 'train', 'checkpoint', or 'model' (+ 'weights', 'taxonomy')")
+            raise ValueError(
+                "give exactly one of 'train', 'checkpoint', or 'model' (+ 'weights', 'taxonomy')"
+            )
         if self.model is None and (self.weights is not None or self.taxonomy is not None):
             raise ValueError("'weights' and 'taxonomy' go with 'model'")
         if self.model is not None and self.taxonomy is None:
@@ -232,9 +234,13 @@ class PipelineConfig(StrictModel):
             labels = [v.report_name for v in entries]
             dup = sorted({n for n in labels if labels.count(n) > 1})
             if dup:
-                raise ValueError(f"{group} report names must be unique (give each a 'label'); repeated: {dup}")
+                raise ValueError(
+                    f"{group} report names must be unique (give each a 'label'); repeated: {dup}"
+                )
         if self.student is None and self.teacher.train is None:
-            raise ValueError("a 'student' training section is needed when the teacher is not trained here")
+            raise ValueError(
+                "a 'student' training section is needed when the teacher is not trained here"
+            )
         return self
 
     # ------------------------------------------------------------------ derived

@@ -53,7 +53,9 @@ class TeacherConfig(StrictModel):
     def _one_form(self) -> TeacherConfig:
         if self.checkpoint is not None:
             if self.model is not None or self.weights is not None or self.taxonomy is not None:
-                raise ValueError("give either 'checkpoint' or 'model' + 'weights' + 'taxonomy', not both")
+                raise ValueError(
+                    "give either 'checkpoint' or 'model' + 'weights' + 'taxonomy', not both"
+                )
         elif self.model is None or self.taxonomy is None:
             raise ValueError("give 'checkpoint', or 'model' and 'taxonomy' (and usually 'weights')")
         return self
@@ -149,7 +151,9 @@ class PseudoLabelConfig(StrictModel):
         outputs: see :class:`OutputsConfig`.
         output: root folder; each dataset writes to ``<output>/<name>/``.
         device: ``cpu``, ``cuda`` (``cuda:N``) or ``auto`` (CUDA when available).
-        batch_size: images of equal size per forward pass (x2 with flip batching).
+        batch_size: images of equal size per forward pass (x2 with flip batching). Byte-
+            identical outputs across shard counts and resumes are guaranteed for
+            ``batch_size: 1``; larger batches may change float rounding on some devices.
         num_workers: threads that decode inputs and encode/write outputs.
         threads: torch intra-op threads (``None``: leave torch's setting); fix it for
             byte-identical outputs across machines.
@@ -178,7 +182,9 @@ class PseudoLabelConfig(StrictModel):
         names = [d.name for d in self.datasets]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
-            raise ValueError(f"dataset names must be unique (they are output folders); repeated: {dup}")
+            raise ValueError(
+                f"dataset names must be unique (they are output folders); repeated: {dup}"
+            )
         return self
 
     @property

@@ -39,7 +39,7 @@ import json
 import logging
 import shutil
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -161,6 +161,7 @@ class Domain:
     Attributes:
         name: identifier.
         sky: sky palette, ``"clear"`` (blue), ``"overcast"`` (grey) or ``"dusk"`` (orange/violet).
+        sky_mix: how far the sky colours are from the clear palette towards ``sky``, ``[0, 1]``.
         tint: per-channel RGB gain (colour temperature), applied to ``[0, 1]`` images.
         brightness: additive offset after contrast, in ``[0, 1]`` units.
         contrast: contrast factor around mid-grey.
@@ -169,14 +170,18 @@ class Domain:
         haze: haze strength in ``[0, 1]`` (strongest at the horizon).
         haze_color: RGB haze colour in ``[0, 1]``.
         noise: std of per-pixel Gaussian noise in ``[0, 1]`` units.
-        truck_colors: ``"boxy"`` (white/yellow/orange boxes, as the source) or ``"car"``
-            (trucks painted like cars, so colour stops telling them apart).
+        truck_car_share: probability that a truck is painted like a car (the source's
+            trucks are white/yellow/orange boxes, so colour stops telling them apart).
         car_scale: size factor of cars (``> 1`` makes cars closer to trucks in size).
         jitter: per-image random spread of tint/brightness/contrast/haze.
+        strength: range ``[lo, hi]`` of the per-image shift strength ``s``: each image is
+            rendered in :meth:`towards` ``(s)``, between the clear source look (0) and this
+            domain (1), so a dataset covers a continuum of shifts.
     """
 
     name: str
     sky: str = "clear"
+    sky_mix: float = 1.0
     tint: tuple[float, float, float] = (1.0, 1.0, 1.0)
     brightness: float = 0.0
     contrast: float = 1.0
@@ -185,14 +190,36 @@ class Domain:
     haze: float = 0.0
     haze_color: tuple[float, float, float] = (0.8, 0.8, 0.8)
     noise: float = 0.02
-    truck_colors: str = "boxy"
+    truck_car_share: float = 0.0
     car_scale: float = 1.0
     jitter: float = 0.0
+    strength: tuple[float, float] = (1.0, 1.0)
+
+    def towards(self, s: float) -> Domain:
+        """This domain at shift strength ``s`` in ``[0, 1]``: every numeric setting
+        interpolated from :data:`CLEAR` (``s = 0``) to this domain's (``s = 1``)."""
+        out = lerp_domains(CLEAR, self, s, name=self.name)
+        return replace(out, sky=self.sky, jitter=self.jitter, strength=(1.0, 1.0))
+
+
+def lerp_domains(a: Domain, b: Domain, t: float, *, name: str) -> Domain:
+    """Numeric settings ``(1 - t) * a + t * b`` (tuples element-wise); ``sky`` from ``b``."""
+    values = {}
+    for f in fields(Domain):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if isinstance(x, float) and isinstance(y, float):
+            values[f.name] = (1 - t) * x + t * y
+        elif isinstance(x, tuple):
+            values[f.name] = tuple((1 - t) * u + t * v for u, v in zip(x, y, strict=True))
+        else:
+            values[f.name] = y
+    values["name"] = name
+    return Domain(**values)
 
 
 #: The source domain: clear day.
-CLEAR = Domain("clear", sky="clear", noise=0.02, jitter=0.03)
-#: Extra A: overcast, warm, hazy, washed-out.
+CLEAR = Domain("clear", sky="clear", sky_mix=0.0, noise=0.02, jitter=0.03)
+#: Extra A: overcast, warm, hazy, washed-out (per image from mild to full).
 OVERCAST = Domain(
     "overcast",
     sky="overcast",
@@ -203,11 +230,12 @@ OVERCAST = Domain(
     haze=0.55,
     haze_color=(0.78, 0.76, 0.72),
     noise=0.03,
-    truck_colors="car",
+    truck_car_share=1.0,
     car_scale=1.15,
     jitter=0.05,
+    strength=(0.0, 1.0),
 )
-#: Extra B: dark bluish dusk with strong contrast.
+#: Extra B: dark bluish dusk with strong contrast (per image from mild to full).
 DUSK = Domain(
     "dusk",
     sky="dusk",
@@ -219,39 +247,26 @@ DUSK = Domain(
     haze=0.2,
     haze_color=(0.35, 0.35, 0.5),
     noise=0.05,
-    truck_colors="car",
+    truck_car_share=1.0,
     car_scale=1.15,
     jitter=0.05,
+    strength=(0.0, 1.0),
 )
+#: Strength range of the robustness set: mostly strong shifts.
+WILD_STRENGTH: tuple[float, float] = (0.5, 1.0)
 
 
 def wild_domain(rng: np.random.Generator) -> Domain:
-    """A random robustness-set domain: a blend of :data:`OVERCAST` and :data:`DUSK`,
-    pushed a little further from the source."""
+    """A random robustness-set domain: a random blend of :data:`OVERCAST` and
+    :data:`DUSK`, with more noise and jitter, rendered at strengths :data:`WILD_STRENGTH`."""
     a = float(rng.uniform(0.0, 1.0))
-
-    def mix(x: float, y: float) -> float:
-        return (1 - a) * x + a * y
-
-    def mix3(
-        x: tuple[float, float, float], y: tuple[float, float, float]
-    ) -> tuple[float, float, float]:
-        return (mix(x[0], y[0]), mix(x[1], y[1]), mix(x[2], y[2]))
-
-    return Domain(
-        "wild",
+    blend = lerp_domains(OVERCAST, DUSK, a, name="wild")
+    return replace(
+        blend,
         sky="overcast" if a < 0.5 else "dusk",
-        tint=mix3(OVERCAST.tint, DUSK.tint),
-        brightness=mix(OVERCAST.brightness, DUSK.brightness),
-        contrast=mix(OVERCAST.contrast, DUSK.contrast),
-        gamma=mix(OVERCAST.gamma, DUSK.gamma),
-        saturation=mix(OVERCAST.saturation, DUSK.saturation),
-        haze=mix(OVERCAST.haze, DUSK.haze),
-        haze_color=mix3(OVERCAST.haze_color, DUSK.haze_color),
         noise=0.045,
-        truck_colors="car",
-        car_scale=1.15,
         jitter=0.08,
+        strength=WILD_STRENGTH,
     )
 
 
@@ -388,9 +403,19 @@ class Street:
         return (x - self.vx) / denom
 
 
+def _mixed_sky(domain: Domain) -> tuple[np.ndarray, np.ndarray, float]:
+    """Top colour, horizon colour and cloud brightness of ``domain``'s sky."""
+    c_top, c_hor, c_cloud = _SKY_PALETTES["clear"]
+    d_top, d_hor, d_cloud = _SKY_PALETTES[domain.sky]
+    m = domain.sky_mix
+    top = (1 - m) * np.asarray(c_top, np.float32) + m * np.asarray(d_top, np.float32)
+    hor = (1 - m) * np.asarray(c_hor, np.float32) + m * np.asarray(d_hor, np.float32)
+    return top, hor, (1 - m) * c_cloud + m * d_cloud
+
+
 def _render_sky(canvas: Canvas, rng: np.random.Generator, street: Street, domain: Domain) -> None:
     h, w = canvas.label.shape
-    top, horizon_color, cloud = _SKY_PALETTES[domain.sky]
+    top, horizon_color, cloud = _mixed_sky(domain)
     ys = np.clip(np.arange(h, dtype=np.float32) / max(street.horizon, 1.0), 0, 1)[:, None, None]
     grad = np.asarray(top, np.float32) * (1 - ys) + np.asarray(horizon_color, np.float32) * ys
     clouds = value_noise(rng, h, w, 6) * 0.6 + value_noise(rng, h, w, 14) * 0.4
@@ -541,7 +566,7 @@ def _render_vehicle(
     bottom = float(street.row_of_t(t0))
     if truck:
         width, height = 0.78 * hw, 1.05 * hw
-        palette = _TRUCK_COLORS if domain.truck_colors == "boxy" else _CAR_COLORS
+        palette = _CAR_COLORS if rng.random() < domain.truck_car_share else _TRUCK_COLORS
         color = palette[rng.integers(len(palette))]
         body = (
             (np.abs(xx - cx) < width / 2) & (yy < bottom - 0.12 * height) & (yy > bottom - height)
@@ -648,6 +673,8 @@ def render_scene(
         class ids ``0..7``, ``(H, W)`` bool pixels a LiDAR-projected label leaves void.
     """
     w, h = image_size
+    if domain.strength != (1.0, 1.0):
+        domain = domain.towards(float(rng.uniform(*domain.strength)))
     canvas = Canvas(
         rgb=np.zeros((h, w, 3), np.float32),
         label=np.zeros((h, w), np.uint8),
@@ -858,7 +885,7 @@ def generate_world(
     """
     sizes = sizes or WorldSizes()
     out_dir = Path(out_dir)
-    params = {"seed": seed, "sizes": asdict(sizes), "image_size": list(image_size), "format": 1}
+    params = {"seed": seed, "sizes": asdict(sizes), "image_size": list(image_size), "format": 2}
     world = _describe(out_dir, sizes)
     marker = out_dir / "world.json"
     if marker.is_file():

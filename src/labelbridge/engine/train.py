@@ -24,7 +24,8 @@ sampler position continue).
 ``trainer.devices``, ``trainer.strategy`` and ``trainer.num_nodes`` go straight to
 ``lightning.Trainer``: the weighted sampler and the validation shards read the rank and
 world size from the trainer, and confusion matrices are summed across processes, so
-multi-GPU and multi-node DDP need no code changes.
+multi-GPU and multi-node DDP need no code changes. Every process reads the stage
+checkpoints, so for several nodes the output folder must be on a shared file system.
 """
 
 from __future__ import annotations

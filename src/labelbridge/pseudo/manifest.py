@@ -82,7 +82,9 @@ def read_manifest(path: str | Path) -> list[dict[str, Any]]:
         try:
             rec = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise ManifestError(f"{path}:{number}: malformed manifest line ({exc.msg}); delete the line to redo that image") from None
+            raise ManifestError(
+                f"{path}:{number}: malformed manifest line ({exc.msg}); delete the line to redo that image"
+            ) from None
         if not isinstance(rec, dict) or "key" not in rec:
             raise ManifestError(f"{path}:{number}: manifest line has no 'key'")
         records.append(rec)
@@ -177,7 +179,9 @@ class ManifestWriter:
                     self._fh.flush()
                 except OSError:
                     pass
-                raise OutputWriteError(f"{self.path}: cannot append to the manifest: {exc}") from exc
+                raise OutputWriteError(
+                    f"{self.path}: cannot append to the manifest: {exc}"
+                ) from exc
 
     def close(self) -> None:
         with self._lock:

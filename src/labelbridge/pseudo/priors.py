@@ -113,14 +113,20 @@ def apply_priors(
         if gt is None:
             raise ValueError(f"{what}: priors need the extra ground truth, got none")
         if gt.shape != teacher.shape:
-            raise ValueError(f"{what}: ground truth {tuple(gt.shape)} does not match scores {tuple(probs.shape)}")
+            raise ValueError(
+                f"{what}: ground truth {tuple(gt.shape)} does not match scores {tuple(probs.shape)}"
+            )
         k, e = allowed_t.shape
         if k != probs.shape[1]:
-            raise ValueError(f"{what}: allowed matrix has {k} source classes, scores have {probs.shape[1]}")
+            raise ValueError(
+                f"{what}: allowed matrix has {k} source classes, scores have {probs.shape[1]}"
+            )
         gt = gt.long()
         lo, hi = int(gt.min()), int(gt.max())
         if lo < 0 or hi >= e:
-            raise ValueError(f"{what}: ground-truth ids {lo}..{hi} outside the mapping's 0..{e - 1}")
+            raise ValueError(
+                f"{what}: ground-truth ids {lo}..{hi} outside the mapping's 0..{e - 1}"
+            )
         mask = allowed_t[:, gt].movedim(0, 1)  # (B, K, H, W)
         masked = probs * mask
     confidence, labels = masked.max(dim=1)  # ties: the lowest class id
@@ -131,7 +137,9 @@ def apply_priors(
     return PriorOutput(labels=labels, confidence=confidence, teacher=teacher, masked=masked)
 
 
-def top_k_soft(masked: torch.Tensor, labels: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+def top_k_soft(
+    masked: torch.Tensor, labels: torch.Tensor, k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-``k`` classes of the masked probabilities, renormalised over the allowed set.
 
     Args:

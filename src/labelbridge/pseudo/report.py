@@ -26,6 +26,7 @@ def build_report(
     dataset: str,
     taxonomy: Taxonomy,
     total_images: int,
+    extra_skipped: list[dict[str, str]] | None = None,
     settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Aggregate manifest records into a report.
@@ -35,6 +36,8 @@ def build_report(
         dataset: the dataset entry's name.
         taxonomy: source taxonomy (class order of the table).
         total_images: images the run covers (after ``limit``).
+        extra_skipped: files the reader dropped while listing (``on_error: skip``), as
+            ``{"key", "input", "error"}``; listed and counted like skipped files.
         settings: recorded as is (teacher, TTA, priors).
 
     Returns:
@@ -52,7 +55,9 @@ def build_report(
     for rec in records:
         if not is_finished(rec):
             if "error" in rec:
-                skipped.append({"key": rec["key"], "input": rec.get("input", ""), "error": rec["error"]})
+                skipped.append(
+                    {"key": rec["key"], "input": rec.get("input", ""), "error": rec["error"]}
+                )
             continue
         finished += 1
         pixels.update(rec.get("pixels", {}))
@@ -61,6 +66,8 @@ def build_report(
         agreement.update(rec.get("agreement", {}))
         for ev in rec.get("fallbacks", []):
             fallbacks[(float(ev["scale"]), str(ev["level"]))] += 1
+    load_skips = len(skipped)
+    skipped.extend(extra_skipped or [])
     total_pixels = sum(pixels.values())
     labelled = total_pixels - pixels.get(IGNORE_NAME, 0)
     rows = []
@@ -74,7 +81,9 @@ def build_report(
                 "share": n / total_pixels if total_pixels else 0.0,
                 "changed_by_priors": c,
                 "changed_share": c / n if n else 0.0,
-                "mean_confidence": (float(conf.get(name, 0.0)) / n) if n and name != IGNORE_NAME else None,
+                "mean_confidence": (float(conf.get(name, 0.0)) / n)
+                if n and name != IGNORE_NAME
+                else None,
             }
         )
     total_changed = sum(changed.values())
@@ -84,10 +93,10 @@ def build_report(
         "images": {
             "total": total_images,
             "finished": finished,
-            "remaining": max(0, total_images - finished - len(skipped)),
+            "remaining": max(0, total_images - finished - load_skips),
             "skipped_bad_files": len(skipped),
         },
-        "complete": finished == total_images,
+        "complete": finished == total_images and not skipped,
         "pixels": {
             "total": total_pixels,
             "labelled": labelled,
@@ -103,8 +112,12 @@ def build_report(
         ),
         "agreement_with_extra_gt": {
             "labelled_pixels": int(agreement["labelled"]),
-            "pseudo_labels": agreement["pseudo"] / agreement["labelled"] if agreement["labelled"] else None,
-            "teacher": agreement["teacher"] / agreement["labelled"] if agreement["labelled"] else None,
+            "pseudo_labels": agreement["pseudo"] / agreement["labelled"]
+            if agreement["labelled"]
+            else None,
+            "teacher": agreement["teacher"] / agreement["labelled"]
+            if agreement["labelled"]
+            else None,
         },
         "classes": rows,
         "skipped": skipped,
@@ -159,7 +172,13 @@ def report_markdown(report: dict[str, Any]) -> str:
             f"{_pct(row['changed_share'])} | {conf} |"
         )
     if report["fallbacks"]:
-        lines += ["", "## Out-of-memory fallbacks", "", "| scale | switched to | images |", "|---:|---|---:|"]
+        lines += [
+            "",
+            "## Out-of-memory fallbacks",
+            "",
+            "| scale | switched to | images |",
+            "|---:|---|---:|",
+        ]
         lines += [f"| {f['scale']} | {f['level']} | {f['images']} |" for f in report["fallbacks"]]
     if report["skipped"]:
         lines += ["", "## Skipped input files", ""]

@@ -14,7 +14,9 @@ Work is split so that the main thread only runs the model: a thread pool decodes
 next images while the model runs, another encodes and writes finished ones; manifest
 lines are appended in dataset order once an image's files are in place. Re-running
 skips images whose manifest record and files agree; results are deterministic (fixed
-order, fixed encodings; fix ``threads`` for identical bytes across machines).
+order, fixed encodings, deterministic cuDNN; fix ``threads`` for identical bytes across
+machines). A folder made with other settings (teacher checksum, mapping, TTA, priors,
+outputs) is refused instead of being mixed into.
 """
 
 from __future__ import annotations
@@ -96,7 +98,9 @@ def resolve_device(name: str) -> torch.device:
         return torch.device(local_cuda_device() if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ConfigError(f"device {name!r}: CUDA is not available on this machine; use device: cpu or auto")
+            raise ConfigError(
+                f"device {name!r}: CUDA is not available on this machine; use device: cpu or auto"
+            )
         return torch.device(local_cuda_device() if name == "cuda" else name)
     return torch.device(name)
 
@@ -182,7 +186,30 @@ def preview_relpath(key: str) -> str:
     return f"{PREVIEW_DIR}/{key.replace('/', '__')}.png"
 
 
-def evaluation_lookups(ontology: Ontology, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def _fingerprint(settings: dict[str, Any], key: str) -> Any:
+    """The part of a settings entry that must match to resume (file locations may move;
+    the teacher is identified by its checksum)."""
+    value = settings.get(key)
+    if key == "ontology" and isinstance(value, dict):
+        return value.get("mapping")
+    if key == "teacher" and isinstance(value, dict):
+        return {k: v for k, v in value.items() if k not in ("checkpoint", "weights")}
+    return value
+
+
+def _listing_skip(dataset: SegmentationDataset, record: Any) -> dict[str, str]:
+    """A file the reader dropped while listing (``on_error: skip``) as a report entry."""
+    path = Path(str(record.path))
+    try:
+        key = path.relative_to(dataset.root).with_suffix("").as_posix()
+    except ValueError:
+        key = path.with_suffix("").as_posix()
+    return {"key": key, "input": str(path), "error": str(record.problem)}
+
+
+def evaluation_lookups(
+    ontology: Ontology, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Tables for the agreement with the extra ground truth.
 
     Returns:
@@ -191,7 +218,9 @@ def evaluation_lookups(ontology: Ontology, device: torch.device) -> tuple[torch.
         id, ``IGNORE_INDEX`` for ignored or unknown ids.
     """
     projection = torch.full((IGNORE_INDEX + 1,), IGNORE_INDEX, dtype=torch.int64)
-    projection[: ontology.source.num_classes] = torch.from_numpy(ontology.projection.astype(np.int64))
+    projection[: ontology.source.num_classes] = torch.from_numpy(
+        ontology.projection.astype(np.int64)
+    )
     lut = ontology.extra.lut.astype(np.int64)
     lut[lut < 0] = IGNORE_INDEX
     return projection.to(device), torch.from_numpy(lut).to(device)
@@ -258,7 +287,9 @@ class DatasetSummary:
             "resumed": self.resumed,
             "failed": self.failed,
             "seconds": round(self.seconds, 3),
-            "images_per_second": round(self.processed / self.seconds, 3) if self.seconds > 0 else None,
+            "images_per_second": round(self.processed / self.seconds, 3)
+            if self.seconds > 0
+            else None,
             "complete": rep.get("complete"),
             "changed_by_priors_share": rep.get("changed_by_priors", {}).get("share_of_labelled"),
             "ignore_share": rep.get("pixels", {}).get("ignore_share"),
@@ -318,7 +349,9 @@ class PseudoLabeler:
         self.progress = progress
 
     @classmethod
-    def from_config(cls, cfg: PseudoLabelConfig, teacher: Teacher, *, progress: bool = False) -> PseudoLabeler:
+    def from_config(
+        cls, cfg: PseudoLabelConfig, teacher: Teacher, *, progress: bool = False
+    ) -> PseudoLabeler:
         """Build from a :class:`~labelbridge.config.pseudo.PseudoLabelConfig`."""
         return cls(
             teacher=teacher,
@@ -342,7 +375,11 @@ class PseudoLabeler:
             "taxonomy_def": self.taxonomy.to_dict(),
             "label_format": "PNG mode L, source train ids 0..K-1, 255 = ignore",
             "ontology": {"origin": ontology.origin, "mapping": ontology.to_dict()},
-            "dataset": {"reader": entry.reader, "split": entry.split, "extra_taxonomy": ontology.extra.name},
+            "dataset": {
+                "reader": entry.reader,
+                "split": entry.split,
+                "extra_taxonomy": ontology.extra.name,
+            },
             "teacher": self.teacher.description,
             "tta": {"flip": self.predictor.flip, "scales": list(self.predictor.scales)},
             "priors": self.priors,
@@ -355,13 +392,13 @@ class PseudoLabeler:
             try:
                 old = yaml.safe_load(info.read_text(encoding="utf-8")) or {}
             except yaml.YAMLError as exc:
-                raise ConfigError(f"{info}: unreadable ({exc}); delete it or choose another output") from None
-            ontology_old = (old.get("ontology") or {}).get("mapping") if isinstance(old, dict) else None
+                raise ConfigError(
+                    f"{info}: unreadable ({exc}); delete it or choose another output"
+                ) from None
+            if not isinstance(old, dict):
+                old = {}
             diffs = [
-                k
-                for k in FINGERPRINT_KEYS
-                if (ontology_old if k == "ontology" else old.get(k))
-                != (settings["ontology"]["mapping"] if k == "ontology" else settings[k])
+                k for k in FINGERPRINT_KEYS if _fingerprint(old, k) != _fingerprint(settings, k)
             ]
             if diffs:
                 raise ConfigError(
@@ -394,10 +431,18 @@ class PseudoLabeler:
         idx = torch.where(out.labels == IGNORE_INDEX, torch.full_like(out.labels, k), out.labels)
         offset = (idx + torch.arange(b, device=idx.device).view(b, 1, 1) * (k + 1)).flatten()
         pixels = torch.bincount(offset, minlength=b * (k + 1)).view(b, k + 1)
-        changed = torch.bincount(offset[out.changed.flatten()], minlength=b * (k + 1)).view(b, k + 1)
-        conf_sum = torch.bincount(offset, weights=out.confidence.flatten().double(), minlength=b * (k + 1)).view(b, k + 1)
+        changed = torch.bincount(offset[out.changed.flatten()], minlength=b * (k + 1)).view(
+            b, k + 1
+        )
+        conf_sum = torch.bincount(
+            offset, weights=out.confidence.flatten().double(), minlength=b * (k + 1)
+        ).view(b, k + 1)
         labels_np = out.labels.to(torch.uint8).cpu().numpy()
-        conf_np = (out.confidence * 255.0).round_().to(torch.uint8).cpu().numpy() if self.confidence else None
+        conf_np = (
+            (out.confidence * 255.0).round_().to(torch.uint8).cpu().numpy()
+            if self.confidence
+            else None
+        )
         soft_ids = soft_probs = None
         if self.soft_top_k:
             ids, sp = top_k_soft(out.masked, out.labels, self.soft_top_k)
@@ -405,7 +450,11 @@ class PseudoLabeler:
         teacher_np = None
         if any(p in preview for p, _ in batch):
             teacher_np = out.teacher.to(torch.uint8).cpu().numpy()
-        pixels_np, changed_np, conf_np_sum = pixels.cpu().numpy(), changed.cpu().numpy(), conf_sum.cpu().numpy()
+        pixels_np, changed_np, conf_np_sum = (
+            pixels.cpu().numpy(),
+            changed.cpu().numpy(),
+            conf_sum.cpu().numpy(),
+        )
         agreement = None
         if gt is not None:
             # agreement with the extra ground truth, projected to the extra taxonomy
@@ -414,7 +463,18 @@ class PseudoLabeler:
             labelled = gt_train != IGNORE_INDEX
             agree_p = (projection[out.labels] == gt_train) & labelled
             agree_t = (projection[out.teacher] == gt_train) & labelled
-            agreement = torch.stack([labelled.flatten(1).sum(1), agree_p.flatten(1).sum(1), agree_t.flatten(1).sum(1)], 1).cpu().numpy()
+            agreement = (
+                torch.stack(
+                    [
+                        labelled.flatten(1).sum(1),
+                        agree_p.flatten(1).sum(1),
+                        agree_t.flatten(1).sum(1),
+                    ],
+                    1,
+                )
+                .cpu()
+                .numpy()
+            )
         results = []
         for i, (pos, sample) in enumerate(batch):
             results.append(
@@ -436,7 +496,9 @@ class PseudoLabeler:
         return results
 
     # ------------------------------------------------------------------ writing
-    def _write(self, folder: Path, res: _Result, ontology: Ontology, dataset: str) -> dict[str, Any]:
+    def _write(
+        self, folder: Path, res: _Result, ontology: Ontology, dataset: str
+    ) -> dict[str, Any]:
         key = res.sample.key
         names = [*self.taxonomy.train_names, IGNORE_NAME]
         rel = output_relpath(key)
@@ -473,11 +535,17 @@ class PseudoLabeler:
             "pixels": {names[c]: int(n) for c, n in enumerate(res.pixels) if n},
             "changed": {names[c]: int(n) for c, n in enumerate(res.changed) if n},
             "changed_by_priors": int(res.changed.sum()),
-            "confidence_sum": {names[c]: round(float(v), 4) for c, v in enumerate(res.conf_sum) if res.pixels[c]},
+            "confidence_sum": {
+                names[c]: round(float(v), 4) for c, v in enumerate(res.conf_sum) if res.pixels[c]
+            },
         }
         if res.agreement is not None:
             labelled, agree_pseudo, agree_teacher = res.agreement
-            record["agreement"] = {"labelled": labelled, "pseudo": agree_pseudo, "teacher": agree_teacher}
+            record["agreement"] = {
+                "labelled": labelled,
+                "pseudo": agree_pseudo,
+                "teacher": agree_teacher,
+            }
         if res.fallbacks:
             record["fallbacks"] = res.fallbacks
         return record
@@ -519,6 +587,9 @@ class PseudoLabeler:
         remove_stale_temp_files(folder)
         self._prepare_folder(folder, self.settings(entry, ontology))
         keys = [dataset.pairs[p].key for p in range(total)]
+        listing_skips = [_listing_skip(dataset, rec) for rec in getattr(dataset, "skipped", [])]
+        for skip in listing_skips:
+            log.warning("skipped while listing: %s", skip["error"])
         previews = set(preview_positions(total, self.previews))
         done = read_manifests(folder)
         mine = [p for p in range(total) if shard.selects(p)]
@@ -529,10 +600,21 @@ class PseudoLabeler:
                 todo.append(p)
         resumed = len(mine) - len(todo)
         if resumed:
-            log.info("%s: %d of %d images already done, skipping them", entry.name, resumed, len(mine))
+            log.info(
+                "%s: %d of %d images already done, skipping them", entry.name, resumed, len(mine)
+            )
         allowed_t = allowed_tensor(ontology.allowed, self.device) if self.priors else None
         processed, failed = self._process(
-            folder, dataset, todo, allowed_t, previews, ontology, entry.name, shard, resumed, len(mine)
+            folder,
+            dataset,
+            todo,
+            allowed_t,
+            previews,
+            ontology,
+            entry.name,
+            shard,
+            resumed,
+            len(mine),
         )
         barrier(shard)
         records = None
@@ -545,7 +627,10 @@ class PseudoLabeler:
             dataset=entry.name,
             taxonomy=self.taxonomy,
             total_images=total,
-            settings={k: v for k, v in self.settings(entry, ontology).items() if k != "taxonomy_def"},
+            extra_skipped=listing_skips,
+            settings={
+                k: v for k, v in self.settings(entry, ontology).items() if k != "taxonomy_def"
+            },
         )
         if not shard.from_torch or shard.index == 0:
             write_report(folder, report)
@@ -557,12 +642,14 @@ class PseudoLabeler:
             mine=len(mine),
             processed=processed,
             resumed=resumed,
-            failed=failed,
+            failed=failed + len(listing_skips),
             seconds=time.perf_counter() - start,
             report=report,
         )
 
-    def _samples(self, dataset: SegmentationDataset, positions: list[int], pool: ThreadPoolExecutor | None) -> Iterator[tuple[int, Sample | DatasetError]]:
+    def _samples(
+        self, dataset: SegmentationDataset, positions: list[int], pool: ThreadPoolExecutor | None
+    ) -> Iterator[tuple[int, Sample | DatasetError]]:
         """Samples in order, decoded ahead by ``pool`` (errors are yielded, not raised)."""
 
         def load(pos: int) -> Sample | DatasetError:
@@ -593,7 +680,9 @@ class PseudoLabeler:
             for _, fut in ahead:
                 fut.cancel()
 
-    def _batches(self, stream: Iterator[tuple[int, Sample | DatasetError]]) -> Iterator[list[tuple[int, Sample | DatasetError]]]:
+    def _batches(
+        self, stream: Iterator[tuple[int, Sample | DatasetError]]
+    ) -> Iterator[list[tuple[int, Sample | DatasetError]]]:
         """Consecutive items grouped into batches of equal image size (errors alone)."""
         batch: list[tuple[int, Sample | DatasetError]] = []
         for pos, item in stream:
@@ -603,7 +692,9 @@ class PseudoLabeler:
                     batch = []
                 yield [(pos, item)]
                 continue
-            if batch and (len(batch) >= self.batch_size or batch[0][1].image.shape != item.image.shape):  # type: ignore[union-attr]
+            if batch and (
+                len(batch) >= self.batch_size or batch[0][1].image.shape != item.image.shape
+            ):  # type: ignore[union-attr]
                 yield batch
                 batch = []
             batch.append((pos, item))
@@ -627,9 +718,25 @@ class PseudoLabeler:
 
         lookups = evaluation_lookups(ontology, self.device)
         processed = failed = 0
-        bar = tqdm(total=mine, initial=resumed, desc=name, unit="img", file=sys.stderr, disable=not self.progress, dynamic_ncols=True)
-        read_pool = ThreadPoolExecutor(self.num_workers, thread_name_prefix="lb-decode") if self.num_workers else None
-        write_pool = ThreadPoolExecutor(self.num_workers, thread_name_prefix="lb-write") if self.num_workers else None
+        bar = tqdm(
+            total=mine,
+            initial=resumed,
+            desc=name,
+            unit="img",
+            file=sys.stderr,
+            disable=not self.progress,
+            dynamic_ncols=True,
+        )
+        read_pool = (
+            ThreadPoolExecutor(self.num_workers, thread_name_prefix="lb-decode")
+            if self.num_workers
+            else None
+        )
+        write_pool = (
+            ThreadPoolExecutor(self.num_workers, thread_name_prefix="lb-write")
+            if self.num_workers
+            else None
+        )
         manifest = ManifestWriter(folder / manifest_name(shard.index, shard.count))
         pending: deque[Future | dict[str, Any]] = deque()
         max_pending = 2 * max(1, self.num_workers) + self.batch_size
@@ -643,7 +750,11 @@ class PseudoLabeler:
             bar.update(1)
 
         def drain(block_until: int) -> None:
-            while pending and (len(pending) > block_until or not isinstance(pending[0], Future) or pending[0].done()):
+            while pending and (
+                len(pending) > block_until
+                or not isinstance(pending[0], Future)
+                or pending[0].done()
+            ):
                 finish(pending.popleft())
 
         def submit(fn: Callable[[], dict[str, Any]]) -> None:
@@ -661,7 +772,13 @@ class PseudoLabeler:
                     pos = batch[0][0]
                     log.warning("skipping %s", first)
                     failed += 1
-                    pending.append({"key": dataset.pairs[pos].key, "input": str(dataset.pairs[pos].image), "error": str(first)})
+                    pending.append(
+                        {
+                            "key": dataset.pairs[pos].key,
+                            "input": str(dataset.pairs[pos].image),
+                            "error": str(first),
+                        }
+                    )
                     drain(max_pending)
                     continue
                 results = self._compute(batch, allowed_t, previews, lookups)  # type: ignore[arg-type]
@@ -723,7 +840,9 @@ def run_pseudo_label(
     shard = detect_shard(shard)
     if teacher is None:
         device = resolve_device(cfg.device)
-        if device.type == "cuda":  # deterministic kernels: resumed and sharded runs give identical bytes
+        if (
+            device.type == "cuda"
+        ):  # deterministic kernels: resumed and sharded runs give identical bytes
             torch.backends.cudnn.deterministic = True
             torch.backends.cudnn.benchmark = False
         teacher = load_teacher(cfg.teacher, device)
@@ -739,6 +858,12 @@ def run_pseudo_label(
     summaries = []
     for entry, dataset, ontology in prepared:
         summaries.append(
-            labeler.run_dataset(entry=entry, dataset=dataset, ontology=ontology, folder=out / entry.name, shard=shard)
+            labeler.run_dataset(
+                entry=entry,
+                dataset=dataset,
+                ontology=ontology,
+                folder=out / entry.name,
+                shard=shard,
+            )
         )
     return summaries

@@ -123,7 +123,9 @@ class TTAPredictor:
             )
         return logits
 
-    def _passes_at_level(self, model: nn.Module, inputs: list[torch.Tensor], level: int) -> list[torch.Tensor]:
+    def _passes_at_level(
+        self, model: nn.Module, inputs: list[torch.Tensor], level: int
+    ) -> list[torch.Tensor]:
         """Logits for each input of ``inputs`` (each ``(B, 3, h, w)``) at a fallback level."""
         if level == LEVEL_BATCHED:
             if self.batch_scales and len(inputs) > 1:
@@ -134,7 +136,9 @@ class TTAPredictor:
         dev = model_device(model, inputs[0].device)
         results = []
         for x in inputs:
-            parts = [self._forward(model, x[i : i + 1].to(dev)).to(x.device) for i in range(x.shape[0])]
+            parts = [
+                self._forward(model, x[i : i + 1].to(dev)).to(x.device) for i in range(x.shape[0])
+            ]
             results.append(torch.cat(parts, dim=0))
         return results
 
@@ -163,9 +167,16 @@ class TTAPredictor:
                     ) from exc
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
-                message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                message = (
+                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                )
                 event = FallbackEvent(scale=scale, level=LEVEL_NAMES[nxt], error=message[:200])
-                log.warning("TTA scale %s ran out of memory (%s); retrying with %s", scale, message[:120], event.level)
+                log.warning(
+                    "TTA scale %s ran out of memory (%s); retrying with %s",
+                    scale,
+                    message[:120],
+                    event.level,
+                )
                 self.events.append(event)
                 self._level[scale] = level = nxt
 
@@ -187,12 +198,18 @@ class TTAPredictor:
         total: torch.Tensor | None = None
         for scale in self.scales:
             size = scaled_size(h, w, scale)
-            x = images if size == (h, w) else F.interpolate(images, size=size, mode="bilinear", align_corners=False)
+            x = (
+                images
+                if size == (h, w)
+                else F.interpolate(images, size=size, mode="bilinear", align_corners=False)
+            )
             inputs = [x, x.flip(-1)] if self.flip else [x]
             logits = self._logits_for_scale(scale, inputs)
             for i, lg in enumerate(logits):
                 if lg.shape[-2:] != (h, w):
-                    lg = F.interpolate(lg.float(), size=(h, w), mode="bilinear", align_corners=False)
+                    lg = F.interpolate(
+                        lg.float(), size=(h, w), mode="bilinear", align_corners=False
+                    )
                 probs = torch.softmax(lg.float(), dim=1)
                 if i == 1:
                     probs = probs.flip(-1)

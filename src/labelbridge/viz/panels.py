@@ -30,7 +30,11 @@ def _present(train_ids: np.ndarray, num_classes: int) -> list[int]:
 
 def _handles(tax: Taxonomy, ids: list[int]) -> list[Patch]:
     return [
-        Patch(facecolor=np.asarray(tax.train_colors[i]) / 255.0, edgecolor="0.3", label=tax.train_names[i])
+        Patch(
+            facecolor=np.asarray(tax.train_colors[i]) / 255.0,
+            edgecolor="0.3",
+            label=tax.train_names[i],
+        )
         for i in ids
     ]
 
@@ -71,7 +75,11 @@ def render_panel(
     FigureCanvasAgg(fig)
     top = 1.0 - 0.45 / (ph + legend_h + 0.6)
     bottom = legend_h / (ph + legend_h + 0.6)
-    axes = fig.subplots(1, 4, gridspec_kw={"left": 0.005, "right": 0.995, "top": top, "bottom": bottom, "wspace": 0.02})
+    axes = fig.subplots(
+        1,
+        4,
+        gridspec_kw={"left": 0.005, "right": 0.995, "top": top, "bottom": bottom, "wspace": 0.02},
+    )
     changed = int(((pseudo != teacher) & (pseudo != IGNORE_INDEX)).sum())
     ignored = int((pseudo == IGNORE_INDEX).sum())
     if extra_gt is not None:
@@ -82,8 +90,16 @@ def render_panel(
         gt_rgb = np.zeros((h, w, 3), dtype=np.uint8)
     pictures = [
         (image, "image"),
-        (gt_rgb, f"extra ground truth ({extra.name})" if extra_gt is not None else "no extra ground truth"),
-        (source.colorize(teacher, ignore_color=IGNORE_COLOR), f"teacher prediction ({source.name})"),
+        (
+            gt_rgb,
+            f"extra ground truth ({extra.name})"
+            if extra_gt is not None
+            else "no extra ground truth",
+        ),
+        (
+            source.colorize(teacher, ignore_color=IGNORE_COLOR),
+            f"teacher prediction ({source.name})",
+        ),
         (
             source.colorize(pseudo, ignore_color=IGNORE_COLOR),
             f"pseudo-label, {'with priors' if priors else 'no priors'}\n"
@@ -96,9 +112,13 @@ def render_panel(
         ax.set_axis_off()
     if title:
         fig.suptitle(title, fontsize=11, y=1.0 - 0.05 / (ph + legend_h + 0.6), va="top")
-    ignore_patch = Patch(facecolor=np.asarray(IGNORE_COLOR) / 255.0, edgecolor="0.3", label="ignore")
+    ignore_patch = Patch(
+        facecolor=np.asarray(IGNORE_COLOR) / 255.0, edgecolor="0.3", label="ignore"
+    )
     extra_handles = _handles(extra, _present(gt_train, extra.num_classes))
-    src_ids = sorted(set(_present(teacher, source.num_classes)) | set(_present(pseudo, source.num_classes)))
+    src_ids = sorted(
+        set(_present(teacher, source.num_classes)) | set(_present(pseudo, source.num_classes))
+    )
     src_handles = _handles(source, src_ids) + ([ignore_patch] if ignored else [])
     if extra_handles:
         fig.legend(

@@ -1,0 +1,101 @@
+"""Smoke runs of the real-data benchmarks U1 and U2 (``--smoke``: a few images, one step
+per training stage) end to end: every arm trains, pseudo-labels and evaluates, and the
+results section and JSON are written (to a temporary file, never benchmarks/results.md).
+
+Each script needs the real data and weights in ../shared; the tests skip without them.
+The U2 smoke run (3 trainer runs) takes ~20 s on an idle 2-core machine and runs by
+default; the U1 smoke run (teacher, two students with fine-tune: 5 trainer runs) is
+marked ``slow`` (``pytest -m slow``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _run(script: str, tmp_path: Path) -> tuple[str, dict]:
+    results = tmp_path / "results.md"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / script),
+            "--smoke",
+            "--no-figures",
+            "--results",
+            str(results),
+            "--work-dir",
+            str(tmp_path / "work"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    name = "results_u1_smoke.json" if script.startswith("u1") else "results_u2_smoke.json"
+    return results.read_text(), json.loads((tmp_path / name).read_text())
+
+
+def _check_mious(results: dict, arms: list[str], sets: list[str]) -> None:
+    assert list(results) == arms
+    for arm in arms:
+        for ev in results[arm]:
+            for s in sets:
+                value = ev[s]["mIoU"]
+                assert value is None or 0.0 <= value <= 1.0, (arm, s, value)
+                assert ev[s]["per_class_iou"], (arm, s)
+
+
+def test_u2_smoke_writes_section(
+    camvid_root: Path, idd_lite_root: Path, weights_dir: Path, tmp_path: Path
+) -> None:
+    text, data = _run("u2_cityscapes_teacher.py", tmp_path)
+    assert (
+        "<!-- section:u2-cityscapes-teacher -->" in text
+        and "<!-- /section:u2-cityscapes-teacher -->" in text
+    )
+    assert "| student with priors (hard labels) | 1 |" in text
+    _check_mious(data["results"], ["teacher", "no_priors", "priors"], ["camvid_test", "idd_val"])
+    # IDD-Lite val in IDD level-1 (7 classes), CamVid test in CamVid-11 (11 classes)
+    assert len(data["results"]["teacher"][0]["idd_val"]["per_class_iou"]) == 7
+    assert len(data["results"]["teacher"][0]["camvid_test"]["per_class_iou"]) == 11
+    stats = data["pseudo_labels"]
+    # the Naive Student's labels are never changed by priors; with priors, every labelled
+    # pixel agrees with the extra ground truth's allowed set where the teacher did not
+    assert stats["no_priors / camvid_train"]["changed_by_priors"] == 0.0
+    assert stats["priors / camvid_train"]["changed_by_priors"] > 0.0
+    assert (
+        stats["priors / camvid_train"]["agreement_pseudo"]
+        >= stats["priors / camvid_train"]["agreement_teacher"]
+    )
+    assert stats["priors / idd_lite_train"]["images"] == 3
+
+
+@pytest.mark.slow
+def test_u1_smoke_writes_section(
+    camvid_root: Path, idd_lite_root: Path, weights_dir: Path, tmp_path: Path
+) -> None:
+    text, data = _run("u1_camvid_idd.py", tmp_path)
+    assert "<!-- section:u1-camvid-idd -->" in text and "<!-- /section:u1-camvid-idd -->" in text
+    assert "| student with priors + source fine-tune | 1 |" in text
+    _check_mious(
+        data["results"],
+        ["teacher", "naive", "naive_ft", "priors", "priors_ft"],
+        ["camvid_test", "idd_val"],
+    )
+    stats = data["pseudo_labels"]
+    assert stats["seed 0 / round 1 / no_priors"]["changed_by_priors"] == 0.0
+    assert (
+        stats["seed 0 / round 1 / priors"]["agreement_pseudo"]
+        >= stats["seed 0 / round 1 / priors"]["agreement_teacher"]
+    )
