@@ -299,6 +299,7 @@ def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.
         "--tta-scales", type=float, nargs="+", default=None, help="pseudo-label TTA scales"
     )
     over.add_argument("--no-tta-flip", action="store_true", help="pseudo-label TTA without flip")
+    over.add_argument("--no-second-iteration", action="store_true", help="skip U1's second round")
     p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     args = p.parse_args(argv)
     if args.smoke:
@@ -331,6 +332,8 @@ def select_profile(profiles: dict[str, Profile], args: argparse.Namespace) -> Pr
         prof = replace(prof, tta_scales=tuple(args.tta_scales))
     if args.no_tta_flip:
         prof = replace(prof, tta_flip=False)
+    if args.no_second_iteration:
+        prof = replace(prof, second_iteration=False)
     return prof
 
 

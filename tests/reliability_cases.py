@@ -1037,13 +1037,15 @@ def continuation_problems(
     output: Path, before: dict[str, int | None], logs_before: set[Path]
 ) -> list[str]:
     """Training stages that did not continue from their checkpoint: a CSV log started by
-    the last invocation must begin at the global step of the ``last.ckpt`` that existed
-    when it started (0 when there was none)."""
+    the last invocation in a stage that had a ``last.ckpt`` must begin at that
+    checkpoint's global step (a restart from scratch would begin near 0)."""
     problems = []
     for log in sorted(_csv_logs(output) - logs_before):
         stage_dir = log.parent.parent.parent  # <stage>/logs/csv_N/metrics.csv
         key = (stage_dir / "checkpoints" / "last.ckpt").relative_to(output).as_posix()
-        expected = before.get(key) or 0
+        expected = before.get(key)
+        if expected is None:  # a fresh start, not a resume
+            continue
         first = _first_step(log)
         if first is not None and first != expected:
             problems.append(

@@ -40,30 +40,8 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("pristine")
 
 
-MISSING_LABEL_NOT_REPORTED = (
-    "pseudo/run.py run_dataset: images dropped while listing (missing label file, "
-    "reader.skipped) never reach the manifest or report.json; the report says complete"
-)
-
-
-@pytest.mark.parametrize(
-    "mode",
-    [
-        "raise",
-        pytest.param(
-            "skip", marks=pytest.mark.xfail(strict=True, reason=MISSING_LABEL_NOT_REPORTED)
-        ),
-    ],
-)
-def test_missing_label_errors_or_is_listed_in_the_report(
-    mode: str, tmp_path: Path, cache: Path
-) -> None:
-    result = pseudo_case("missing_label", mode, tmp_path, cache=cache)
-    assert result.outcome == expected_outcome("missing_label", mode), result.detail
-
-
 @pytest.mark.parametrize("mode", ["raise", "skip"])
-@pytest.mark.parametrize("corruption", [c for c in CORRUPTIONS if c != "missing_label"])
+@pytest.mark.parametrize("corruption", CORRUPTIONS)
 def test_bad_file_errors_or_is_listed_in_the_report(
     corruption: str, mode: str, tmp_path: Path, cache: Path
 ) -> None:

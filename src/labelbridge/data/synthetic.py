@@ -358,19 +358,26 @@ class Canvas:
     lidar_void: np.ndarray
 
     def paint(
-        self, mask: np.ndarray, color: np.ndarray, cls: int, closeness: float | np.ndarray
+        self,
+        mask: np.ndarray,
+        color: np.ndarray,
+        cls: int,
+        closeness: float | np.ndarray,
+        cols: slice = slice(None),
     ) -> None:
-        """Overwrite the pixels in ``mask`` (``(H, W)`` bool) with ``color`` (``(3,)`` or
-        ``(H, W, 3)``), class ``cls`` and ``closeness``; they stop being LiDAR-void."""
+        """Overwrite the pixels in ``mask`` with ``color`` (``(3,)`` or per pixel
+        ``(H, w, 3)``), class ``cls`` and ``closeness``; they stop being LiDAR-void.
+
+        ``mask``, a per-pixel ``color`` and ``closeness`` cover the columns ``cols`` of
+        the canvas (``(H, w)``; all columns by default)."""
         if not mask.any():
             return
-        if np.ndim(color) == 3:
-            self.rgb[mask] = color[mask]
-        else:
-            self.rgb[mask] = color
-        self.label[mask] = cls
-        self.closeness[mask] = closeness if np.ndim(closeness) == 0 else closeness[mask]
-        self.lidar_void[mask] = False
+        rgb, label = self.rgb[:, cols], self.label[:, cols]
+        near, void = self.closeness[:, cols], self.lidar_void[:, cols]
+        rgb[mask] = color[mask] if np.ndim(color) == 3 else color
+        label[mask] = cls
+        near[mask] = closeness if np.ndim(closeness) == 0 else closeness[mask]
+        void[mask] = False
 
 
 @dataclass
@@ -474,7 +481,6 @@ def _render_roadside(
     h, w = canvas.label.shape
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     xc = xx[0] + 0.5
-    span = street.height - street.horizon
     for side in (-1, 1):
         te = street.edge_t(xc, side)  # (W,)
         valid = te > 0.02
@@ -492,17 +498,20 @@ def _render_roadside(
                 continue
             y_edge = street.row_of_t(te)  # (W,) ground row of the facade
             if kind == "building":
+                idx = np.flatnonzero(cols)
+                sl = slice(int(idx[0]), int(idx[-1]) + 1)  # the facade's columns
+                ys, te_s, u_s, y_edge_s = yy[:, sl] + 0.5, te[sl], u[sl], y_edge[sl]
                 height_units = float(rng.uniform(1.2, 3.2))
-                top = y_edge - height_units * street.half_width / span * te * span
-                mask = cols[None, :] & (yy + 0.5 >= top[None, :]) & (yy + 0.5 < y_edge[None, :])
+                top = y_edge_s - height_units * street.half_width * te_s
+                mask = (ys >= top[None, :]) & (ys < y_edge_s[None, :])
                 if not mask.any():
                     continue
                 base = _FACADE_COLORS[rng.integers(len(_FACADE_COLORS))] * float(
                     rng.uniform(0.85, 1.1)
                 )
-                a = (u[None, :] - u0) / (u1 - u0)  # 0..1 across the facade
-                elev = (y_edge[None, :] - (yy + 0.5)) / np.maximum(
-                    te[None, :] * street.half_width, 1e-3
+                a = (u_s[None, :] - u0) / (u1 - u0)  # 0..1 across the facade
+                elev = (y_edge_s[None, :] - ys) / np.maximum(
+                    te_s[None, :] * street.half_width, 1e-3
                 )
                 nx = int(rng.integers(3, 8))
                 floor = float(rng.uniform(0.28, 0.4))
@@ -514,13 +523,13 @@ def _render_roadside(
                     & (elev > floor)
                     & (elev < height_units - 0.1)
                 )
-                tex = 0.9 + 0.2 * value_noise(rng, h, w, 24)[..., None]
-                col = np.broadcast_to(base, (h, w, 3)) * tex
+                tex = 0.9 + 0.2 * value_noise(rng, h, ys.shape[1], 24)[..., None]
+                col = base * tex
                 glass = np.array([0.15, 0.2, 0.28], np.float32) * float(rng.uniform(0.7, 1.6))
                 col = np.where(windows[..., None], glass, col)
-                closeness = np.broadcast_to(np.clip(te, 0, 1)[None, :], (h, w))
-                canvas.paint(mask, col, BUILDING, closeness)
-                canvas.lidar_void[mask & (windows | (elev > LIDAR_MAX_HEIGHT))] = True
+                closeness = np.broadcast_to(np.clip(te_s, 0, 1)[None, :], mask.shape)
+                canvas.paint(mask, col, BUILDING, closeness, cols=sl)
+                canvas.lidar_void[:, sl][mask & (windows | (elev > LIDAR_MAX_HEIGHT))] = True
             else:
                 _render_trees(canvas, rng, street, cols, te, yy, xx)
 
@@ -542,15 +551,16 @@ def _render_trees(
         ground_y = float(street.row_of_t(t0))
         r = max(1.5, float(rng.uniform(0.5, 0.9)) * street.half_width * t0)
         cy = ground_y - r * float(rng.uniform(1.4, 2.0))
-        wobble = value_noise(rng, h, w, 10) - 0.5
-        crown = ((xx + 0.5 - x0) / r) ** 2 + ((yy + 0.5 - cy) / (1.1 * r)) ** 2 < 1 + 0.8 * wobble
-        trunk = (
-            (np.abs(xx + 0.5 - x0) < max(0.6, 0.12 * r)) & (yy + 0.5 > cy) & (yy + 0.5 < ground_y)
-        )
+        sl = slice(max(0, int(x0 - 1.3 * r)), min(w, int(x0 + 1.3 * r) + 2))  # crown columns
+        xs, ys = xx[:, sl] + 0.5, yy[:, sl] + 0.5
+        wobble = value_noise(rng, h, xs.shape[1], 10) - 0.5
+        crown = ((xs - x0) / r) ** 2 + ((ys - cy) / (1.1 * r)) ** 2 < 1 + 0.8 * wobble
+        trunk = (np.abs(xs - x0) < max(0.6, 0.12 * r)) & (ys > cy) & (ys < ground_y)
         leaves = np.array([0.18, 0.36, 0.12], np.float32) * float(rng.uniform(0.7, 1.3))
-        shade = 0.7 + 0.6 * value_noise(rng, h, w, 28)[..., None]
-        canvas.paint(trunk, np.array([0.3, 0.2, 0.12], np.float32), VEGETATION, min(t0, 1.0))
-        canvas.paint(crown, leaves * shade, VEGETATION, min(t0, 1.0))
+        shade = 0.7 + 0.6 * value_noise(rng, h, xs.shape[1], 28)[..., None]
+        near = min(t0, 1.0)
+        canvas.paint(trunk, np.array([0.3, 0.2, 0.12], np.float32), VEGETATION, near, cols=sl)
+        canvas.paint(crown, leaves * shade, VEGETATION, near, cols=sl)
 
 
 def _render_vehicle(
@@ -885,7 +895,7 @@ def generate_world(
     """
     sizes = sizes or WorldSizes()
     out_dir = Path(out_dir)
-    params = {"seed": seed, "sizes": asdict(sizes), "image_size": list(image_size), "format": 2}
+    params = {"seed": seed, "sizes": asdict(sizes), "image_size": list(image_size), "format": 3}
     world = _describe(out_dir, sizes)
     marker = out_dir / "world.json"
     if marker.is_file():
