@@ -103,20 +103,33 @@ class Profile:
     previews: int
     second_iteration: bool = True
 
-    def describe(self) -> str:
-        """One Markdown paragraph stating every reduction of this profile."""
+    def describe(self, bench: str) -> str:
+        """One Markdown paragraph stating every reduction of this profile.
+
+        Args:
+            bench: ``u1`` (CamVid is the source) or ``u2`` (CamVid is an extra dataset).
+        """
 
         def lim(v: int | None) -> str:
             return "all" if v is None else str(v)
 
         tta = ", ".join(f"{s:g}" for s in self.tta_scales) + (" x flip" if self.tta_flip else "")
+        data = (
+            f"CamVid train (source) images: {lim(self.source_limit)}"
+            if bench == "u1"
+            else f"CamVid images per extra split (train, val): {lim(self.camvid_extra_limit)}"
+        )
+        finetune = (
+            f" (+ {self.finetune_epochs} source fine-tune epochs at 0.1x LR for the fine-tuned arms)"
+            if bench == "u1"
+            else ""
+        )
         return (
             f"profile `{self.name}`: train/val images resized to {self.resize[0]}x{self.resize[1]} (WxH), "
             f"random rescale {self.scale_range[0]:g}-{self.scale_range[1]:g} + crop {self.crop[1]}x{self.crop[0]}, "
-            f"batch {self.batch_size}, {self.epochs} epochs x {self.steps_per_epoch} steps "
-            f"(+ {self.finetune_epochs} fine-tune epochs at 0.1x LR where the arm has one), AdamW lr "
-            f"{self.lr:g} (encoder {self.encoder_lr:g}), precision {self.precision}; model selection on "
-            f"{lim(self.val_limit)} CamVid val images after each epoch; source images: {lim(self.source_limit)}; "
+            f"batch {self.batch_size}, {self.epochs} epochs x {self.steps_per_epoch} steps{finetune}, "
+            f"AdamW lr {self.lr:g} (encoder {self.encoder_lr:g}), precision {self.precision}; model selection on "
+            f"{lim(self.val_limit)} CamVid val images after each epoch; {data}; "
             f"IDD-Lite train images: {lim(self.extra_limit)}; pseudo-label TTA scales {tta}; evaluation on "
             f"{lim(self.eval_limit)} images per set at "
             f"{'native size' if self.eval_size is None else f'{self.eval_size[0]}x{self.eval_size[1]}'}."

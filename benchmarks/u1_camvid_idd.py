@@ -351,7 +351,7 @@ def render(
         run_header(command_line()).rstrip(),
         f"- wall time: {elapsed(start)} (1-min load average at start: {load_at_start}; the CPU machine is shared)",
         f"- seeds: {', '.join(map(str, args.seeds))} (each seed trains its own teacher and students)",
-        f"- resolution and schedule: {profile.describe()}",
+        f"- resolution and schedule: {profile.describe('u1')}",
         "- second iteration: "
         + ("run (priors arm)" if profile.second_iteration else "skipped (`--no-second-iteration`)"),
         "- models: ESPNetv2 s=2.0 for teacher and students, all initialised from the published "

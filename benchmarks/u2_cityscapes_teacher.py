@@ -364,7 +364,7 @@ def render(
         run_header(command_line()).rstrip(),
         f"- wall time: {elapsed(start)} (1-min load average at start: {load_at_start}; the CPU machine is shared)",
         f"- seeds: {', '.join(map(str, args.seeds))} (students; the teacher is deterministic)",
-        f"- resolution and schedule: {profile.describe()}",
+        f"- resolution and schedule: {profile.describe('u2')}",
         "- teacher: published ESPNetv2 s=2.0 Cityscapes checkpoint (20 output channels, the last one "
         "dropped). Students: the same network initialised from the teacher's weights (classifier "
         "included), trained on the pseudo-labels of CamVid train+val and IDD-Lite train (sampled "

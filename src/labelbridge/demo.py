@@ -89,8 +89,10 @@ FULL = DemoProfile(
     batch_size=8,
     lr=5e-3,
     patience=4,
-    finetune_epochs=2,
+    finetune_epochs=3,
     tta_scales=(0.75, 1.0, 1.25),
+    extra_weight=0.5,
+    student_epochs=12,
 )
 
 QUICK = DemoProfile(

@@ -28,7 +28,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-ontology_app = typer.Typer(help="Check, show, suggest, compare and convert ontology mappings.", no_args_is_help=True)
+ontology_app = typer.Typer(
+    help="Check, show, suggest, compare and convert ontology mappings.", no_args_is_help=True
+)
 datasets_app = typer.Typer(help="List and check dataset readers.", no_args_is_help=True)
 app.add_typer(ontology_app, name="ontology")
 app.add_typer(datasets_app, name="datasets")

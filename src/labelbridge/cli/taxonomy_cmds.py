@@ -13,7 +13,9 @@ from labelbridge.taxonomy import list_mappings, list_taxonomies, load_ontology, 
 @app.command("taxonomies")
 def taxonomies_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
-    mappings: bool = typer.Option(False, "--mappings", help="Also list the built-in ontology mappings."),
+    mappings: bool = typer.Option(
+        False, "--mappings", help="Also list the built-in ontology mappings."
+    ),
 ) -> None:
     """List the built-in taxonomies with their class counts (and built-in mappings)."""
     rows = []
@@ -61,7 +63,9 @@ def ontology_check_cmd(
     if as_json:
         emit_json(summary)
         return
-    print(f"OK {onto.origin}: {onto.extra.name} -> {onto.source.name}, unlabelled: {onto.unlabelled}")
+    print(
+        f"OK {onto.origin}: {onto.extra.name} -> {onto.source.name}, unlabelled: {onto.unlabelled}"
+    )
     for name, allowed in summary["rows"].items():
         print(f"  {name:<24} -> {', '.join(allowed) if allowed else '(ignore)'}")
 

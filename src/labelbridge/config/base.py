@@ -49,7 +49,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | None) -> dict[s
                     idx = int(part)
                     node[idx]
                 except (ValueError, IndexError):
-                    raise ConfigError(f"override {item!r}: {part!r} is not a valid list index") from None
+                    raise ConfigError(
+                        f"override {item!r}: {part!r} is not a valid list index"
+                    ) from None
                 if last:
                     node[idx] = value
                 else:
@@ -77,7 +79,9 @@ def _format_validation_error(exc: ValidationError, source: str, doc: LinedYaml |
     return "invalid config:\n  " + "\n  ".join(lines)
 
 
-def validate_config(model: type[M], data: Any, *, source: str = "<config>", doc: LinedYaml | None = None) -> M:
+def validate_config(
+    model: type[M], data: Any, *, source: str = "<config>", doc: LinedYaml | None = None
+) -> M:
     """Validate plain data against ``model``.
 
     Raises:
@@ -107,4 +111,6 @@ def load_config(model: type[M], path: str | Path, overrides: list[str] | None = 
 
 def dump_config(cfg: BaseModel, path: str | Path) -> None:
     """Write a config back as YAML (used to record the resolved config of a run)."""
-    Path(path).write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
+    Path(path).write_text(
+        yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), encoding="utf-8"
+    )

@@ -11,12 +11,13 @@ The world written by :func:`generate_world` mirrors the paper's setting in minia
 
 * ``source`` (taxonomy ``synth_source``: road, sidewalk, building, vegetation, sky, car,
   truck, person): a small, clear-weather labelled set (splits ``train`` and ``val``).
-* ``extra_a`` (``synth_coarse``): overcast, warm, hazy domain; a coarser policy merging
-  road+sidewalk into ``ground`` and car+truck into ``vehicle`` (as A2D2 merges buses with
-  trucks).
-* ``extra_b`` (``synth_lidar``): dark, bluish dusk domain; labels as if projected from a
-  LiDAR (as ApolloScape): the sky, building windows and the upper parts of facades are
-  systematically left ``void``.
+* ``extra_a`` (``synth_coarse``): overcast, warm, hazy domain (each image somewhere
+  between the source look and a strong shift, see :attr:`Domain.strength`); a coarser
+  policy merging road+sidewalk into ``ground`` and car+truck into ``vehicle`` (as A2D2
+  merges buses with trucks).
+* ``extra_b`` (``synth_lidar``): dark, bluish dusk domain (likewise graded); labels as if
+  projected from a LiDAR (as ApolloScape): the sky, building windows and the upper parts
+  of facades are systematically left ``void``.
 * ``wild`` (source taxonomy): a robustness set whose domains mix and exaggerate the two
   extra domains, never trained on (as WildDash).
 
@@ -217,6 +218,13 @@ def lerp_domains(a: Domain, b: Domain, t: float, *, name: str) -> Domain:
     return Domain(**values)
 
 
+#: Strength range of the extra datasets: every image between the source look and the
+#: domain's full shift, so the teacher is right on the mild ones (where self-training
+#: helps) and wrong on the strong ones (where the priors help).
+EXTRA_STRENGTH: tuple[float, float] = (0.0, 0.7)
+#: Strength range of the robustness set: mostly stronger shifts than the extras'.
+WILD_STRENGTH: tuple[float, float] = (0.3, 0.9)
+
 #: The source domain: clear day.
 CLEAR = Domain("clear", sky="clear", sky_mix=0.0, noise=0.02, jitter=0.03)
 #: Extra A: overcast, warm, hazy, washed-out (per image from mild to full).
@@ -233,7 +241,7 @@ OVERCAST = Domain(
     truck_car_share=1.0,
     car_scale=1.15,
     jitter=0.05,
-    strength=(0.0, 1.0),
+    strength=EXTRA_STRENGTH,
 )
 #: Extra B: dark bluish dusk with strong contrast (per image from mild to full).
 DUSK = Domain(
@@ -250,10 +258,8 @@ DUSK = Domain(
     truck_car_share=1.0,
     car_scale=1.15,
     jitter=0.05,
-    strength=(0.0, 1.0),
+    strength=EXTRA_STRENGTH,
 )
-#: Strength range of the robustness set: mostly strong shifts.
-WILD_STRENGTH: tuple[float, float] = (0.5, 1.0)
 
 
 def wild_domain(rng: np.random.Generator) -> Domain:
@@ -895,7 +901,7 @@ def generate_world(
     """
     sizes = sizes or WorldSizes()
     out_dir = Path(out_dir)
-    params = {"seed": seed, "sizes": asdict(sizes), "image_size": list(image_size), "format": 3}
+    params = {"seed": seed, "sizes": asdict(sizes), "image_size": list(image_size), "format": 4}
     world = _describe(out_dir, sizes)
     marker = out_dir / "world.json"
     if marker.is_file():

@@ -9,7 +9,9 @@ ignore), and ``<folder>/pseudo_labels.yaml`` naming that source taxonomy under
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -114,6 +116,9 @@ class SegmentationTorchDataset(Dataset):
     ) -> None:
         self.reader = reader
         self.taxonomy = taxonomy
+        #: JSON-lines file that skipped samples are appended to (set by the training run,
+        #: so that skips in data-loader worker processes reach the run's report).
+        self.skip_log: Path | None = None
         self.resize = tuple(resize) if resize is not None else None
         self.pseudo_dir: Path | None = None
         indices = list(range(len(reader)))
@@ -206,6 +211,8 @@ class SegmentationTorchDataset(Dataset):
                 bad_path = self.reader.pairs[self.indices[position]].image
                 self.reader.skipped.append(SkipRecord(str(bad_path), str(exc)))
                 log.warning("skipping a bad sample: %s", exc)
+                if self.skip_log is not None:
+                    append_skip_record(self.skip_log, str(bad_path), str(exc))
                 position = (position + 1) % len(self.indices)
                 attempts += 1
         image_t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).contiguous()
@@ -231,3 +238,29 @@ def pad_collate(
         images[i, :, :h, :w] = img
         targets[i, :h, :w] = tgt
     return images, targets
+
+
+def append_skip_record(path: Path, file: str, problem: str) -> None:
+    """Append one ``{"path", "problem"}`` JSON line (one small ``O_APPEND`` write, so
+    lines from several loader processes do not interleave)."""
+    line = (json.dumps({"path": file, "problem": problem}) + "\n").encode("utf-8")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+
+
+def read_skip_records(path: Path) -> list[dict[str, str]]:
+    """Unique records of a skip log (first occurrence of each path), torn lines dropped."""
+    if not path.is_file():
+        return []
+    seen: dict[str, dict[str, str]] = {}
+    for raw in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            rec = json.loads(raw)
+        except json.JSONDecodeError:
+            continue
+        seen.setdefault(rec.get("path", ""), rec)
+    return list(seen.values())

@@ -9,7 +9,8 @@ A run folder holds::
     <out>/train/stage_done.json       written atomically when stage 1 has finished
     <out>/finetune/...                stage 2, the same layout
     <out>/final.ckpt                  the final model (best of the last stage)
-    <out>/metrics.json                validation metrics of the final model
+    <out>/metrics.json                validation metrics of the final model, skipped samples
+    <out>/skipped.jsonl               samples skipped under ``on_error: skip`` (one JSON line each)
 
 Stage 1 trains on all ``datasets`` with weighted sampling, keeps the checkpoint with the
 best selection mIoU (``val/select/mIoU``) and stops early when it has not improved for
@@ -50,7 +51,12 @@ from labelbridge.config import dump_config
 from labelbridge.config.train import TrainConfig, TrainDatasetConfig
 from labelbridge.data import create_dataset
 from labelbridge.data.sampling import ShardSampler, WeightedDatasetSampler
-from labelbridge.data.torch_dataset import SegmentationTorchDataset, pad_collate
+from labelbridge.data.torch_dataset import (
+    SegmentationTorchDataset,
+    append_skip_record,
+    pad_collate,
+    read_skip_records,
+)
 from labelbridge.engine.callbacks import (
     HistoryCallback,
     read_stage_marker,
@@ -74,6 +80,8 @@ FINAL_CHECKPOINT = "final.ckpt"
 #: File stem of the latest checkpoint of a stage (resume point).
 LAST_NAME = "last"
 METRICS_FILE = "metrics.json"
+#: JSON lines of training samples skipped under ``on_error: skip``.
+SKIP_LOG = "skipped.jsonl"
 
 
 @dataclass
@@ -354,6 +362,7 @@ def _run_stage(
     """Fit one stage (resuming from its ``last.ckpt``), mark it done, return its best
     checkpoint and history."""
     ckpt_dir = stage_dir / "checkpoints"
+    _remove_empty_files(stage_dir / "logs")
     checkpoint = ModelCheckpoint(
         dirpath=ckpt_dir,
         filename="best-e{epoch:03d}-s{step:06d}",
@@ -479,8 +488,13 @@ def run_training(
     extra = list(callbacks or [])
 
     def datamodule(entries: list[TrainDatasetConfig]) -> SegmentationDataModule:
+        train_sets = build_train_sets(entries, taxonomy=taxonomy, resize=cfg.resize)
+        for ds in train_sets:
+            ds.skip_log = out / SKIP_LOG
+            for rec in ds.reader.skipped:  # found while listing, in this process
+                append_skip_record(ds.skip_log, rec.path, rec.problem)
         return SegmentationDataModule(
-            train_sets=build_train_sets(entries, taxonomy=taxonomy, resize=cfg.resize),
+            train_sets=train_sets,
             weights=[e.weight for e in entries],
             val_sets=val_sets,
             batch_size=cfg.batch_size,
@@ -550,11 +564,36 @@ def run_training(
     metrics = validate_checkpoint(
         cfg, final_source, taxonomy=taxonomy, val_sets=val_sets, val_specs=val_specs
     )
+    skipped = _skipped_samples(out)
+    if skipped:
+        log.warning("%d training samples were skipped; see %s", len(skipped), out / METRICS_FILE)
     if is_global_zero():
-        write_json_atomic(out / METRICS_FILE, {"checkpoint": str(final), "metrics": metrics})
+        write_json_atomic(
+            out / METRICS_FILE,
+            {"checkpoint": str(final), "metrics": metrics, "skipped": skipped},
+        )
     return TrainResult(
         best_checkpoint=best, final_checkpoint=final, metrics=metrics, history=history, out_dir=out
     )
+
+
+def _skipped_samples(out: Path) -> list[dict[str, str]]:
+    """Every training sample skipped in this run (all stages, all processes)."""
+    return read_skip_records(out / SKIP_LOG)
+
+
+def _remove_empty_files(folder: Path) -> None:
+    """Delete zero-byte files a kill left behind in a stage's log folder (Lightning writes
+    ``hparams.yaml`` non-atomically and never rewrites an existing one). Only the launching
+    process does it, before any logger of this stage has started."""
+    if os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0":
+        return
+    if not folder.is_dir():
+        return
+    for path in folder.rglob("*"):
+        if path.is_file() and path.stat().st_size == 0:
+            log.info("removing %s left empty by an interrupted run", path)
+            path.unlink(missing_ok=True)
 
 
 def is_global_zero() -> bool:

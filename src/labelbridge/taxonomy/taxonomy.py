@@ -162,7 +162,9 @@ class Taxonomy:
         lo, hi = int(raw.min()), int(raw.max())
         if lo >= 0 and hi < len(lut):
             # one pass of bincount instead of a sort (np.unique): label maps are small ints
-            present = np.flatnonzero(np.bincount(raw.ravel().astype(np.intp, copy=False), minlength=hi + 1))
+            present = np.flatnonzero(
+                np.bincount(raw.ravel().astype(np.intp, copy=False), minlength=hi + 1)
+            )
             return [int(v) for v in present[lut[present] == UNKNOWN_ID]]
         values = np.unique(raw)
         bad = values[(values < 0) | (values >= len(lut))].tolist()
@@ -229,10 +231,14 @@ class Taxonomy:
                 unknown.append((k >> 16, (k >> 8) & 255, k & 255))
                 mapped[i] = fallback
         if unknown and not unknown_as_ignore:
-            raise ValueError(f"colours {unknown[:5]} are not in the palette of taxonomy {self.name!r}")
+            raise ValueError(
+                f"colours {unknown[:5]} are not in the palette of taxonomy {self.name!r}"
+            )
         return mapped[inverse.reshape(keys.shape)]
 
-    def colorize(self, train_ids: np.ndarray, ignore_color: tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
+    def colorize(
+        self, train_ids: np.ndarray, ignore_color: tuple[int, int, int] = (0, 0, 0)
+    ) -> np.ndarray:
         """``(H, W)`` train ids -> ``(H, W, 3)`` uint8 RGB picture."""
         palette = np.zeros((256, 3), dtype=np.uint8)
         palette[:] = ignore_color
@@ -260,7 +266,9 @@ class Taxonomy:
         }
 
     @classmethod
-    def from_dict(cls, data: Any, *, where: LinedYaml | None = None, origin: str = "<dict>") -> Taxonomy:
+    def from_dict(
+        cls, data: Any, *, where: LinedYaml | None = None, origin: str = "<dict>"
+    ) -> Taxonomy:
         """Build and validate from plain data (see ``docs/taxonomy-format.md``).
 
         Raises:
@@ -268,11 +276,15 @@ class Taxonomy:
         """
         at = where.where if where is not None else (lambda *k: origin)
         if not isinstance(data, dict):
-            raise TaxonomyError(f"{origin}: a taxonomy file must be a mapping with 'name' and 'classes'")
+            raise TaxonomyError(
+                f"{origin}: a taxonomy file must be a mapping with 'name' and 'classes'"
+            )
         allowed_keys = {"name", "title", "label_format", "source", "notes", "classes"}
         for key in data:
             if key not in allowed_keys:
-                raise TaxonomyError(f"{at(key)}: unknown key {key!r} (expected {sorted(allowed_keys)})")
+                raise TaxonomyError(
+                    f"{at(key)}: unknown key {key!r} (expected {sorted(allowed_keys)})"
+                )
         name = data.get("name")
         if not isinstance(name, str) or not name:
             raise TaxonomyError(f"{at('name')}: 'name' must be a non-empty string")
@@ -302,9 +314,13 @@ class Taxonomy:
                 or len(color) != 3
                 or not all(isinstance(v, int) and 0 <= v <= 255 for v in color)
             ):
-                raise TaxonomyError(f"{loc}: colour of {cname!r} must be [r, g, b] with 0..255, got {color!r}")
+                raise TaxonomyError(
+                    f"{loc}: colour of {cname!r} must be [r, g, b] with 0..255, got {color!r}"
+                )
             if cname in seen_names:
-                raise TaxonomyError(f"{loc}: duplicate class name {cname!r} (also entry {seen_names[cname]})")
+                raise TaxonomyError(
+                    f"{loc}: duplicate class name {cname!r} (also entry {seen_names[cname]})"
+                )
             if cid in seen_ids:
                 raise TaxonomyError(f"{loc}: duplicate class id {cid} (also entry {seen_ids[cid]})")
             seen_names[cname], seen_ids[cid] = i, i
@@ -312,11 +328,15 @@ class Taxonomy:
             if explicit_train:
                 train_id = entry.get("train_id", IGNORE_INDEX)
                 if not isinstance(train_id, int) or not 0 <= train_id <= IGNORE_INDEX:
-                    raise TaxonomyError(f"{loc}: train_id must be an integer 0..255, got {train_id!r}")
+                    raise TaxonomyError(
+                        f"{loc}: train_id must be an integer 0..255, got {train_id!r}"
+                    )
                 if train_id == IGNORE_INDEX:
                     ignore = True
                 elif ignore:
-                    raise TaxonomyError(f"{loc}: class {cname!r} is ignored but has train_id {train_id}")
+                    raise TaxonomyError(
+                        f"{loc}: class {cname!r} is ignored but has train_id {train_id}"
+                    )
             else:
                 train_id = IGNORE_INDEX if ignore else next_train
                 next_train += 0 if ignore else 1
@@ -326,7 +346,9 @@ class Taxonomy:
                         f"{loc}: train_id {train_id} of {cname!r} already used by {seen_train[train_id]!r}"
                     )
                 seen_train[train_id] = cname
-            classes.append(TaxonomyClass(cid, cname, tuple(int(v) for v in color), ignore, int(train_id)))
+            classes.append(
+                TaxonomyClass(cid, cname, tuple(int(v) for v in color), ignore, int(train_id))
+            )
         if sorted(seen_train) != list(range(len(seen_train))):
             raise TaxonomyError(
                 f"{at('classes')}: train ids of taxonomy {name!r} must be 0..K-1 without gaps, "
@@ -334,7 +356,9 @@ class Taxonomy:
             )
         fmt = data.get("label_format", "id")
         if fmt not in LABEL_FORMATS:
-            raise TaxonomyError(f"{at('label_format')}: label_format must be one of {LABEL_FORMATS}, got {fmt!r}")
+            raise TaxonomyError(
+                f"{at('label_format')}: label_format must be one of {LABEL_FORMATS}, got {fmt!r}"
+            )
         return cls(
             name,
             classes,
