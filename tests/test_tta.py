@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from labelbridge.constants import DEFAULT_TTA_SCALES
-from labelbridge.errors import CheckpointError
+from labelbridge.errors import CheckpointError, ResourceError
 from labelbridge.pseudo.tta import LEVEL_NAMES, TTAPredictor, is_out_of_memory, scaled_size
 
 
@@ -161,7 +161,7 @@ def test_oom_at_scale_two_falls_back_to_single_passes_without_dropping_it() -> N
 
 def test_oom_with_nothing_left_to_try_raises_instead_of_dropping_the_scale() -> None:
     model = OomOnceModel(oom_size=(8, 12), times=10)
-    with pytest.raises(RuntimeError, match="scale 2.0: out of memory"):
+    with pytest.raises(ResourceError, match="scale 2.0: out of memory"):
         TTAPredictor(model, num_classes=2, scales=[1.0, 2.0]).predict(_images(h=4, w=6))
 
 

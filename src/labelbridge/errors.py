@@ -27,3 +27,8 @@ class ConfigError(UserError):
 
 class CheckpointError(UserError):
     """A checkpoint cannot be loaded or does not match what it is used with."""
+
+
+class ResourceError(UserError):
+    """The machine cannot do what was asked (out of memory with every fallback tried,
+    disk full); the message says what was tried."""

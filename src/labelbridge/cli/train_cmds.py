@@ -31,9 +31,10 @@ def train_cmd(
     """Train (stage 1), fine-tune on the source data at a reduced learning rate (stage 2),
     and print the final model's validation metrics. Re-running resumes."""
     from labelbridge.config.train import load_train_config
+
+    cfg = load_train_config(config, overrides)  # config errors show before the heavy imports
     from labelbridge.engine.train import is_global_zero, run_training
 
-    cfg = load_train_config(config, overrides)
     result = run_training(cfg, out_dir=out)
     if not is_global_zero():
         return

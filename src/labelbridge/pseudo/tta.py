@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from labelbridge.constants import DEFAULT_TTA_SCALES
-from labelbridge.errors import CheckpointError
+from labelbridge.errors import CheckpointError, ResourceError
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ class TTAPredictor:
                 if nxt == LEVEL_CPU and on_cpu:
                     nxt = LEVEL_CPU + 1  # already on the CPU: nothing smaller to try
                 if nxt > LEVEL_CPU:
-                    raise RuntimeError(
+                    raise ResourceError(
                         f"TTA scale {scale}: out of memory even with one image per pass"
                         f"{'' if on_cpu else ' on the CPU'}: {exc}"
                     ) from exc
