@@ -307,3 +307,38 @@ def test_format_table_hand_computed() -> None:
         "| teacher | 0 | 50.0 | n/a |",
         "| student with priors | 1 | 56.2 (+6.2) | 25.0 |",
     ]
+
+
+def test_dumped_config_loads_back_to_the_same_config(tmp_path: Path, tiny_world) -> None:
+    from labelbridge.config.base import dump_config
+
+    cfg = _config(tmp_path / "run", tiny_world.root)
+    dump_config(cfg, tmp_path / "p.yaml")
+    again = load_pipeline_config(tmp_path / "p.yaml")
+    assert again.model_dump() == cfg.model_dump()
+    assert again.teacher_section.finetune.enabled is False
+    assert again.student_section.finetune.epochs == 1
+
+
+def test_given_teacher_checkpoint_is_used_without_training(tmp_path: Path, tiny_world) -> None:
+    ckpt = tmp_path / "teacher" / "given.ckpt"
+    ckpt.parent.mkdir()
+    ckpt.write_text("weights")
+    cfg = _config(
+        tmp_path / "run",
+        tiny_world.root,
+        teacher={"checkpoint": str(ckpt)},
+        student={"model": {"spec": "tiny"}, "epochs": 1},
+    )
+    assert [s.name for s in plan_stages(cfg)][0] == "iter1/pseudo_priors"
+    teachers = []
+    fake = FakeStages()
+
+    def pseudo(c: PseudoLabelConfig):
+        teachers.append(c.teacher.checkpoint)
+        return fake.pseudo(c)
+
+    result = run_pipeline(cfg, train_fn=fake.train, pseudo_fn=pseudo, evaluate_fn=fake.evaluate)
+    assert teachers == [str(ckpt), str(ckpt)]
+    assert ("train", "teacher") not in fake.calls
+    assert result.rows[0].checkpoint == str(ckpt) and result.rows[0].miou["wild"] == 0.40

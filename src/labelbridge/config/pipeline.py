@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -71,7 +71,7 @@ class TrainingSection(TrainConfig):
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainingSection:  # replaces TrainConfig's whole-config check
-        owned = [k for k in PIPELINE_OWNED_TRAIN_KEYS if k in self.model_fields_set]
+        owned = [k for k in PIPELINE_OWNED_TRAIN_KEYS if getattr(self, k)]
         if owned:
             raise ValueError(
                 f"{owned} are filled in by the pipeline (from 'taxonomy', 'source', 'extras', "
@@ -97,6 +97,19 @@ class PipelineTeacher(StrictModel):
     model: str | None = None
     weights: str | None = None
     taxonomy: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_teacher_finetune_by_default(cls, data: Any) -> Any:
+        # a source-only teacher has nothing to fine-tune back to the source: written out
+        # explicitly so that a dumped config means the same when loaded again
+        if (
+            isinstance(data, dict)
+            and isinstance(data.get("train"), dict)
+            and "finetune" not in data["train"]
+        ):
+            data = {**data, "train": {**data["train"], "finetune": {"enabled": False}}}
+        return data
 
     @model_validator(mode="after")
     def _one_form(self) -> PipelineTeacher:
@@ -255,22 +268,21 @@ class PipelineConfig(StrictModel):
 
     @property
     def student_section(self) -> TrainingSection:
-        """The students' training section with the pipeline's ``finetune`` applied."""
-        section = self.student if self.student is not None else self.teacher.train
-        assert section is not None  # guaranteed by the validator
+        """The students' training section: ``student``, else the teacher's section with
+        the default fine-tune stage; the pipeline's ``finetune`` applied."""
+        if self.student is not None:
+            section = self.student
+        else:
+            assert self.teacher.train is not None  # guaranteed by the validator
+            section = self.teacher.train.model_copy(update={"finetune": FinetuneConfig()})
         if self.finetune is not None:
             section = section.model_copy(update={"finetune": self.finetune})
         return section
 
     @property
     def teacher_section(self) -> TrainingSection | None:
-        """The teacher's training section; its fine-tune stage is off unless set."""
-        section = self.teacher.train
-        if section is None:
-            return None
-        if "finetune" not in section.model_fields_set:
-            section = section.model_copy(update={"finetune": FinetuneConfig(enabled=False)})
-        return section
+        """The teacher's training section (its fine-tune stage is off unless set)."""
+        return self.teacher.train
 
 
 def load_pipeline_config(path: str | Path, overrides: list[str] | None = None) -> PipelineConfig:
