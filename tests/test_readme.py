@@ -31,7 +31,7 @@ QUICK: dict[str, list[str]] = {
     ],
     "labelbridge train configs/camvid_teacher.yaml": [
         "--set", "model.spec=tiny", "--set", "model.weights=null", "--set", "model.reinit_classifier=false",
-        "--set", "resize=[96,72]", "--set", "augment.crop=[48,64]", "--set", "batch_size=2",
+        "--set", "optimizer.encoder_lr=null", "--set", "resize=[96,72]", "--set", "augment.crop=[48,64]", "--set", "batch_size=2",
         "--set", "val_batch_size=2", "--set", "epochs=1", "--set", "steps_per_epoch=2",
         "--set", "val.0.limit=2", "--set", "num_workers=0", "--set", "trainer.accelerator=cpu",
     ],
@@ -41,7 +41,7 @@ QUICK: dict[str, list[str]] = {
     ],
     "labelbridge train configs/student_camvid_idd.yaml": [
         "--set", "model.spec=tiny", "--set", "model.weights=null", "--set", "model.reinit_classifier=false",
-        "--set", "resize=[96,72]", "--set", "augment.crop=[48,64]", "--set", "batch_size=2",
+        "--set", "optimizer.encoder_lr=null", "--set", "resize=[96,72]", "--set", "augment.crop=[48,64]", "--set", "batch_size=2",
         "--set", "val_batch_size=2", "--set", "epochs=1", "--set", "steps_per_epoch=2",
         "--set", "finetune.epochs=1", "--set", "datasets.1.limit=2", "--set", "val.0.limit=2",
         "--set", "val.1.limit=2", "--set", "num_workers=0", "--set", "trainer.accelerator=cpu",
