@@ -55,7 +55,12 @@ QUICK: dict[str, list[str]] = {
         "--set", "val.0.limit=2", "--set", "val.1.limit=2", "--set", "num_workers=0",
         "--set", "trainer.accelerator=cpu",
     ],
-    "labelbridge pipeline configs/demo.yaml": [],  # filled in below (needs the demo world)
+    "labelbridge pipeline configs/demo.yaml": [  # on the world of a quick demo, a new run folder
+        "--set", "run_dir=labelbridge_demo/pipeline_run", "--set", "teacher.train.epochs=1",
+        "--set", "teacher.train.steps_per_epoch=2", "--set", "student.epochs=1",
+        "--set", "student.steps_per_epoch=2", "--set", "finetune.epochs=1",
+        "--set", "pseudo.tta.scales=[1.0]",
+    ],
 }
 #: Replaced inside a command to make it small.
 REPLACE = {"--sample 50": "--sample 2", "--input-size 960x704 --out camvid_suggested": "--input-size 480x352 --out camvid_suggested"}
