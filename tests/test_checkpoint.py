@@ -120,9 +120,10 @@ def test_published_weights_init_a_student_with_reinit(weights_dir: Path) -> None
     assert student.bu_dec_l4.merge_layer[3].weight.shape == (11, 10, 1, 1)
 
 
-def test_dicenet_file_is_named(weights_dir: Path) -> None:
-    with pytest.raises(CheckpointError, match="DiCENet is not implemented"):
-        load_checkpoint(weights_dir / "dicenet_s_1.75_city_1024x512.pth")
+def test_dicenet_file_is_recognised(weights_dir: Path) -> None:
+    loaded = load_checkpoint(weights_dir / "dicenet_s_1.75_city_1024x512.pth")
+    assert loaded.spec == "dicenet:s=1.75,background=true"
+    assert loaded.taxonomy.name == "cityscapes"
 
 
 def test_errors_name_the_file(tmp_path: Path) -> None:

@@ -220,7 +220,11 @@ def import_state_dict(
     )
     num_classes = tax.num_classes
     parsed = parse_spec(spec)
-    if published is not None and parsed.name == "espnetv2" and "background" not in parsed.options:
+    if (
+        published is not None
+        and parsed.name in ("espnetv2", "dicenet")
+        and "background" not in parsed.options
+    ):
         if published.head_channels == num_classes + 1:
             spec = str(ModelSpec(parsed.name, {**parsed.options, "background": "true"}))
         elif published.head_channels != num_classes:

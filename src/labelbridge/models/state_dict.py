@@ -6,8 +6,8 @@ Three kinds of file are understood:
 * Lightning checkpoints carrying the same ``"labelbridge"`` entry, whose model keys are
   prefixed ``"model."`` (the LightningModule holds the network as ``model``); other
   keys (losses, teachers) are not model parameters and are left out;
-* plain state dicts (``{name: tensor}``), e.g. the published EdgeNets ESPNetv2 files,
-  recognised by :func:`published_espnetv2` from their keys and shapes.
+* plain state dicts (``{name: tensor}``), e.g. the published EdgeNets ESPNetv2 and
+  DiCENet files, recognised by :func:`published_espnetv2` from their keys and shapes.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from labelbridge.errors import CheckpointError
+from labelbridge.models.dicenet import DICENET_CLASSIFIER_PREFIX, DICENET_WIDTHS
 from labelbridge.models.espnetv2 import CLASSIFIER_PREFIX, ENCODER_WIDTHS
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,13 @@ _ESPNET_MARKERS = (
 )
 #: A key that identifies a published EdgeNets DiCENet segmentation file.
 _DICENET_MARKER = "base_net.level1.cbr.0.weight"
+#: DiCENet keys whose shapes give the encoder widths (level1, level3, level4): the first
+#: (output) dimension of level1's conv, the input dimension of the two projections.
+_DICENET_WIDTH_KEYS = (
+    ("base_net.level1.cbr.0.weight", 0),
+    ("proj_enc_32x32.wt_layer.1.weight", 1),
+    ("eff_pool_16x16.projection_layer.cbr.0.weight", 1),
+)
 
 
 @dataclass
@@ -156,21 +164,37 @@ class PublishedModel:
     head_channels: int
 
 
+def _published_dicenet(state_dict: dict[str, torch.Tensor], *, origin: str) -> PublishedModel:
+    """The spec of a published EdgeNets DiCENet segmentation state dict (width ``s`` from
+    the encoder widths, class count from the classifier)."""
+    missing = [k for k, _ in _DICENET_WIDTH_KEYS if k not in state_dict]
+    classifier = DICENET_CLASSIFIER_PREFIX + "weight"
+    if classifier not in state_dict:
+        missing.append(classifier)
+    if missing:
+        raise CheckpointError(f"{origin}: DiCENet file without the keys {', '.join(missing)}")
+    widths = tuple(int(state_dict[k].shape[dim]) for k, dim in _DICENET_WIDTH_KEYS)
+    matches = [s for s, w in DICENET_WIDTHS.items() if w == widths]
+    if not matches:
+        raise CheckpointError(f"{origin}: DiCENet encoder widths {widths} match no known width s")
+    head = int(state_dict[classifier].shape[0])
+    return PublishedModel(spec=f"dicenet:s={matches[0]}", head_channels=head)
+
+
 def published_espnetv2(
     state_dict: dict[str, torch.Tensor], *, origin: str = "<state dict>"
 ) -> PublishedModel | None:
-    """Recognise a published EdgeNets ESPNetv2 segmentation state dict.
+    """Recognise a published EdgeNets ESPNetv2 or DiCENet segmentation state dict.
 
-    The width ``s`` is read off the encoder widths (level1..level4 PReLU sizes), the class
-    count off the classifier. Returns ``None`` for other state dicts.
+    The width ``s`` is read off the encoder widths (ESPNetv2: level1..level4 PReLU sizes;
+    DiCENet: level1, level3, level4 widths), the class count off the classifier. Returns
+    ``None`` for other state dicts.
 
     Raises:
-        CheckpointError: a DiCENet file, or ESPNetv2 keys with widths of no known ``s``.
+        CheckpointError: EdgeNets keys with widths of no known ``s``.
     """
     if _DICENET_MARKER in state_dict:
-        raise CheckpointError(
-            f"{origin}: this is a published DiCENet file; DiCENet is not implemented in labelbridge"
-        )
+        return _published_dicenet(state_dict, origin=origin)
     if not all(k in state_dict for k in _ESPNET_MARKERS):
         return None
     widths = (

@@ -5,6 +5,7 @@ is ``key=value`` or one bare variant name::
 
     tiny                      tiny:width=32
     espnetv2:s=2.0            espnetv2:s=2.0,background=true   (published Cityscapes layout)
+    dicenet:s=1.75            dicenet:s=1.75,background=true   (published Cityscapes layout)
     segformer:b0 .. b5        mask2former:swin-t|swin-s|swin-b|swin-l
     upernet:convnext-t        hf:<hub id or local save_pretrained folder>
 
@@ -21,6 +22,7 @@ import torch
 
 from labelbridge.errors import UserError
 from labelbridge.models.base import SegmentationModel, TinySegNet
+from labelbridge.models.dicenet import DICENET_WIDTHS, DiCENet
 from labelbridge.models.espnetv2 import ENCODER_WIDTHS, ESPNetv2
 from labelbridge.models.hf import (
     CONVNEXT_VARIANTS,
@@ -144,6 +146,21 @@ def _build_espnetv2(num_classes: int, options: dict[str, str]) -> SegmentationMo
     return ESPNetv2(num_classes, s=s, background_channel=background)
 
 
+def _build_dicenet(num_classes: int, options: dict[str, str]) -> SegmentationModel:
+    _check_options("dicenet", options, ("s", "background"))
+    valid = ", ".join(str(s) for s in DICENET_WIDTHS)
+    try:
+        s = float(options.get("s", "1.75"))
+    except ValueError:
+        raise UserError(
+            f"model 'dicenet': s must be one of {valid}, got {options['s']!r}"
+        ) from None
+    if s not in DICENET_WIDTHS:
+        raise UserError(f"model 'dicenet': s must be one of {valid}, got {s}")
+    background = _parse_bool("dicenet", "background", options.get("background", "false"))
+    return DiCENet(num_classes, s=s, background_channel=background)
+
+
 def _variant_of(name: str, options: dict[str, str], valid: dict[str, object], default: str) -> str:
     _check_options(name, options, (VARIANT,))
     variant = options.get(VARIANT, default)
@@ -181,6 +198,11 @@ MODELS: dict[str, ModelEntry] = {
         _build_espnetv2,
         "ESPNetv2 (EdgeNets); options s=0.5|1.0|1.25|1.5|2.0, background=true for the published 20-channel head",
         tuple(f"espnetv2:s={s}" for s in (0.5, 1.0, 1.5, 2.0)),
+    ),
+    "dicenet": ModelEntry(
+        _build_dicenet,
+        "DiCENet (EdgeNets); options s=0.2..2.4 (1.75 published), background=true for the published 20-channel head",
+        ("dicenet:s=1.75",),
     ),
     "segformer": ModelEntry(
         _build_segformer,

@@ -1,0 +1,134 @@
+"""Issue 8 acceptance: how close does `labelbridge ontology suggest` come to the
+hand-written mappings?
+
+With the published ESPNetv2 s=2.0 Cityscapes teacher, suggest a CamVid-11 -> Cityscapes
+mapping from a sample of CamVid train and an IDD level-1 -> Cityscapes mapping from a
+sample of IDD-Lite train, at the default thresholds, and count for how many extra labels
+the suggestion contains the *main* class (first listed) of the shipped mapping, and how
+many classes each label gets. Writes the section ``ontology-suggest`` of results.md.
+
+    python benchmarks/ontology_suggest.py [--sample 40] [--input-size 960x704]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks._results import run_header, write_section  # noqa: E402
+
+from labelbridge.data import create_dataset  # noqa: E402
+from labelbridge.models.checkpoint import load_checkpoint  # noqa: E402
+from labelbridge.suggest import (  # noqa: E402
+    SuggestThresholds,
+    build_contingency,
+    main_class_agreement,
+    propose_mapping,
+)
+from labelbridge.taxonomy import load_ontology  # noqa: E402
+
+CASES = (
+    ("camvid", "camvid", "train", "camvid11_to_cityscapes"),
+    ("idd_lite", "idd_lite", "train", "idd_level1_to_cityscapes"),
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shared", type=Path, default=REPO.parent / "shared")
+    parser.add_argument("--sample", type=int, default=40, help="images sampled per dataset")
+    parser.add_argument("--input-size", default="960x704", help="WxH the teacher sees")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--results", type=Path, default=None, help="results file (default benchmarks/results.md)"
+    )
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    torch.set_num_threads(args.threads)
+    w, h = (int(v) for v in args.input_size.split("x"))
+    teacher = load_checkpoint(args.shared / "weights" / "espnetv2_s_2.0_city_1024x512.pth")
+    th = SuggestThresholds()
+    rows, details, out = [], [], {}
+    t0 = time.perf_counter()
+    for label, reader, split, mapping in CASES:
+        ds = create_dataset(reader, args.shared / "data" / label, split)
+        table = build_contingency(
+            teacher.model,
+            ds,
+            source=teacher.taxonomy,
+            sample=args.sample,
+            input_size=(w, h),
+            progress=True,
+        )
+        proposal = propose_mapping(table, th)
+        proposal.to_ontology(teacher.taxonomy, ds.taxonomy)  # must be a valid mapping
+        reference = load_ontology(mapping)
+        agree = main_class_agreement(proposal, reference)
+        sizes = {k: len(v) for k, v in proposal.rows.items() if not ds.taxonomy.get(k).ignore}
+        n_ok, n_all = sum(agree.values()), len(agree)
+        rows.append(
+            f"| {label} {split} ({table.images} images) | `{mapping}` | {n_ok} / {n_all} | "
+            f"{max(sizes.values())} | {', '.join(proposal.unseen) or '-'} | "
+            f"{', '.join(f'{k}: {sorted(v)}' for k, v in proposal.gaps.items()) or '-'} |"
+        )
+        details.append(
+            f"\n**{label}** (suggested row; main class of `{mapping}` in bold when contained):\n"
+        )
+        details.append(
+            "| extra label | suggested source classes (share of the label's pixels) | main class of the shipped mapping |"
+        )
+        details.append("|---|---|---|")
+        for name, ok in agree.items():
+            shares = proposal.shares.get(name, {})
+            sug = ", ".join(f"{c} ({shares.get(c, 0):.0%})" for c in proposal.rows.get(name, []))
+            main_cls = reference.rows[name][0]
+            details.append(
+                f"| {name} | {sug or '(none)'} | {'**' + main_cls + '**' if ok else main_cls + ' (missing)'} |"
+            )
+        out[label] = {
+            "images": table.images,
+            "main_class_contained": n_ok,
+            "labels": n_all,
+            "max_classes_per_label": max(sizes.values()),
+            "rows": proposal.rows,
+            "gaps": proposal.gaps,
+            "unseen": proposal.unseen,
+        }
+        print(
+            f"{label}: main class contained for {n_ok}/{n_all} labels; at most {max(sizes.values())} classes per label"
+        )
+    elapsed = time.perf_counter() - t0
+    command = "python benchmarks/ontology_suggest.py " + " ".join(sys.argv[1:])
+    md = "\n".join(
+        [
+            "## Ontology suggestion vs. the hand-written mappings (issue 8)",
+            "",
+            run_header(command.strip()).rstrip(),
+            f"- teacher: published ESPNetv2 s=2.0 Cityscapes, input {w}x{h}, no flip; default thresholds "
+            f"(min share {th.min_share:.0%}, at most {th.max_classes} classes, gap share {th.gap_share:.0%} at "
+            f"confidence >= {th.gap_confidence:.0%}); {args.sample} random images per dataset (seed 0); {elapsed:.0f} s",
+            "",
+            "| dataset | shipped mapping | labels whose suggestion holds the main class | max classes per label | source classes never predicted | possible labelling gaps |",
+            "|---|---|---:|---:|---|---|",
+            *rows,
+            *details,
+        ]
+    )
+    if args.results is not None:
+        write_section("ontology-suggest", md, path=args.results)
+    else:
+        write_section("ontology-suggest", md)
+    (REPO / "benchmarks" / "results_ontology_suggest.json").write_text(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
