@@ -108,9 +108,9 @@ def test_quick_profile_is_small() -> None:
 @pytest.mark.slow
 def test_full_demo_priors_beat_naive_student_and_teacher(tmp_path: Path) -> None:
     """The full profile (about 3 minutes on two idle cores). The student with priors beats
-    both the teacher and the Naive Student on both sets by a wide margin on the
-    robustness set. Naive Student vs. teacher is within about a point either way (as in
-    the paper's WildDash row), so it is reported in ``ordering`` but not asserted."""
+    both the teacher and the Naive Student on both sets, by a wide margin on the
+    robustness set, where the paper's full ordering priors > Naive Student > teacher
+    holds (the students train under colour jitter, the Naive Student recipe)."""
     result = run_demo(tmp_path / "demo", seed=0)
     table = result.pipeline.table
     for label in ("source_val", "wild"):
@@ -122,3 +122,5 @@ def test_full_demo_priors_beat_naive_student_and_teacher(tmp_path: Path) -> None
         result.pipeline.row(1, "priors").miou["wild"] - result.pipeline.row(0, None).miou["wild"]
     )
     assert wild_gain > 0.10, table
+    naive_wild = result.pipeline.row(1, "no_priors").miou["wild"]
+    assert naive_wild > result.pipeline.row(0, None).miou["wild"], table

@@ -110,6 +110,10 @@ QUICK = DemoProfile(
 )
 
 
+#: Colour jitter of the students' training (the teacher trains without it).
+STUDENT_JITTER = {"brightness": 0.3, "contrast": 0.3, "saturation": 0.3, "hue": 0.0}
+
+
 def _training_section(profile: DemoProfile) -> dict[str, Any]:
     return {
         "model": {"spec": profile.model},
@@ -163,6 +167,14 @@ def build_demo_config(world: WorldPaths, run_dir: Path, profile: DemoProfile) ->
         "student": {
             **_training_section(profile),
             "epochs": profile.student_epochs or profile.epochs,
+            # students learn under input noise (colour jitter), as in Noisy/Naive Student;
+            # both student arms share this recipe, so priors vs. no priors stays like for like
+            "augment": {
+                "enabled": True,
+                "scale_range": [0.8, 1.25],
+                "hflip": True,
+                "color_jitter": STUDENT_JITTER,
+            },
         },
         "extras": [
             {
