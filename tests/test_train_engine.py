@@ -171,7 +171,6 @@ def test_gt_dataset_of_another_taxonomy_is_a_config_error(toy_root: Path, tmp_pa
         run_training(cfg)
 
 
-@pytest.mark.slow
 def test_ddp_validation_matches_single_process(trained) -> None:
     """Two CPU processes (gloo) each score half of the 5 val images; the summed confusion
     matrix must equal the single-process one (no padding duplicates, no averaged mIoUs)."""
