@@ -52,6 +52,8 @@ from labelbridge.models.espnetv2 import (
     EfficientPyramidPool,
     GatedProjection,
     SeqBNAct,
+    init_conv_bn_,
+    up2,
 )
 
 #: Encoder widths (level1 = level2, level3, level4) per width multiplier ``s``
@@ -316,21 +318,7 @@ class DiCENet(SegmentationModel):
         self.bu_br_32x32 = nn.Sequential(nn.BatchNorm2d(d1), nn.PReLU(d1))
         self.bu_br_64x64 = nn.Sequential(nn.BatchNorm2d(d2), nn.PReLU(d2))
         self.bu_br_128x128 = nn.Sequential(nn.BatchNorm2d(d3), nn.PReLU(d3))
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-
-    @staticmethod
-    def _up2(x: torch.Tensor) -> torch.Tensor:
-        return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)
+        init_conv_bn_(self)
 
     def forward_raw(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Normalised ``(B, 3, H, W)`` (sides multiples of 32) -> ``"logits"``
@@ -339,9 +327,9 @@ class DiCENet(SegmentationModel):
         size = x.shape[-2:]
         l1, l2, l3, l4 = self.base_net(x)
         out = self.eff_pool_16x16(l4)
-        out = self.eff_pool_32x32(self.bu_br_32x32(self._up2(out) + self.proj_enc_32x32(l3)))
-        out = self.eff_pool_64x64(self.bu_br_64x64(self._up2(out) + self.proj_enc_64x64(l2)))
-        out = self.eff_pool_128x128(self.bu_br_128x128(self._up2(out) + self.proj_enc_128x128(l1)))
+        out = self.eff_pool_32x32(self.bu_br_32x32(up2(out) + self.proj_enc_32x32(l3)))
+        out = self.eff_pool_64x64(self.bu_br_64x64(up2(out) + self.proj_enc_64x64(l2)))
+        out = self.eff_pool_128x128(self.bu_br_128x128(up2(out) + self.proj_enc_128x128(l1)))
         logits = F.interpolate(out, size=size, mode="bilinear", align_corners=True)
         if self.background_channel:
             logits = logits[:, : self.num_classes]

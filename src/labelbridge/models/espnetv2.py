@@ -73,6 +73,25 @@ CLASSIFIER_PREFIX: str = "bu_dec_l4.merge_layer.3."
 
 
 # --------------------------------------------------------------------- building blocks
+
+
+def init_conv_bn_(module: nn.Module) -> None:
+    """Kaiming-normal convolutions (zero bias), unit/zero BatchNorm, in place."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+def up2(x: torch.Tensor) -> torch.Tensor:
+    """``(B, C, H, W)`` -> ``(B, C, 2H, 2W)``, bilinear as in the EdgeNets decoders."""
+    return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)
+
+
 class ConvBNAct(nn.Module):
     """Conv (no bias) -> BN -> optional PReLU, parameters named ``conv``/``bn``/``act``.
 
@@ -416,21 +435,7 @@ class ESPNetv2(SegmentationModel):
         self.bu_br_l2 = nn.Sequential(nn.BatchNorm2d(d1), nn.PReLU(d1))
         self.bu_br_l3 = nn.Sequential(nn.BatchNorm2d(d2), nn.PReLU(d2))
         self.bu_br_l4 = nn.Sequential(nn.BatchNorm2d(d3), nn.PReLU(d3))
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-
-    @staticmethod
-    def _up2(x: torch.Tensor) -> torch.Tensor:
-        return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)
+        init_conv_bn_(self)
 
     def forward_raw(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Normalised ``(B, 3, H, W)`` (sides multiples of 32) -> ``"logits"``
@@ -439,9 +444,9 @@ class ESPNetv2(SegmentationModel):
         size = x.shape[-2:]
         l1, l2, l3, l4 = self.base_net(x)
         out = self.bu_dec_l1(l4)
-        out = self.bu_dec_l2(self.bu_br_l2(self._up2(out) + self.merge_enc_dec_l2(l3)))
-        out = self.bu_dec_l3(self.bu_br_l3(self._up2(out) + self.merge_enc_dec_l3(l2)))
-        out = self.bu_dec_l4(self.bu_br_l4(self._up2(out) + self.merge_enc_dec_l4(l1)))
+        out = self.bu_dec_l2(self.bu_br_l2(up2(out) + self.merge_enc_dec_l2(l3)))
+        out = self.bu_dec_l3(self.bu_br_l3(up2(out) + self.merge_enc_dec_l3(l2)))
+        out = self.bu_dec_l4(self.bu_br_l4(up2(out) + self.merge_enc_dec_l4(l1)))
         logits = F.interpolate(out, size=size, mode="bilinear", align_corners=True)
         if self.background_channel:
             logits = logits[:, : self.num_classes]
