@@ -12,7 +12,9 @@ from labelbridge.suggest import Contingency, SuggestThresholds, build_contingenc
 from labelbridge.taxonomy import load_ontology, load_taxonomy
 
 
-def _table(counts: dict[str, dict[str, int]], extra="camvid11", source="cityscapes", conf=0.9) -> Contingency:
+def _table(
+    counts: dict[str, dict[str, int]], extra="camvid11", source="cityscapes", conf=0.9
+) -> Contingency:
     ext, src = load_taxonomy(extra), load_taxonomy(source)
     t = Contingency.empty(ext, src)
     for e, row in counts.items():
@@ -25,7 +27,9 @@ def _table(counts: dict[str, dict[str, int]], extra="camvid11", source="cityscap
 
 
 def test_proposal_thresholds_cap_and_order():
-    t = _table({"Car": {"car": 70, "truck": 20, "bus": 6, "road": 4}, "Road": {"road": 95, "sidewalk": 5}})
+    t = _table(
+        {"Car": {"car": 70, "truck": 20, "bus": 6, "road": 4}, "Road": {"road": 95, "sidewalk": 5}}
+    )
     p = propose_mapping(t, SuggestThresholds(min_share=0.05, max_classes=3))
     assert p.rows["Car"] == ["car", "truck", "bus"]  # road (4%) below threshold, cap 3
     assert p.rows["Road"] == ["road", "sidewalk"]
@@ -47,8 +51,12 @@ def test_gap_flagged_only_when_confident():
 
 def test_suggestion_yaml_is_a_valid_mapping(tmp_path):
     t = _table(
-        {"Car": {"car": 80, "truck": 20}, "Fence": {"fence": 50, "building": 50}, "Building": {"building": 100},
-         "Unlabelled": {"sky": 90, "road": 10}}
+        {
+            "Car": {"car": 80, "truck": 20},
+            "Fence": {"fence": 50, "building": 50},
+            "Building": {"building": 100},
+            "Unlabelled": {"sky": 90, "road": 10},
+        }
     )
     p = propose_mapping(t, SuggestThresholds(min_share=0.1))
     text = p.to_yaml(t.source, t.extra)
@@ -77,7 +85,9 @@ class _ConstantModel(SegmentationModel):
 def test_contingency_counts_real_pixels(camvid_root):
     ds = create_dataset("camvid", camvid_root, "val")
     src = load_taxonomy("cityscapes")
-    table = build_contingency(_ConstantModel(19, 13), ds, source=src, sample=3, seed=1, progress=False)
+    table = build_contingency(
+        _ConstantModel(19, 13), ds, source=src, sample=3, seed=1, progress=False
+    )
     assert table.images == 3
     assert table.counts.sum() == 3 * 360 * 480
     assert table.counts[:, 13].sum() == table.counts.sum()  # everything predicted 'car'

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from labelbridge.errors import TaxonomyError, UserError
@@ -23,7 +23,7 @@ def list_mappings() -> list[str]:
     return sorted(p.stem for p in MAPPING_DIR.glob("*.yaml"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load_builtin(name: str) -> Taxonomy:
     return Taxonomy.from_file(TAXONOMY_DIR / f"{name}.yaml")
 
