@@ -137,6 +137,7 @@ def _training_section(profile: DemoProfile) -> dict[str, Any]:
             "accelerator": "cpu",
             "devices": 1,
             "enable_progress_bar": False,
+            "enable_model_summary": False,
             "num_sanity_val_steps": 0,
             "log_every_n_steps": max(1, min(10, profile.steps_per_epoch)),
         },

@@ -261,6 +261,7 @@ class TrainerConfig(StrictModel):
         log_every_n_steps: logging interval.
         num_sanity_val_steps: validation batches run before training to catch errors.
         enable_progress_bar: Lightning's progress bar.
+        enable_model_summary: print the model summary table when a stage starts.
         deterministic: ``torch.use_deterministic_algorithms``-style determinism.
         sync_batchnorm: convert BatchNorm layers to SyncBatchNorm under DDP (small
             per-device batches).
@@ -273,6 +274,7 @@ class TrainerConfig(StrictModel):
     log_every_n_steps: int = Field(default=10, ge=1)
     num_sanity_val_steps: int = Field(default=2, ge=-1)
     enable_progress_bar: bool = True
+    enable_model_summary: bool = True
     deterministic: bool = False
     sync_batchnorm: bool = False
 

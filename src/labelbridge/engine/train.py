@@ -291,6 +291,7 @@ def _trainer_kwargs(cfg: TrainConfig) -> dict[str, Any]:
         "precision": cfg.precision,
         "deterministic": t.deterministic,
         "enable_progress_bar": t.enable_progress_bar,
+        "enable_model_summary": t.enable_model_summary,
         "sync_batchnorm": t.sync_batchnorm,
         "use_distributed_sampler": False,  # the samplers shard by rank themselves
     }
