@@ -49,6 +49,18 @@ def _root(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    if not verbose:
+        # Lightning logs device and tip lines at INFO through its own handler and ours;
+        # keep its warnings, drop the chatter (``--verbose`` shows everything)
+        # (Lightning resets its package loggers' levels on import, so the levels are set on
+        # the modules that emit those lines)
+        for name in (
+            "lightning.pytorch.utilities.rank_zero",
+            "lightning.fabric.utilities.rank_zero",
+            "lightning.fabric.utilities.seed",
+            "lightning.pytorch.accelerators.cuda",
+        ):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def emit_json(data: Any) -> None:
