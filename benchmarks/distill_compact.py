@@ -94,8 +94,8 @@ PROFILES: dict[str, Profile] = {
     "cpu": Profile(
         resize=(256, 192),
         crop=(160, 224),
-        epochs=2,
-        steps_per_epoch=20,
+        epochs=3,
+        steps_per_epoch=25,
         batch_size=6,
         lr=5e-4,
         eval_size=(256, 192),
