@@ -327,6 +327,15 @@ def main(argv: list[str] | None = None) -> int:
         "--smoke", action="store_true", help="tiny sizes to check the plumbing; no results written"
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--kd", type=float, default=None, help="weight of the final-output KL term (distilled arm)"
+    )
+    parser.add_argument(
+        "--feat",
+        type=float,
+        default=None,
+        help="weight of the feature-matching term (distilled arm)",
+    )
     parser.add_argument("--student-s", type=float, choices=[0.5, 1.0], default=0.5)
     parser.add_argument("--data", type=Path, default=SHARED / "data")
     parser.add_argument("--weights", type=Path, default=SHARED / "weights")
@@ -370,6 +379,17 @@ def main(argv: list[str] | None = None) -> int:
                 "latency": cpu_latency(model, prof.latency_runs),
             }
         )
+
+    # a variant of the distilled arm gets its own name (run folders) and results section
+    section = SECTION
+    if args.kd is not None or args.feat is not None:
+        losses = dict(ARMS["distilled"])
+        losses["kd_final"] = losses["kd_final"] if args.kd is None else args.kd
+        losses["feat"] = losses["feat"] if args.feat is None else args.feat
+        variant = f"distilled_kd{losses['kd_final']:g}_feat{losses['feat']:g}"
+        del ARMS["distilled"]
+        ARMS[variant] = losses
+        section = f"{SECTION}_{variant}"
 
     # the two arms, several seeds
     per_arm: dict[str, dict[str, list[float]]] = {}
@@ -419,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{prof.resize[0]}x{prof.resize[1]}, crops {prof.crop[1]}x{prof.crop[0]}, {prof.epochs}x{prof.steps_per_epoch} steps "
         f"of {prof.batch_size} source + {prof.batch_size} target images; evaluation at {prof.eval_size[0]}x{prof.eval_size[1]}; "
         f"source pseudo-labels with TTA scales {list(prof.tta_scales)} + flip and CamVid priors; mIoU in % "
-        f"(mean ± sd over seeds); arms: distilled = {ARMS['distilled']}, no_distill = {ARMS['no_distill']}, T = 2. "
+        f"(mean ± sd over seeds); arms: {'; '.join(f'{k} = {v}' for k, v in ARMS.items())}, T = 2. "
         f"CPU latency: median of {prof.latency_runs} single-image forward passes with {prof.threads} threads. "
         f"Wall time {elapsed / 60:.1f} min."
     )
@@ -436,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
         command = " ".join(
             ["python benchmarks/distill_compact.py", *(argv if argv is not None else sys.argv[1:])]
         )
-        write_section(SECTION, run_header(command) + "\n" + table + "\n" + settings + "\n")
+        write_section(section, run_header(command) + "\n" + table + "\n" + settings + "\n")
     return 0
 
 
