@@ -14,28 +14,16 @@ for every IDD release.
 
 from __future__ import annotations
 
-from labelbridge.data.base import FilePair, SegmentationDataset
+from labelbridge.data.readers.cityscapes import CityscapesStyleDataset
 from labelbridge.data.registry import register_dataset
 
 
 @register_dataset
-class Idd(SegmentationDataset):
+class Idd(CityscapesStyleDataset):
     name = "idd"
     taxonomy_name = "idd_level3"
     splits = ("train", "val", "test")
     unlabelled_splits = ("test",)
     layout = "leftImg8bit/{split}/<seq>/<id>_leftImg8bit.png + gtFine/{split}/<seq>/<id>_gtFine_labellevel3Ids.png"
-
-    def list_pairs(self) -> list[FilePair]:
-        image_dir = self.require_dir(self.root / "leftImg8bit" / self.split, "image")
-        label_dir = (
-            self.require_dir(self.root / "gtFine" / self.split, "label")
-            if self.has_labels
-            else None
-        )
-        return self.pairs_by_suffix(
-            image_dir,
-            label_dir,
-            image_suffix=("_leftImg8bit.png", "_leftImg8bit.jpg"),
-            label_suffix="_gtFine_labellevel3Ids.png",
-        )
+    image_suffix = ("_leftImg8bit.png", "_leftImg8bit.jpg")
+    label_suffix = "_gtFine_labellevel3Ids.png"

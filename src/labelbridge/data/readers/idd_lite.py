@@ -11,25 +11,16 @@ images, 320x227.
 
 from __future__ import annotations
 
-from labelbridge.data.base import FilePair, SegmentationDataset
+from labelbridge.data.readers.cityscapes import CityscapesStyleDataset
 from labelbridge.data.registry import register_dataset
 
 
 @register_dataset
-class IddLite(SegmentationDataset):
+class IddLite(CityscapesStyleDataset):
     name = "idd_lite"
     taxonomy_name = "idd_level1"
     splits = ("train", "val", "test")
     unlabelled_splits = ("test",)
     layout = "leftImg8bit/{split}/<seq>/<id>_image.jpg + gtFine/{split}/<seq>/<id>_label.png"
-
-    def list_pairs(self) -> list[FilePair]:
-        image_dir = self.require_dir(self.root / "leftImg8bit" / self.split, "image")
-        label_dir = (
-            self.require_dir(self.root / "gtFine" / self.split, "label")
-            if self.has_labels
-            else None
-        )
-        return self.pairs_by_suffix(
-            image_dir, label_dir, image_suffix="_image.jpg", label_suffix="_label.png"
-        )
+    image_suffix = "_image.jpg"
+    label_suffix = "_label.png"
