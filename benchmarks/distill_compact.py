@@ -30,6 +30,7 @@ does not write results. Working files go to ``benchmarks/_work/distill_compact/`
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import statistics
@@ -198,8 +199,19 @@ def distill_config(
     work: Path,
     data: Path,
     weights: Path,
+    temperature: float = 2.0,
+    kd_priors: bool = True,
 ):
     from labelbridge.config.distill import DistillConfig
+
+    # the run folder names every setting that changes the result, so that a changed
+    # setting never resumes (and silently reuses) another setting's finished run
+    kd = ARMS[arm].get("kd_final", 0) > 0 or ARMS[arm].get("kd_aux", 0) > 0
+    settings = json.dumps(
+        {"losses": ARMS[arm], **({"T": temperature, "kd_priors": kd_priors} if kd else {})},
+        sort_keys=True,
+    )
+    digest = hashlib.sha256(settings.encode()).hexdigest()[:8]
 
     return DistillConfig.model_validate(
         {
@@ -238,7 +250,8 @@ def distill_config(
                 }
             ],
             "losses": ARMS[arm],
-            "temperature": 2.0,
+            "temperature": temperature,
+            "kd_priors": kd_priors,
             "optimizer": {"name": "adamw", "lr": prof.lr, "weight_decay": 0.01},
             "schedule": {
                 "name": "poly",
@@ -261,7 +274,7 @@ def distill_config(
                 "enable_progress_bar": False,
                 "log_every_n_steps": 10,
             },
-            "output": str(work / "runs" / f"{arm}_s{student_s}_seed{seed}"),
+            "output": str(work / "runs" / f"{arm}_s{student_s}_seed{seed}_{digest}"),
         }
     )
 
@@ -336,6 +349,18 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="weight of the feature-matching term (distilled arm)",
     )
+    parser.add_argument(
+        "--temperature", type=float, default=2.0, help="KD temperature T (distilled arm)"
+    )
+    parser.add_argument(
+        "--no-kd-priors",
+        action="store_true",
+        help="distil the teacher's unconstrained distribution on target images too "
+        "(default: restricted to the classes IDD-Lite's ground truth allows)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: the profile's)"
+    )
     parser.add_argument("--student-s", type=float, choices=[0.5, 1.0], default=0.5)
     parser.add_argument("--data", type=Path, default=SHARED / "data")
     parser.add_argument("--weights", type=Path, default=SHARED / "weights")
@@ -351,6 +376,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         prof = replace(prof, **SMOKE)
         args.seeds = args.seeds[:1]
+    if args.threads is not None:
+        prof = replace(prof, threads=max(1, args.threads))
     if prof.device == "cuda" and not torch.cuda.is_available():
         parser.error("--profile gpu needs a CUDA device")
     torch.set_num_threads(prof.threads)
@@ -382,11 +409,16 @@ def main(argv: list[str] | None = None) -> int:
 
     # a variant of the distilled arm gets its own name (run folders) and results section
     section = SECTION
-    if args.kd is not None or args.feat is not None:
+    kd_priors = not args.no_kd_priors
+    if args.kd is not None or args.feat is not None or args.temperature != 2.0 or not kd_priors:
         losses = dict(ARMS["distilled"])
         losses["kd_final"] = losses["kd_final"] if args.kd is None else args.kd
         losses["feat"] = losses["feat"] if args.feat is None else args.feat
         variant = f"distilled_kd{losses['kd_final']:g}_feat{losses['feat']:g}"
+        if args.temperature != 2.0:
+            variant += f"_T{args.temperature:g}"
+        if not kd_priors:
+            variant += "_unconstrained"
         del ARMS["distilled"]
         ARMS[variant] = losses
         section = f"{SECTION}_{variant}"
@@ -406,6 +438,8 @@ def main(argv: list[str] | None = None) -> int:
                 work=work,
                 data=args.data,
                 weights=args.weights,
+                temperature=args.temperature,
+                kd_priors=kd_priors,
             )
             t0 = time.perf_counter()
             result = run_distillation(cfg)
@@ -439,8 +473,14 @@ def main(argv: list[str] | None = None) -> int:
         f"{prof.resize[0]}x{prof.resize[1]}, crops {prof.crop[1]}x{prof.crop[0]}, {prof.epochs}x{prof.steps_per_epoch} steps "
         f"of {prof.batch_size} source + {prof.batch_size} target images; evaluation at {prof.eval_size[0]}x{prof.eval_size[1]}; "
         f"source pseudo-labels with TTA scales {list(prof.tta_scales)} + flip and CamVid priors; mIoU in % "
-        f"(mean ± sd over seeds); arms: {'; '.join(f'{k} = {v}' for k, v in ARMS.items())}, T = 2. "
-        f"CPU latency: median of {prof.latency_runs} single-image forward passes with {prof.threads} threads. "
+        f"(mean ± sd over seeds); arms: {'; '.join(f'{k} = {v}' for k, v in ARMS.items())}, "
+        f"T = {args.temperature:g}; KD on IDD-Lite images "
+        + (
+            "restricted to the classes its ground truth allows (`kd_priors`). "
+            if kd_priors
+            else "against the teacher's unconstrained distribution (`--no-kd-priors`). "
+        )
+        + f"CPU latency: median of {prof.latency_runs} single-image forward passes with {prof.threads} threads. "
         f"Wall time {elapsed / 60:.1f} min."
     )
     print(table)

@@ -10,8 +10,11 @@ once per seed:
 * robustness set (never trained on): IDD-Lite val (204), CamVid-11 predictions projected to
   IDD level-1;
 * every model (teacher and students) is ESPNetv2 s=2.0 initialised from the published
-  Cityscapes weights' *encoder and decoder*, with the classifier re-initialised for 11
-  classes (``reinit_classifier``); same schedule for teacher and students;
+  Cityscapes weights (the role the paper's ADE20K weights play), the 11-class classifier
+  mapped from the Cityscapes one through ``camvid11_to_cityscapes``
+  (``model.classifier_from``; ``--classifier-init reinit``: re-initialised instead); same
+  schedule for teacher and students; that common initial model is scored as a
+  reference row ("init");
 * arms: teacher (CamVid only); Naive Student (pseudo-labels without priors); student with
   priors; each student also after its source fine-tune at 0.1x LR (the pipeline's final
   model); second iteration (the fine-tuned priors student teaches round 2).
@@ -76,7 +79,10 @@ MODEL_SPEC = "espnetv2:s=2.0"
 ONTOLOGY = "idd_level1_to_camvid11"
 SETS = ("camvid_test", "idd_val")
 #: Arms in table order.
+#: Mapping that carries the Cityscapes classifier over to CamVid-11 (``classifier_from``).
+CLASSIFIER_ONTOLOGY = "camvid11_to_cityscapes"
 TITLES = {
+    "init": "initial model (Cityscapes weights, classifier mapped; no CamVid training)",
     "teacher": "teacher (CamVid only)",
     "naive": "Naive Student (no priors)",
     "naive_ft": "Naive Student + source fine-tune",
@@ -86,10 +92,22 @@ TITLES = {
 }
 
 
-def training_section(profile: Profile, seed: int, *, finetune: bool) -> dict[str, Any]:
+def model_section(classifier_init: str) -> dict[str, Any]:
+    """The common initial model: Cityscapes weights, classifier ``mapped`` or ``reinit``."""
+    model: dict[str, Any] = {"spec": MODEL_SPEC, "weights": str(TEACHER_S2)}
+    if classifier_init == "mapped":
+        model["classifier_from"] = CLASSIFIER_ONTOLOGY
+    else:
+        model["reinit_classifier"] = True
+    return model
+
+
+def training_section(
+    profile: Profile, seed: int, *, finetune: bool, classifier_init: str
+) -> dict[str, Any]:
     """The training keys shared by teacher and students (the pipeline adds data and output)."""
     return {
-        "model": {"spec": MODEL_SPEC, "weights": str(TEACHER_S2), "reinit_classifier": True},
+        "model": model_section(classifier_init),
         "optimizer": {
             "name": "adamw",
             "lr": profile.lr,
@@ -128,7 +146,13 @@ def training_section(profile: Profile, seed: int, *, finetune: bool) -> dict[str
 
 
 def pipeline_config(
-    profile: Profile, seed: int, run_dir: Path, *, arms: list[str], iterations: int
+    profile: Profile,
+    seed: int,
+    run_dir: Path,
+    *,
+    arms: list[str],
+    iterations: int,
+    classifier_init: str,
 ) -> Any:
     """The pipeline config of one seed."""
     from labelbridge.config.pipeline import PipelineConfig
@@ -171,7 +195,11 @@ def pipeline_config(
                     "limit": profile.eval_limit,
                 },
             ],
-            "teacher": {"train": training_section(profile, seed, finetune=False)},
+            "teacher": {
+                "train": training_section(
+                    profile, seed, finetune=False, classifier_init=classifier_init
+                )
+            },
             "extras": [
                 {
                     "name": "idd_lite",
@@ -192,7 +220,9 @@ def pipeline_config(
                 "num_workers": 2,
                 "threads": profile.threads if profile.device == "cpu" else None,
             },
-            "student": training_section(profile, seed, finetune=True),
+            "student": training_section(
+                profile, seed, finetune=True, classifier_init=classifier_init
+            ),
             "iterations": iterations,
             "eval": {"device": profile.device, "input_size": profile.eval_size, "batch_size": 4},
         }
@@ -203,7 +233,43 @@ def _as_eval(miou: dict[str, Any], per_class: dict[str, Any]) -> dict[str, Any]:
     return {s: {"mIoU": miou.get(s), "per_class_iou": per_class.get(s, {})} for s in SETS}
 
 
-def run_seed(seed: int, *, profile: Profile, work: Path, verbose: bool) -> dict[str, Any]:
+def evaluate_init(
+    profile: Profile, work: Path, *, classifier_init: str, verbose: bool
+) -> dict[str, Any] | None:
+    """Scores of the common initial model (``None`` with a re-initialised classifier,
+    which predicts noise). Cached in ``work/init``."""
+    if classifier_init != "mapped":
+        return None
+    from labelbridge.models import create_model
+    from labelbridge.models.checkpoint import save_checkpoint
+    from labelbridge.pipeline import evaluate_checkpoint
+    from labelbridge.taxonomy import load_taxonomy
+
+    setup_process(profile, verbose=verbose)
+    folder = work / "init"
+    cfg = pipeline_config(
+        profile, 0, folder, arms=["priors"], iterations=1, classifier_init=classifier_init
+    )
+
+    def score() -> dict[str, Any]:
+        taxonomy = load_taxonomy(TAXONOMY)
+        model = create_model(
+            MODEL_SPEC,
+            taxonomy.num_classes,
+            weights=TEACHER_S2,
+            classifier_from=CLASSIFIER_ONTOLOGY,
+        )
+        ckpt = save_checkpoint(folder / "init.ckpt", model, spec=MODEL_SPEC, taxonomy=taxonomy)
+        miou, per_class = evaluate_checkpoint(cfg, checkpoint=str(ckpt))
+        return {"miou": miou, "per_class_iou": per_class}
+
+    data = cached_json(folder / "eval.json", score)
+    return _as_eval(data["miou"], data["per_class_iou"])
+
+
+def run_seed(
+    seed: int, *, profile: Profile, work: Path, verbose: bool, classifier_init: str
+) -> dict[str, Any]:
     """Every arm of one seed (resumable: finished stages are skipped).
 
     Returns:
@@ -214,7 +280,14 @@ def run_seed(seed: int, *, profile: Profile, work: Path, verbose: bool) -> dict[
 
     setup_process(profile, verbose=verbose)
     run_dir = work / f"seed{seed}"
-    cfg = pipeline_config(profile, seed, run_dir, arms=["priors", "no_priors"], iterations=1)
+    cfg = pipeline_config(
+        profile,
+        seed,
+        run_dir,
+        arms=["priors", "no_priors"],
+        iterations=1,
+        classifier_init=classifier_init,
+    )
     first = run_pipeline(cfg)
     evals: dict[str, Any] = {}
     for key, it, arm in (
@@ -242,7 +315,9 @@ def run_seed(seed: int, *, profile: Profile, work: Path, verbose: bool) -> dict[
         for arm in ("priors", "no_priors")
     }
     if profile.second_iteration:
-        cfg2 = pipeline_config(profile, seed, run_dir, arms=["priors"], iterations=2)
+        cfg2 = pipeline_config(
+            profile, seed, run_dir, arms=["priors"], iterations=2, classifier_init=classifier_init
+        )
         second = run_pipeline(cfg2)
         row = second.row(2, "priors")
         evals["iter2"] = _as_eval(row.miou, row.per_class_iou)
@@ -272,23 +347,45 @@ def check_goals(results: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     return out
 
 
+def add_options(p: Any) -> None:
+    """U1's own command-line options."""
+    p.add_argument(
+        "--classifier-init",
+        choices=("mapped", "reinit"),
+        default="mapped",
+        help="the 11-class classifier of the common initial model: mapped from the "
+        f"Cityscapes classifier through {CLASSIFIER_ONTOLOGY} (default), or re-initialised",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(__doc__.splitlines()[0], argv)
+    args = parse_args(__doc__.splitlines()[0], argv, extra=add_options)
     profile = select_profile(U1_PROFILES, args)
     setup_process(profile, verbose=args.verbose)
     require_shared_data()
     start = time.time()
     load_at_start = load_average()
-    work = work_dir(args, "u1", profile)
+    work = work_dir(args, f"u1-{args.classifier_init}", profile)
     work.mkdir(parents=True, exist_ok=True)
     print(f"U1 ({profile.name}): work folder {work}", flush=True)
 
-    worker = functools.partial(run_seed, profile=profile, work=work, verbose=args.verbose)
+    init = evaluate_init(profile, work, classifier_init=args.classifier_init, verbose=args.verbose)
+    worker = functools.partial(
+        run_seed,
+        profile=profile,
+        work=work,
+        verbose=args.verbose,
+        classifier_init=args.classifier_init,
+    )
     per_seed = run_seed_jobs(worker, args.seeds, profile.jobs)
     print(f"U1: all seeds done ({elapsed(start)})", flush=True)
 
     results: dict[str, list[dict[str, Any]]] = {}
+    if init is not None:
+        results["init"] = [init]
     for key in TITLES:
+        if key == "init":
+            continue
         evals = [r["evals"][key] for r in per_seed if key in r["evals"]]
         if evals:
             results[key] = evals
@@ -355,8 +452,14 @@ def render(
         "- second iteration: "
         + ("run (priors arm)" if profile.second_iteration else "skipped (`--no-second-iteration`)"),
         "- models: ESPNetv2 s=2.0 for teacher and students, all initialised from the published "
-        "Cityscapes ESPNetv2 s=2.0 weights with the classifier re-initialised for CamVid's 11 classes "
-        "(`reinit_classifier`).",
+        "Cityscapes ESPNetv2 s=2.0 weights (the paper's ADE20K weights' role), "
+        + (
+            f"the 11-class classifier mapped from the Cityscapes one through `{CLASSIFIER_ONTOLOGY}` "
+            "(`model.classifier_from`: each CamVid class's row is the mean of its Cityscapes "
+            "classes' rows, bias + log of their count); that common start is the 'initial model' row."
+            if args.classifier_init == "mapped"
+            else "the classifier re-initialised for CamVid's 11 classes (`reinit_classifier`)."
+        ),
         "- data: source CamVid-11 train, selection on CamVid val; extra IDD-Lite train through "
         f"`{ONTOLOGY}`; evaluation on CamVid test and on IDD-Lite val projected to IDD level-1; "
         "mIoU in %, mean over seeds (min–max).",

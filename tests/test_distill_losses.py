@@ -19,8 +19,10 @@ from labelbridge.engine.distill_losses import (
     LogitDistillation,
     PseudoLabelCrossEntropy,
     SourceCrossEntropy,
+    constrained_kl_distillation,
     kl_distillation,
     masked_cross_entropy,
+    target_allowed,
     teacher_pseudo_labels,
 )
 from labelbridge.errors import ConfigError
@@ -193,6 +195,102 @@ def test_logit_distillation_weights_source_and_target_by_pixels() -> None:
     )
     term = LogitDistillation(name="kd_final", weight=1.0, temperature=1.0)
     assert term(step).item() == pytest.approx(kl1 / 4, rel=1e-5)
+
+
+# ---------------------------------------------------------------------------- KD with priors
+def _priors_case() -> tuple[list[torch.Tensor | None], torch.Tensor]:
+    """K = 3; extra raw id 0 allows {1, 2}, id 1 allows nothing; pixel 2 is padding."""
+    allowed = np.zeros((256, 3), dtype=bool)
+    allowed[0, [1, 2]] = True
+    extra = torch.tensor([[[0, 1, 0]]]) + TARGET_LABEL_OFFSET
+    extra[0, 0, 2] = IGNORE_INDEX
+    return [allowed_tensor(allowed), None], extra
+
+
+def test_target_allowed_masks_rows_padding_and_unconstrained_domains() -> None:
+    priors, extra = _priors_case()
+    mask = target_allowed(extra, torch.tensor([0]), priors, 3)
+    assert mask.shape == (1, 3, 1, 3)
+    assert mask[0, :, 0, 0].tolist() == [False, True, True]
+    assert mask[0, :, 0, 1].tolist() == [False, False, False]  # ignore row
+    assert mask[0, :, 0, 2].tolist() == [False, False, False]  # padding
+    plain = target_allowed(extra, torch.tensor([1]), priors, 3)
+    assert plain[0, :, 0, 0].tolist() == [True] * 3 and not plain[0, :, 0, 2].any()
+
+
+def test_constrained_kl_hand_value_and_kept_pixels() -> None:
+    priors, extra = _priors_case()
+    mask = target_allowed(extra, torch.tensor([0]), priors, 3)
+    teacher = torch.log(_logits([[0.7, 0.2, 0.1]] * 3))
+    student = torch.zeros(1, 3, 1, 3)
+    value, n = constrained_kl_distillation(student, teacher, mask, temperature=1.0)
+    assert n == 1  # only pixel 0 has allowed classes
+    # target (0, 2/3, 1/3) against uniform student: KL = sum q log(q / (1/3))
+    expect = (2 / 3) * math.log((2 / 3) * 3) + (1 / 3) * math.log((1 / 3) * 3)
+    assert value.item() == pytest.approx(expect, rel=1e-5)
+    # T = 2: target (0.2^0.5, 0.1^0.5) renormalised, scaled by T^2
+    q = torch.tensor([0.2, 0.1]).sqrt()
+    q = q / q.sum()
+    expect2 = 4.0 * float((q * (q * 3).log()).sum())
+    value2, _ = constrained_kl_distillation(student, teacher, mask, temperature=2.0)
+    assert value2.item() == pytest.approx(expect2, rel=1e-5)
+    # zero when the student matches the constrained target; all-masked: zero, n = 0
+    match = torch.log(torch.tensor([1e-12, 2 / 3, 1 / 3])).reshape(1, 3, 1, 1).expand(1, 3, 1, 3)
+    assert constrained_kl_distillation(match, teacher, mask, temperature=1.0)[0].item() == (
+        pytest.approx(0.0, abs=1e-6)
+    )
+    none = torch.zeros_like(mask)
+    zero, n0 = constrained_kl_distillation(student, teacher, none, temperature=1.0)
+    assert n0 == 0 and zero.item() == 0.0
+
+
+def test_constrained_kl_argmax_is_the_pseudo_label() -> None:
+    torch.manual_seed(0)
+    allowed = np.zeros((256, 5), dtype=bool)
+    allowed[0, [0, 1]] = True
+    allowed[1, [2, 3, 4]] = True
+    priors = [allowed_tensor(allowed)]
+    extra = torch.randint(0, 2, (2, 4, 4)) + TARGET_LABEL_OFFSET
+    domains = torch.zeros(2, dtype=torch.long)
+    teacher = torch.randn(2, 5, 4, 4) * 3
+    mask = target_allowed(extra, domains, priors, 5)
+    soft = torch.softmax(teacher.masked_fill(~mask, float("-inf")), dim=1)
+    hard = teacher_pseudo_labels(teacher, extra_labels=extra, domains=domains, priors=priors)
+    assert torch.equal(soft.argmax(dim=1), hard)
+
+
+def test_task_constrains_target_kd_only_with_kd_priors() -> None:
+    priors, extra = _priors_case()
+    extra = extra.repeat(1, 8, 4)  # (1, 8, 12): the 1x3 pattern tiled
+    torch.manual_seed(0)
+    student, teacher = TinySegNet(3, width=4), TinySegNet(3, width=8)
+    images = torch.rand(1, 3, 8, 12)
+    kwargs = dict(
+        source_images=images,
+        source_labels=torch.zeros(1, 8, 12, dtype=torch.long),
+        target_images=images,
+        target_extra_labels=extra,
+        target_domains=torch.tensor([0]),
+    )
+    values = {}
+    for flag in (True, False):
+        task = DistillationTask(
+            student=student,
+            teacher=teacher,
+            weights=DistillWeights(ce_source=0, ce_source_aux=0, kd_aux=0, ce_pseudo=0),
+            temperature=1.0,
+            target_priors=priors,
+            kd_priors=flag,
+        )
+        values[flag] = task(**kwargs)["kd_final"].item()
+    with torch.no_grad():
+        s, t = student(images), teacher(images)
+    src = kl_distillation(s, t, temperature=1.0).item()
+    mask = target_allowed(extra, torch.tensor([0]), priors, 3)
+    tgt, n = constrained_kl_distillation(s, t, mask, temperature=1.0)
+    assert n == 32  # pixels with raw id 0: one column in three
+    assert values[True] == pytest.approx((96 * src + n * tgt.item()) / (96 + n), rel=1e-5)
+    assert values[False] == pytest.approx(src, rel=1e-5)  # same images on both sides
 
 
 # ---------------------------------------------------------------------------- the task

@@ -122,6 +122,10 @@ class DistillConfig(StrictModel):
         val: validation sets, as in training.
         losses: see :class:`LossWeights`.
         temperature: KD temperature ``T > 0``.
+        kd_priors: on target images of a dataset with an ontology, restrict the teacher's
+            soft labels to the classes each pixel's ground truth allows (renormalised),
+            as the priors do for the hard pseudo-labels; ``false``: distil the teacher's
+            unconstrained distribution there.
         pseudo_threshold: target pixels whose teacher confidence (renormalised over the
             allowed classes) is below this become ignore; ``None``: keep all.
         discriminator_width: first-layer channels of the discriminator.
@@ -142,6 +146,7 @@ class DistillConfig(StrictModel):
     val: list[ValDatasetConfig] = Field(min_length=1)
     losses: LossWeights = Field(default_factory=LossWeights)
     temperature: float = Field(default=1.0, gt=0)
+    kd_priors: bool = True
     pseudo_threshold: float | None = Field(default=None, ge=0, le=1)
     discriminator_width: int = Field(default=64, ge=1)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)

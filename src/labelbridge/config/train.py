@@ -130,11 +130,27 @@ class ModelConfig(StrictModel):
         reinit_classifier: with ``weights`` for another class count (e.g. Cityscapes
             weights for a CamVid model), load everything but the classifier, which is
             re-initialised (logged).
+        classifier_from: with ``weights`` of another taxonomy, an ontology mapping
+            (built-in name or file) from this run's taxonomy (its extra side) to the
+            weights' taxonomy (its source side), e.g. ``camvid11_to_cityscapes`` for
+            Cityscapes weights and a CamVid-11 model: each new class's classifier row
+            starts as the mean of the rows of the source classes it may be, instead of
+            a random one. Excludes ``reinit_classifier``.
     """
 
     spec: str
     weights: str | None = None
     reinit_classifier: bool = False
+    classifier_from: str | None = None
+
+    @model_validator(mode="after")
+    def _classifier_init(self) -> ModelConfig:
+        if self.classifier_from is not None:
+            if self.weights is None:
+                raise ValueError("classifier_from needs weights")
+            if self.reinit_classifier:
+                raise ValueError("classifier_from and reinit_classifier exclude each other")
+        return self
 
 
 class OptimizerConfig(StrictModel):

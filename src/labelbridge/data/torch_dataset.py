@@ -73,7 +73,7 @@ def check_pseudo_taxonomy(folder: Path, taxonomy: Taxonomy) -> None:
         )
 
 
-def _resize_pair(
+def resize_pair(
     image: np.ndarray, label: np.ndarray, size: tuple[int, int] | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Resize ``(H, W, 3)`` uint8 bilinear and ``(H, W)`` uint8 nearest to ``size = (W, H)``."""
@@ -197,7 +197,7 @@ class SegmentationTorchDataset(Dataset):
                     f"(0..{self.taxonomy.num_classes - 1} or {IGNORE_INDEX})"
                 )
             target = target.astype(np.uint8)
-        return _resize_pair(sample.image, target, self.resize)
+        return resize_pair(sample.image, target, self.resize)
 
     def __getitem__(self, position: int) -> tuple[torch.Tensor, torch.Tensor]:
         attempts = 0

@@ -43,18 +43,18 @@ from labelbridge.config.distill import DistillConfig, TargetDatasetConfig
 from labelbridge.data import create_dataset
 from labelbridge.data.base import SegmentationDataset, SkipRecord
 from labelbridge.data.sampling import WeightedDatasetSampler
-from labelbridge.data.torch_dataset import _resize_pair, pad_collate, same_label_space
-from labelbridge.engine.callbacks import read_stage_marker, write_json_atomic
+from labelbridge.data.torch_dataset import pad_collate, resize_pair, same_label_space
+from labelbridge.engine.callbacks import write_json_atomic
 from labelbridge.engine.distill_losses import TARGET_LABEL_OFFSET, DistillationTask, DistillWeights
 from labelbridge.engine.losses import total_loss
 from labelbridge.engine.module import SegmentationModule
 from labelbridge.engine.optim import build_optimizer, build_scheduler
 from labelbridge.engine.train import (
     SegmentationDataModule,
-    _run_stage,
     build_train_sets,
     build_val_sets,
     is_global_zero,
+    resume_or_run_stage,
     validate_checkpoint,
 )
 from labelbridge.errors import CheckpointError, ConfigError, DatasetError
@@ -122,7 +122,7 @@ class TargetTorchDataset(Dataset):
             labels = torch.full(
                 sample.image.shape[:2], TARGET_LABEL_OFFSET, dtype=torch.int32
             ).numpy()
-        image, labels = _resize_pair(sample.image, labels, self.resize)
+        image, labels = resize_pair(sample.image, labels, self.resize)
         return (
             torch.from_numpy(image.copy()).permute(2, 0, 1).contiguous(),
             torch.from_numpy(labels.astype("int64")),
@@ -289,10 +289,13 @@ class DistillationModule(SegmentationModule):
             augmented independently, and teacher and student see the same images.
         val_sets: see :class:`SegmentationModule`.
         weights: initial student weights.
+        reinit_classifier: see :class:`SegmentationModule`.
+        classifier_from: see :class:`SegmentationModule`.
         teacher_spec: the teacher's spec, or ``None`` for a labelbridge checkpoint.
         teacher_weights: the teacher's weights file.
         losses: loss weights (fields of :class:`DistillWeights`).
         temperature: KD temperature.
+        kd_priors: restrict the target soft labels to the ontology's allowed classes.
         pseudo_threshold: confidence threshold of target pseudo-labels, or ``None``.
         target_ontologies: per target dataset (domain), its mapping name/file or ``None``.
         discriminator_width: first-layer width of the output-space discriminator.
@@ -308,10 +311,13 @@ class DistillationModule(SegmentationModule):
         augment: dict[str, Any] | None = None,
         val_sets: list[dict[str, Any]] | None = None,
         weights: str | None = None,
+        reinit_classifier: bool = False,
+        classifier_from: str | None = None,
         teacher_spec: str | None = None,
         teacher_weights: str,
         losses: dict[str, float] | None = None,
         temperature: float = 1.0,
+        kd_priors: bool = True,
         pseudo_threshold: float | None = None,
         target_ontologies: list[str | None] | None = None,
         discriminator_width: int = 64,
@@ -324,6 +330,8 @@ class DistillationModule(SegmentationModule):
             augment=augment,
             val_sets=val_sets,
             weights=weights,
+            reinit_classifier=reinit_classifier,
+            classifier_from=classifier_from,
         )
         teacher = build_teacher(
             spec=teacher_spec,
@@ -346,6 +354,7 @@ class DistillationModule(SegmentationModule):
             temperature=temperature,
             pseudo_threshold=pseudo_threshold,
             target_priors=priors,
+            kd_priors=kd_priors,
             discriminator_width=discriminator_width,
             owns_student=False,
         )
@@ -452,10 +461,13 @@ def build_distill_module(
         augment=augment,
         val_sets=val_specs,
         weights=cfg.student.weights,
+        reinit_classifier=cfg.student.reinit_classifier,
+        classifier_from=cfg.student.classifier_from,
         teacher_spec=cfg.teacher.spec,
         teacher_weights=cfg.teacher.weights,
         losses=cfg.losses.model_dump(),
         temperature=cfg.temperature,
+        kd_priors=cfg.kd_priors,
         pseudo_threshold=cfg.pseudo_threshold,
         target_ontologies=target_ontologies,
         discriminator_width=cfg.discriminator_width,
@@ -520,19 +532,13 @@ def run_distillation(
     target_sets, target_ontologies = build_target_sets(
         cfg.target, taxonomy=taxonomy, resize=cfg.resize
     )
-    stage_dir = out / STAGE_DISTILL
-    marker = read_stage_marker(stage_dir)
     loss_terms: list[str] = []
-    if marker is not None:
-        log.info("distillation already finished (%s); skipping it", stage_dir)
-        best = Path(marker["best_checkpoint"])
-        history = list(marker.get("history", []))
-    else:
-        L.seed_everything(cfg.seed, workers=True)
+
+    def build() -> tuple[L.LightningModule, L.LightningDataModule]:
         module = build_distill_module(
             cfg, taxonomy=taxonomy, val_specs=val_specs, target_ontologies=target_ontologies
         )
-        loss_terms = module.loss_names
+        loss_terms.extend(module.loss_names)
         log.info(
             "distillation loss terms: %s",
             ", ".join(f"{t.name}={t.weight:g}" for t in module.task.terms),
@@ -550,16 +556,18 @@ def run_distillation(
             steps_per_epoch=cfg.steps_per_epoch,
             seed=cfg.seed,
         )
-        best, history = _run_stage(
-            student_cfg,
-            stage=STAGE_DISTILL,
-            stage_dir=stage_dir,
-            module=module,
-            datamodule=datamodule,
-            max_epochs=cfg.epochs,
-            patience=cfg.early_stopping.patience,
-            callbacks=list(callbacks or []),
-        )
+        return module, datamodule
+
+    best, history = resume_or_run_stage(
+        student_cfg,
+        stage=STAGE_DISTILL,
+        stage_dir=out / STAGE_DISTILL,
+        seed=cfg.seed,
+        build=build,
+        max_epochs=cfg.epochs,
+        patience=cfg.early_stopping.patience,
+        callbacks=list(callbacks or []),
+    )
     final = out / FINAL_CHECKPOINT
     if is_global_zero():
         export_student(best, final)

@@ -85,6 +85,90 @@ def kl_distillation(
     return kl.mean() * temperature**2
 
 
+def constrained_kl_distillation(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    allowed: torch.Tensor,
+    *,
+    temperature: float,
+) -> tuple[torch.Tensor, int]:
+    """KL distillation towards the teacher's distribution *restricted to each pixel's
+    allowed classes* (the priors applied to soft targets).
+
+    The target is ``q~(c) = q(c) [c allowed] / sum_{c' allowed} q(c')`` with
+    ``q = softmax(teacher / T)``: the ontology says the pixel cannot be any other class,
+    so the teacher's mass there is dropped instead of being taught. Its argmax is the
+    pixel's prior-corrected pseudo-label (:func:`teacher_pseudo_labels`). Pixels with no
+    allowed class (ignore rows, augmentation padding) are left out.
+
+    Args:
+        student_logits: ``(B, C, h, w)`` student scores (resized to ``allowed``'s size).
+        teacher_logits: ``(B, C, H', W')`` teacher scores (resized likewise).
+        allowed: ``(B, C, H, W)`` bool, see :func:`target_allowed`.
+        temperature: ``T > 0``.
+
+    Returns:
+        ``(T**2 * mean KL over the kept pixels, number of kept pixels)``; the value is 0
+        (with a graph) when no pixel is kept.
+    """
+    if (
+        student_logits.shape[1] != teacher_logits.shape[1]
+        or allowed.shape[1] != student_logits.shape[1]
+    ):
+        raise ValueError(
+            f"class counts differ: student {student_logits.shape[1]}, teacher "
+            f"{teacher_logits.shape[1]}, allowed {allowed.shape[1]}"
+        )
+    size = allowed.shape[-2:]
+    s = resize_to(student_logits.float(), size) / temperature
+    t = resize_to(teacher_logits.float(), size) / temperature
+    kept = allowed.any(dim=1)  # (B, H, W)
+    n = int(kept.sum())
+    if n == 0:
+        return student_logits.sum() * 0.0, 0
+    # pixels without an allowed class get a full mask so that no row is all -inf
+    mask = allowed | ~kept.unsqueeze(1)
+    log_q = F.log_softmax(t.masked_fill(~mask, float("-inf")), dim=1)
+    log_p = F.log_softmax(s, dim=1)
+    q = log_q.exp()
+    # q == 0 outside the allowed set: those terms are 0 (not 0 * -inf)
+    kl = (q * (log_q.masked_fill(~mask, 0.0) - log_p)).sum(dim=1)
+    return (kl * kept).sum() / n * temperature**2, n
+
+
+def target_allowed(
+    extra_labels: torch.Tensor,
+    domains: torch.Tensor,
+    priors: Sequence[torch.Tensor | None],
+    num_classes: int,
+) -> torch.Tensor:
+    """Per pixel, the classes its target ground truth allows.
+
+    Args:
+        extra_labels: ``(B, H, W)`` int64 encoded extra raw ids (``raw +
+            TARGET_LABEL_OFFSET``; lower values mark padding), see
+            :func:`teacher_pseudo_labels`.
+        domains: ``(B,)`` int64 index into ``priors``.
+        priors: per domain a ``(K, E)`` bool allowed tensor, or ``None`` (every class).
+        num_classes: ``K``.
+
+    Returns:
+        ``(B, K, H, W)`` bool; all False at padding pixels and ignore rows.
+    """
+    b, h, w = extra_labels.shape
+    out = torch.ones((b, num_classes, h, w), dtype=torch.bool, device=extra_labels.device)
+    raw = (extra_labels - TARGET_LABEL_OFFSET).clamp_min(0)
+    for d in torch.unique(domains).tolist():
+        allowed_t = priors[d] if d < len(priors) else None
+        if allowed_t is None:
+            continue
+        idx = (domains == d).nonzero().flatten()
+        allowed_t = allowed_t.to(extra_labels.device)
+        gt = raw[idx].clamp_max(allowed_t.shape[1] - 1)
+        out[idx] = allowed_t[:, gt].movedim(0, 1)
+    return out & (extra_labels >= TARGET_LABEL_OFFSET).unsqueeze(1)
+
+
 def masked_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Pixel-wise cross-entropy, ``IGNORE_INDEX`` ignored; zero (with a graph) when every
     pixel is ignored, instead of PyTorch's NaN.
@@ -181,6 +265,8 @@ class DistillStep:
         target_student: student outputs on target images, or ``None`` (no target batch).
         target_teacher: teacher outputs on target images, or ``None``.
         target_pseudo: ``(B, H, W)`` int64 teacher pseudo-labels on target images.
+        target_allowed: ``(B, C, H, W)`` bool classes allowed per target pixel by its
+            dataset's ontology (:func:`target_allowed`), or ``None`` (unconstrained).
     """
 
     source_student: dict[str, torch.Tensor]
@@ -189,6 +275,7 @@ class DistillStep:
     target_student: dict[str, torch.Tensor] | None = None
     target_teacher: dict[str, torch.Tensor] | None = None
     target_pseudo: torch.Tensor | None = None
+    target_allowed: torch.Tensor | None = None
 
     def pairs(self) -> list[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]]:
         """``(student, teacher)`` output pairs of every batch that has teacher outputs."""
@@ -250,32 +337,52 @@ class LogitDistillation(LossTerm):
     """``T**2``-scaled KL(teacher || student) at one output, over source and target images
     (pixel-weighted mean).
 
+    On target images whose dataset has an ontology (``step.target_allowed``), the
+    teacher's distribution is restricted to each pixel's allowed classes
+    (:func:`constrained_kl_distillation`) unless ``constrain_target`` is False.
+
     Args:
         output: ``"logits"`` or ``"aux_logits"`` (the same key on both models).
         temperature: ``T > 0``.
+        constrain_target: apply the priors to the target soft labels.
     """
 
     needs_teacher = True
 
     def __init__(
-        self, *, name: str, weight: float, output: str = "logits", temperature: float = 1.0
+        self,
+        *,
+        name: str,
+        weight: float,
+        output: str = "logits",
+        temperature: float = 1.0,
+        constrain_target: bool = True,
     ) -> None:
         super().__init__(name=name, weight=weight)
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         self.output = output
         self.temperature = float(temperature)
+        self.constrain_target = constrain_target
 
     def forward(self, step: DistillStep) -> torch.Tensor:
         parts = []
         for student, teacher in step.pairs():
-            s = student[self.output]
-            parts.append(
-                (
-                    kl_distillation(s, teacher[self.output], temperature=self.temperature),
-                    s[:, 0].numel(),
+            s, t = student[self.output], teacher[self.output]
+            if (
+                self.constrain_target
+                and student is step.target_student
+                and step.target_allowed is not None
+            ):
+                value, n = constrained_kl_distillation(
+                    s, t, step.target_allowed, temperature=self.temperature
                 )
-            )
+                if n:
+                    parts.append((value, n))
+                continue
+            parts.append((kl_distillation(s, t, temperature=self.temperature), s[:, 0].numel()))
+        if not parts:
+            return step.source_student["logits"].sum() * 0.0
         return _pixel_weighted_mean(parts)
 
 
@@ -428,6 +535,9 @@ class DistillationTask(nn.Module):
         pseudo_threshold: confidence threshold of target pseudo-labels, or ``None``.
         target_priors: per target domain, a ``(K, E)`` bool allowed tensor
             (:func:`labelbridge.pseudo.priors.allowed_tensor`) or ``None`` (plain argmax).
+        kd_priors: restrict the teacher's soft labels on target images to the classes
+            the target ontology allows (:func:`constrained_kl_distillation`); ``False``:
+            distil the unconstrained teacher distribution there too.
         discriminator_width: first-layer width of the AdaptSegNet discriminator.
         owns_student: register the student as a submodule (``student_model``); ``False``
             when the caller registers it itself.
@@ -454,6 +564,7 @@ class DistillationTask(nn.Module):
         temperature: float = 1.0,
         pseudo_threshold: float | None = None,
         target_priors: Sequence[torch.Tensor | None] = (),
+        kd_priors: bool = True,
         discriminator_width: int = 64,
         owns_student: bool = True,
     ) -> None:
@@ -469,6 +580,7 @@ class DistillationTask(nn.Module):
         self._teacher = [teacher]
         self.pseudo_threshold = pseudo_threshold
         self.target_priors = list(target_priors)  # plain list: not saved, moved per use
+        self.kd_priors = kd_priors
         if student.num_classes != teacher.num_classes:
             raise ConfigError(
                 f"student has {student.num_classes} classes but the teacher {teacher.num_classes}"
@@ -500,14 +612,22 @@ class DistillationTask(nn.Module):
         if w.kd_final > 0:
             terms.append(
                 LogitDistillation(
-                    name="kd_final", weight=w.kd_final, output="logits", temperature=temperature
+                    name="kd_final",
+                    weight=w.kd_final,
+                    output="logits",
+                    temperature=temperature,
+                    constrain_target=kd_priors,
                 )
             )
         if w.kd_aux > 0:
             need("aux_logits", "kd_aux")
             terms.append(
                 LogitDistillation(
-                    name="kd_aux", weight=w.kd_aux, output="aux_logits", temperature=temperature
+                    name="kd_aux",
+                    weight=w.kd_aux,
+                    output="aux_logits",
+                    temperature=temperature,
+                    constrain_target=kd_priors,
                 )
             )
         if w.feat > 0:
@@ -606,6 +726,19 @@ class DistillationTask(nn.Module):
                     priors=self.target_priors,
                     threshold=self.pseudo_threshold,
                 )
+                if (
+                    self.kd_priors
+                    and target_extra_labels is not None
+                    and target_domains is not None
+                    and any(p is not None for p in self.target_priors)
+                    and any(isinstance(t, LogitDistillation) for t in self.terms)
+                ):
+                    step.target_allowed = target_allowed(
+                        target_extra_labels,
+                        target_domains,
+                        self.target_priors,
+                        self.student.num_classes,
+                    )
         losses: dict[str, torch.Tensor] = {}
         for term in self.terms:
             if term.needs_target and step.target_student is None:

@@ -77,6 +77,8 @@ class SegmentationModule(L.LightningModule):
         weights: initial weights passed to ``create_model``.
         reinit_classifier: with ``weights`` of another class count, load all but the
             classifier (see ``create_model``).
+        classifier_from: with ``weights`` of another taxonomy, the ontology mapping the
+            classifier rows are mapped through (see ``create_model``).
     """
 
     def __init__(
@@ -90,6 +92,7 @@ class SegmentationModule(L.LightningModule):
         val_sets: list[dict[str, Any]] | None = None,
         weights: str | None = None,
         reinit_classifier: bool = False,
+        classifier_from: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -100,6 +103,7 @@ class SegmentationModule(L.LightningModule):
             self.taxonomy.num_classes,
             weights=weights,
             reinit_classifier=reinit_classifier,
+            classifier_from=classifier_from,
         )
         self.optimizer_args = dict(optimizer)
         self.schedule_args = dict(schedule)

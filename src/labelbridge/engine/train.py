@@ -37,6 +37,7 @@ import os
 import shutil
 import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -278,6 +279,7 @@ def build_module(
         val_sets=val_specs,
         weights=weights,
         reinit_classifier=cfg.model.reinit_classifier if weights is not None else False,
+        classifier_from=cfg.model.classifier_from if weights is not None else None,
     )
 
 
@@ -349,7 +351,39 @@ def metrics_from_logged(
 
 
 # ---------------------------------------------------------------------- stages
-def _run_stage(
+def resume_or_run_stage(
+    cfg: TrainConfig,
+    *,
+    stage: str,
+    stage_dir: Path,
+    seed: int,
+    build: Callable[[], tuple[L.LightningModule, L.LightningDataModule]],
+    max_epochs: int,
+    patience: int,
+    callbacks: list[L.Callback],
+) -> tuple[Path, list[dict[str, Any]]]:
+    """A finished stage's best checkpoint and history (read from its marker); otherwise
+    seed everything with ``seed``, ``build()`` the module and data (only then) and
+    :func:`run_stage` it."""
+    marker = read_stage_marker(stage_dir)
+    if marker is not None:
+        log.info("stage %r already finished (%s); skipping it", stage, stage_dir)
+        return Path(marker["best_checkpoint"]), list(marker.get("history", []))
+    L.seed_everything(seed, workers=True)
+    module, datamodule = build()
+    return run_stage(
+        cfg,
+        stage=stage,
+        stage_dir=stage_dir,
+        module=module,
+        datamodule=datamodule,
+        max_epochs=max_epochs,
+        patience=patience,
+        callbacks=callbacks,
+    )
+
+
+def run_stage(
     cfg: TrainConfig,
     *,
     stage: str,
@@ -505,41 +539,28 @@ def run_training(
             seed=cfg.seed,
         )
 
-    history: list[dict[str, Any]] = []
     # ---- stage 1
-    stage_dir = out / STAGE_TRAIN
-    marker = read_stage_marker(stage_dir)
-    if marker is not None:
-        log.info("stage %r already finished (%s); skipping it", STAGE_TRAIN, stage_dir)
-        best = Path(marker["best_checkpoint"])
-        history += marker.get("history", [])
-    else:
-        L.seed_everything(cfg.seed, workers=True)
+    def build_stage1() -> tuple[L.LightningModule, L.LightningDataModule]:
         module = build_module(
             cfg, taxonomy=taxonomy, val_specs=val_specs, weights=cfg.model.weights
         )
-        best, stage_history = _run_stage(
-            cfg,
-            stage=STAGE_TRAIN,
-            stage_dir=stage_dir,
-            module=module,
-            datamodule=datamodule(cfg.datasets),
-            max_epochs=cfg.epochs,
-            patience=cfg.early_stopping.patience,
-            callbacks=extra,
-        )
-        history += stage_history
+        return module, datamodule(cfg.datasets)
+
+    best, history = resume_or_run_stage(
+        cfg,
+        stage=STAGE_TRAIN,
+        stage_dir=out / STAGE_TRAIN,
+        seed=cfg.seed,
+        build=build_stage1,
+        max_epochs=cfg.epochs,
+        patience=cfg.early_stopping.patience,
+        callbacks=extra,
+    )
     final_source = best
     # ---- stage 2
     if cfg.finetune.enabled:
-        ft_dir = out / STAGE_FINETUNE
-        marker = read_stage_marker(ft_dir)
-        if marker is not None:
-            log.info("stage %r already finished (%s); skipping it", STAGE_FINETUNE, ft_dir)
-            final_source = Path(marker["best_checkpoint"])
-            history += marker.get("history", [])
-        else:
-            L.seed_everything(cfg.seed + 1, workers=True)
+
+        def build_stage2() -> tuple[L.LightningModule, L.LightningDataModule]:
             module = build_module(
                 cfg,
                 taxonomy=taxonomy,
@@ -548,17 +569,19 @@ def run_training(
                 warmup=False,
             )
             load_module_weights(module, best)
-            final_source, stage_history = _run_stage(
-                cfg,
-                stage=STAGE_FINETUNE,
-                stage_dir=ft_dir,
-                module=module,
-                datamodule=datamodule(cfg.source_datasets),
-                max_epochs=cfg.finetune.epochs or cfg.epochs,
-                patience=cfg.finetune.patience or cfg.early_stopping.patience,
-                callbacks=extra,
-            )
-            history += stage_history
+            return module, datamodule(cfg.source_datasets)
+
+        final_source, stage_history = resume_or_run_stage(
+            cfg,
+            stage=STAGE_FINETUNE,
+            stage_dir=out / STAGE_FINETUNE,
+            seed=cfg.seed + 1,
+            build=build_stage2,
+            max_epochs=cfg.finetune.epochs or cfg.epochs,
+            patience=cfg.finetune.patience or cfg.early_stopping.patience,
+            callbacks=extra,
+        )
+        history += stage_history
     final = out / FINAL_CHECKPOINT
     if is_global_zero():
         _copy_atomic(final_source, final)

@@ -22,6 +22,7 @@ import torch
 
 from labelbridge.errors import UserError
 from labelbridge.models.base import SegmentationModel, TinySegNet
+from labelbridge.models.classifier_transfer import transfer_classifier
 from labelbridge.models.dicenet import DICENET_WIDTHS, DiCENet
 from labelbridge.models.espnetv2 import ENCODER_WIDTHS, ESPNetv2
 from labelbridge.models.hf import (
@@ -37,6 +38,7 @@ from labelbridge.models.hf import (
     upernet_config,
 )
 from labelbridge.models.state_dict import load_state_dict_checked, read_parameter_file
+from labelbridge.taxonomy.ontology import load_ontology
 
 #: Option key under which a bare (``key``-less) spec option is passed.
 VARIANT: str = "variant"
@@ -233,6 +235,7 @@ def create_model(
     weights: str | Path | None = None,
     *,
     reinit_classifier: bool = False,
+    classifier_from: str | Path | None = None,
 ) -> SegmentationModel:
     """Build a zoo model.
 
@@ -244,6 +247,11 @@ def create_model(
         reinit_classifier: with ``weights`` for another class count, load everything but
             the classifier (``model.classifier_prefixes``) and log what was
             re-initialised. Every other key must still match.
+        classifier_from: with ``weights`` trained on another taxonomy, an ontology
+            mapping (built-in name or file) whose *extra* side is this model's taxonomy
+            and whose *source* side is the weights' taxonomy: the classifier rows are
+            mapped through it (:mod:`labelbridge.models.classifier_transfer`) instead
+            of being re-initialised.
 
     Returns:
         The model in training mode.
@@ -254,12 +262,22 @@ def create_model(
     """
     if num_classes < 1:
         raise UserError(f"model {spec!r}: num_classes must be positive, got {num_classes}")
+    if classifier_from is not None and (weights is None or reinit_classifier):
+        raise UserError(
+            f"model {spec!r}: classifier_from={str(classifier_from)!r} needs weights and "
+            "excludes reinit_classifier"
+        )
     parsed = parse_spec(spec)
     model = MODELS[parsed.name].build(num_classes, parsed.options)
     if weights is not None:
         pfile = read_parameter_file(weights)
+        state = pfile.state_dict
+        if classifier_from is not None:
+            state = transfer_classifier(
+                model, state, load_ontology(classifier_from), origin=str(weights)
+            )
         load_state_dict_checked(
-            model, pfile.state_dict, origin=str(weights), reinit_classifier=reinit_classifier
+            model, state, origin=str(weights), reinit_classifier=reinit_classifier
         )
     return model
 
