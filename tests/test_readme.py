@@ -34,7 +34,7 @@ TINY_TRAIN = sets(
 )  # fmt: skip
 #: The tiny model instead of the configs' ESPNetv2 (no encoder learning rate for it).
 TINY_MODEL = sets(
-    "model.spec=tiny", "model.weights=null", "model.reinit_classifier=false",
+    "model.spec=tiny", "model.weights=null", "model.classifier_from=null",
     "optimizer.encoder_lr=null",
 )  # fmt: skip
 
