@@ -201,6 +201,7 @@ def distill_config(
     weights: Path,
     temperature: float = 2.0,
     kd_priors: bool = True,
+    distill_on: str = "both",
 ):
     from labelbridge.config.distill import DistillConfig
 
@@ -208,7 +209,11 @@ def distill_config(
     # setting never resumes (and silently reuses) another setting's finished run
     kd = ARMS[arm].get("kd_final", 0) > 0 or ARMS[arm].get("kd_aux", 0) > 0
     settings = json.dumps(
-        {"losses": ARMS[arm], **({"T": temperature, "kd_priors": kd_priors} if kd else {})},
+        {
+            "losses": ARMS[arm],
+            **({"T": temperature, "kd_priors": kd_priors} if kd else {}),
+            **({"distill_on": distill_on} if distill_on != "both" else {}),
+        },
         sort_keys=True,
     )
     digest = hashlib.sha256(settings.encode()).hexdigest()[:8]
@@ -252,6 +257,7 @@ def distill_config(
             "losses": ARMS[arm],
             "temperature": temperature,
             "kd_priors": kd_priors,
+            "distill_on": distill_on,
             "optimizer": {"name": "adamw", "lr": prof.lr, "weight_decay": 0.01},
             "schedule": {
                 "name": "poly",
@@ -359,6 +365,13 @@ def main(argv: list[str] | None = None) -> int:
         "(default: restricted to the classes IDD-Lite's ground truth allows)",
     )
     parser.add_argument(
+        "--distill-on",
+        choices=("both", "source", "target"),
+        default="both",
+        help="images of the KD and feature terms (distilled arm): CamVid (source), "
+        "IDD-Lite (target) or both",
+    )
+    parser.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads (default: the profile's)"
     )
     parser.add_argument("--student-s", type=float, choices=[0.5, 1.0], default=0.5)
@@ -410,7 +423,13 @@ def main(argv: list[str] | None = None) -> int:
     # a variant of the distilled arm gets its own name (run folders) and results section
     section = SECTION
     kd_priors = not args.no_kd_priors
-    if args.kd is not None or args.feat is not None or args.temperature != 2.0 or not kd_priors:
+    if (
+        args.kd is not None
+        or args.feat is not None
+        or args.temperature != 2.0
+        or not kd_priors
+        or args.distill_on != "both"
+    ):
         losses = dict(ARMS["distilled"])
         losses["kd_final"] = losses["kd_final"] if args.kd is None else args.kd
         losses["feat"] = losses["feat"] if args.feat is None else args.feat
@@ -419,6 +438,8 @@ def main(argv: list[str] | None = None) -> int:
             variant += f"_T{args.temperature:g}"
         if not kd_priors:
             variant += "_unconstrained"
+        if args.distill_on != "both":
+            variant += f"_on_{args.distill_on}"
         del ARMS["distilled"]
         ARMS[variant] = losses
         section = f"{SECTION}_{variant}"
@@ -440,6 +461,7 @@ def main(argv: list[str] | None = None) -> int:
                 weights=args.weights,
                 temperature=args.temperature,
                 kd_priors=kd_priors,
+                distill_on=args.distill_on if arm != "no_distill" else "both",
             )
             t0 = time.perf_counter()
             result = run_distillation(cfg)
@@ -476,10 +498,15 @@ def main(argv: list[str] | None = None) -> int:
         f"(mean ± sd over seeds); arms: {'; '.join(f'{k} = {v}' for k, v in ARMS.items())}, "
         f"T = {args.temperature:g}; KD on IDD-Lite images "
         + (
-            "restricted to the classes its ground truth allows (`kd_priors`). "
+            "restricted to the classes its ground truth allows (`kd_priors`); "
             if kd_priors
-            else "against the teacher's unconstrained distribution (`--no-kd-priors`). "
+            else "against the teacher's unconstrained distribution (`--no-kd-priors`); "
         )
+        + "KD and feature terms on "
+        + {"both": "CamVid and IDD-Lite", "source": "CamVid only", "target": "IDD-Lite only"}[
+            args.distill_on
+        ]
+        + " images. "
         + f"CPU latency: median of {prof.latency_runs} single-image forward passes with {prof.threads} threads. "
         f"Wall time {elapsed / 60:.1f} min."
     )

@@ -293,6 +293,33 @@ def test_task_constrains_target_kd_only_with_kd_priors() -> None:
     assert values[False] == pytest.approx(src, rel=1e-5)  # same images on both sides
 
 
+def test_distill_on_selects_batches_and_skips_the_source_teacher() -> None:
+    torch.manual_seed(0)
+    student, teacher = TinySegNet(3, width=4), TinySegNet(3, width=8)
+    src, tgt = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 12)
+    values = {}
+    for images in ("both", "source", "target"):
+        task = DistillationTask(
+            student=student,
+            teacher=teacher,
+            weights=DistillWeights(ce_source=0, ce_source_aux=0, kd_aux=0, ce_pseudo=0),
+            temperature=1.0,
+            distill_on=images,
+        )
+        assert task.needs_source_teacher == (images != "target")
+        values[images] = task(
+            source_images=src,
+            source_labels=torch.zeros(2, 8, 8, dtype=torch.long),
+            target_images=tgt,
+        )["kd_final"].item()
+    # both = pixel-weighted mean of source (128 px) and target (192 px)
+    expect = (128 * values["source"] + 192 * values["target"]) / 320
+    assert values["both"] == pytest.approx(expect, rel=1e-4)
+    assert values["source"] != pytest.approx(values["target"], rel=1e-3)
+    with pytest.raises(ValueError, match="images must be one of"):
+        LogitDistillation(name="kd_final", weight=1.0, images="all")
+
+
 # ---------------------------------------------------------------------------- the task
 def _task(**weights: float) -> DistillationTask:
     torch.manual_seed(0)

@@ -126,6 +126,8 @@ class DistillConfig(StrictModel):
             soft labels to the classes each pixel's ground truth allows (renormalised),
             as the priors do for the hard pseudo-labels; ``false``: distil the teacher's
             unconstrained distribution there.
+        distill_on: the images the KD and feature-matching terms use: ``both`` (source
+            and target batches), ``source`` or ``target`` only.
         pseudo_threshold: target pixels whose teacher confidence (renormalised over the
             allowed classes) is below this become ignore; ``None``: keep all.
         discriminator_width: first-layer channels of the discriminator.
@@ -147,6 +149,7 @@ class DistillConfig(StrictModel):
     losses: LossWeights = Field(default_factory=LossWeights)
     temperature: float = Field(default=1.0, gt=0)
     kd_priors: bool = True
+    distill_on: Literal["both", "source", "target"] = "both"
     pseudo_threshold: float | None = Field(default=None, ge=0, le=1)
     discriminator_width: int = Field(default=64, ge=1)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
@@ -188,6 +191,8 @@ class DistillConfig(StrictModel):
         if sum(v.select for v in self.val) > 1:
             raise ValueError("at most one val entry may set 'select: true'")
         w = self.losses
+        if not self.target and self.distill_on == "target":
+            raise ValueError("distill_on: target needs target datasets")
         if not self.target and (w.ce_pseudo > 0 or w.adv > 0):
             raise ValueError(
                 "losses.ce_pseudo and losses.adv need target datasets; add 'target' entries or set them to 0"

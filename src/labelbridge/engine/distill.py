@@ -296,6 +296,8 @@ class DistillationModule(SegmentationModule):
         losses: loss weights (fields of :class:`DistillWeights`).
         temperature: KD temperature.
         kd_priors: restrict the target soft labels to the ontology's allowed classes.
+        distill_on: ``"both"``, ``"source"`` or ``"target"``: the batches of the KD and
+            feature terms.
         pseudo_threshold: confidence threshold of target pseudo-labels, or ``None``.
         target_ontologies: per target dataset (domain), its mapping name/file or ``None``.
         discriminator_width: first-layer width of the output-space discriminator.
@@ -318,6 +320,7 @@ class DistillationModule(SegmentationModule):
         losses: dict[str, float] | None = None,
         temperature: float = 1.0,
         kd_priors: bool = True,
+        distill_on: str = "both",
         pseudo_threshold: float | None = None,
         target_ontologies: list[str | None] | None = None,
         discriminator_width: int = 64,
@@ -355,6 +358,7 @@ class DistillationModule(SegmentationModule):
             pseudo_threshold=pseudo_threshold,
             target_priors=priors,
             kd_priors=kd_priors,
+            distill_on=distill_on,
             discriminator_width=discriminator_width,
             owns_student=False,
         )
@@ -468,6 +472,7 @@ def build_distill_module(
         losses=cfg.losses.model_dump(),
         temperature=cfg.temperature,
         kd_priors=cfg.kd_priors,
+        distill_on=cfg.distill_on,
         pseudo_threshold=cfg.pseudo_threshold,
         target_ontologies=target_ontologies,
         discriminator_width=cfg.discriminator_width,

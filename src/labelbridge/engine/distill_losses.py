@@ -277,17 +277,36 @@ class DistillStep:
     target_pseudo: torch.Tensor | None = None
     target_allowed: torch.Tensor | None = None
 
-    def pairs(self) -> list[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]]:
-        """``(student, teacher)`` output pairs of every batch that has teacher outputs."""
+    def pairs(
+        self, images: str = "both"
+    ) -> list[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]]:
+        """``(student, teacher)`` output pairs of the batches that have teacher outputs,
+        among ``images``: ``"both"``, ``"source"`` or ``"target"``."""
         out = []
-        if self.source_teacher is not None:
+        if images != "target" and self.source_teacher is not None:
             out.append((self.source_student, self.source_teacher))
-        if self.target_student is not None and self.target_teacher is not None:
+        if (
+            images != "source"
+            and self.target_student is not None
+            and self.target_teacher is not None
+        ):
             out.append((self.target_student, self.target_teacher))
         return out
 
 
+#: Which batches the teacher-matching terms (KD, features) use.
+DISTILL_IMAGES: tuple[str, ...] = ("both", "source", "target")
+
+
+def _check_images(images: str) -> str:
+    if images not in DISTILL_IMAGES:
+        raise ValueError(f"images must be one of {DISTILL_IMAGES}, got {images!r}")
+    return images
+
+
 def _pixel_weighted_mean(values: list[tuple[torch.Tensor, int]]) -> torch.Tensor:
+    if not values:
+        raise ValueError("no batch to compute the term on")
     total = sum(n for _, n in values)
     return sum(v * (n / total) for v, n in values)  # type: ignore[return-value]
 
@@ -345,6 +364,7 @@ class LogitDistillation(LossTerm):
         output: ``"logits"`` or ``"aux_logits"`` (the same key on both models).
         temperature: ``T > 0``.
         constrain_target: apply the priors to the target soft labels.
+        images: distil on ``"both"`` batches, only ``"source"`` or only ``"target"``.
     """
 
     needs_teacher = True
@@ -357,6 +377,7 @@ class LogitDistillation(LossTerm):
         output: str = "logits",
         temperature: float = 1.0,
         constrain_target: bool = True,
+        images: str = "both",
     ) -> None:
         super().__init__(name=name, weight=weight)
         if temperature <= 0:
@@ -364,10 +385,12 @@ class LogitDistillation(LossTerm):
         self.output = output
         self.temperature = float(temperature)
         self.constrain_target = constrain_target
+        self.images = _check_images(images)
+        self.needs_target = images == "target"
 
     def forward(self, step: DistillStep) -> torch.Tensor:
         parts = []
-        for student, teacher in step.pairs():
+        for student, teacher in step.pairs(self.images):
             s, t = student[self.output], teacher[self.output]
             if (
                 self.constrain_target
@@ -396,21 +419,30 @@ class FeatureMatching(LossTerm):
     Args:
         student_channels: channels of the student's ``"features"``.
         teacher_channels: channels of the teacher's ``"features"``.
+        images: match on ``"both"`` batches, only ``"source"`` or only ``"target"``.
     """
 
     needs_teacher = True
 
     def __init__(
-        self, *, name: str, weight: float, student_channels: int, teacher_channels: int
+        self,
+        *,
+        name: str,
+        weight: float,
+        student_channels: int,
+        teacher_channels: int,
+        images: str = "both",
     ) -> None:
         super().__init__(name=name, weight=weight)
+        self.images = _check_images(images)
+        self.needs_target = images == "target"
         self.adapter: nn.Module | None = None
         if student_channels != teacher_channels:
             self.adapter = nn.Conv2d(student_channels, teacher_channels, kernel_size=1, bias=False)
 
     def forward(self, step: DistillStep) -> torch.Tensor:
         parts = []
-        for student, teacher in step.pairs():
+        for student, teacher in step.pairs(self.images):
             s = student["features"]
             if self.adapter is not None:
                 s = self.adapter(s)
@@ -538,6 +570,9 @@ class DistillationTask(nn.Module):
         kd_priors: restrict the teacher's soft labels on target images to the classes
             the target ontology allows (:func:`constrained_kl_distillation`); ``False``:
             distil the unconstrained teacher distribution there too.
+        distill_on: the batches the KD and feature terms use: ``"both"``, ``"source"``
+            or ``"target"`` (then the teacher does not run on source images unless
+            another term needs it).
         discriminator_width: first-layer width of the AdaptSegNet discriminator.
         owns_student: register the student as a submodule (``student_model``); ``False``
             when the caller registers it itself.
@@ -565,6 +600,7 @@ class DistillationTask(nn.Module):
         pseudo_threshold: float | None = None,
         target_priors: Sequence[torch.Tensor | None] = (),
         kd_priors: bool = True,
+        distill_on: str = "both",
         discriminator_width: int = 64,
         owns_student: bool = True,
     ) -> None:
@@ -617,6 +653,7 @@ class DistillationTask(nn.Module):
                     output="logits",
                     temperature=temperature,
                     constrain_target=kd_priors,
+                    images=distill_on,
                 )
             )
         if w.kd_aux > 0:
@@ -628,6 +665,7 @@ class DistillationTask(nn.Module):
                     output="aux_logits",
                     temperature=temperature,
                     constrain_target=kd_priors,
+                    images=distill_on,
                 )
             )
         if w.feat > 0:
@@ -638,6 +676,7 @@ class DistillationTask(nn.Module):
                     weight=w.feat,
                     student_channels=s_out["features"][1],
                     teacher_channels=t_out["features"][1],
+                    images=distill_on,
                 )
             )
         if w.ce_pseudo > 0:
@@ -682,6 +721,14 @@ class DistillationTask(nn.Module):
         """Whether any term reads teacher outputs."""
         return any(t.needs_teacher for t in self.terms)
 
+    @property
+    def needs_source_teacher(self) -> bool:
+        """Whether any term reads teacher outputs on source images."""
+        return any(
+            isinstance(t, (LogitDistillation, FeatureMatching)) and t.images != "target"
+            for t in self.terms
+        )
+
     def extra_modules(self) -> list[nn.Module]:
         """Trainable modules besides the student (feature adapter, discriminator)."""
         mods: list[nn.Module] = [t for t in self.terms if any(True for _ in t.parameters())]
@@ -713,7 +760,7 @@ class DistillationTask(nn.Module):
         step = DistillStep(
             source_student=self.student.forward_outputs(source_images), source_labels=source_labels
         )
-        if self.needs_teacher:
+        if self.needs_source_teacher:
             step.source_teacher = self._teacher_outputs(source_images)
         if target_images is not None:
             step.target_student = self.student.forward_outputs(target_images)
