@@ -202,6 +202,7 @@ def distill_config(
     temperature: float = 2.0,
     kd_priors: bool = True,
     distill_on: str = "both",
+    kd_source_agree: bool = False,
 ):
     from labelbridge.config.distill import DistillConfig
 
@@ -213,6 +214,7 @@ def distill_config(
             "losses": ARMS[arm],
             **({"T": temperature, "kd_priors": kd_priors} if kd else {}),
             **({"distill_on": distill_on} if distill_on != "both" else {}),
+            **({"kd_source_agree": True} if kd_source_agree else {}),
         },
         sort_keys=True,
     )
@@ -258,6 +260,7 @@ def distill_config(
             "temperature": temperature,
             "kd_priors": kd_priors,
             "distill_on": distill_on,
+            "kd_source_agree": kd_source_agree,
             "optimizer": {"name": "adamw", "lr": prof.lr, "weight_decay": 0.01},
             "schedule": {
                 "name": "poly",
@@ -372,6 +375,12 @@ def main(argv: list[str] | None = None) -> int:
         "IDD-Lite (target) or both",
     )
     parser.add_argument(
+        "--kd-source-agree",
+        action="store_true",
+        help="KD on CamVid images only where the teacher's argmax equals the (prior-corrected) "
+        "pseudo-label",
+    )
+    parser.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads (default: the profile's)"
     )
     parser.add_argument("--student-s", type=float, choices=[0.5, 1.0], default=0.5)
@@ -429,6 +438,7 @@ def main(argv: list[str] | None = None) -> int:
         or args.temperature != 2.0
         or not kd_priors
         or args.distill_on != "both"
+        or args.kd_source_agree
     ):
         losses = dict(ARMS["distilled"])
         losses["kd_final"] = losses["kd_final"] if args.kd is None else args.kd
@@ -440,6 +450,8 @@ def main(argv: list[str] | None = None) -> int:
             variant += "_unconstrained"
         if args.distill_on != "both":
             variant += f"_on_{args.distill_on}"
+        if args.kd_source_agree:
+            variant += "_agree"
         del ARMS["distilled"]
         ARMS[variant] = losses
         section = f"{SECTION}_{variant}"
@@ -462,6 +474,7 @@ def main(argv: list[str] | None = None) -> int:
                 temperature=args.temperature,
                 kd_priors=kd_priors,
                 distill_on=args.distill_on if arm != "no_distill" else "both",
+                kd_source_agree=args.kd_source_agree and arm != "no_distill",
             )
             t0 = time.perf_counter()
             result = run_distillation(cfg)
@@ -506,7 +519,12 @@ def main(argv: list[str] | None = None) -> int:
         + {"both": "CamVid and IDD-Lite", "source": "CamVid only", "target": "IDD-Lite only"}[
             args.distill_on
         ]
-        + " images. "
+        + " images"
+        + (
+            " (on CamVid only where the teacher's argmax equals the pseudo-label). "
+            if args.kd_source_agree
+            else ". "
+        )
         + f"CPU latency: median of {prof.latency_runs} single-image forward passes with {prof.threads} threads. "
         f"Wall time {elapsed / 60:.1f} min."
     )

@@ -19,6 +19,7 @@ from labelbridge.engine.distill_losses import (
     LogitDistillation,
     PseudoLabelCrossEntropy,
     SourceCrossEntropy,
+    agreement_mask,
     constrained_kl_distillation,
     kl_distillation,
     masked_cross_entropy,
@@ -291,6 +292,26 @@ def test_task_constrains_target_kd_only_with_kd_priors() -> None:
     assert n == 32  # pixels with raw id 0: one column in three
     assert values[True] == pytest.approx((96 * src + n * tgt.item()) / (96 + n), rel=1e-5)
     assert values[False] == pytest.approx(src, rel=1e-5)  # same images on both sides
+
+
+def test_source_kd_on_agreeing_pixels_only() -> None:
+    teacher = _logits([[2.0, 0.0], [2.0, 0.0], [0.0, 3.0]])
+    labels = torch.tensor([[[0, 1, IGNORE_INDEX]]])  # agree, disagree, ignored
+    mask = agreement_mask(teacher, labels)
+    assert mask[0, :, 0].T.tolist() == [[True, True], [False, False], [False, False]]
+    student = torch.zeros(1, 2, 1, 3)
+    step = DistillStep(
+        source_student={"logits": student},
+        source_labels=labels,
+        source_teacher={"logits": teacher},
+    )
+    only = LogitDistillation(name="kd_final", weight=1.0, temperature=1.0, source_agree_only=True)
+    one = kl_distillation(_logits([[0.0, 0.0]]), _logits([[2.0, 0.0]]), temperature=1.0).item()
+    assert only(step).item() == pytest.approx(one, rel=1e-5)  # pixel 0 alone
+    plain = LogitDistillation(name="kd_final", weight=1.0, temperature=1.0)
+    assert plain(step).item() == pytest.approx(
+        kl_distillation(student, teacher, temperature=1.0).item(), rel=1e-6
+    )
 
 
 def test_distill_on_selects_batches_and_skips_the_source_teacher() -> None:

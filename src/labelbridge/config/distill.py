@@ -128,6 +128,10 @@ class DistillConfig(StrictModel):
             unconstrained distribution there.
         distill_on: the images the KD and feature-matching terms use: ``both`` (source
             and target batches), ``source`` or ``target`` only.
+        kd_source_agree: on source images, distil only the pixels where the teacher's
+            argmax equals the source label (where they disagree the label corrects the
+            teacher, e.g. prior-corrected pseudo-labels, and the teacher's distribution
+            would teach the error back).
         pseudo_threshold: target pixels whose teacher confidence (renormalised over the
             allowed classes) is below this become ignore; ``None``: keep all.
         discriminator_width: first-layer channels of the discriminator.
@@ -150,6 +154,7 @@ class DistillConfig(StrictModel):
     temperature: float = Field(default=1.0, gt=0)
     kd_priors: bool = True
     distill_on: Literal["both", "source", "target"] = "both"
+    kd_source_agree: bool = False
     pseudo_threshold: float | None = Field(default=None, ge=0, le=1)
     discriminator_width: int = Field(default=64, ge=1)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)

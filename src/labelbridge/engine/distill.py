@@ -298,6 +298,7 @@ class DistillationModule(SegmentationModule):
         kd_priors: restrict the target soft labels to the ontology's allowed classes.
         distill_on: ``"both"``, ``"source"`` or ``"target"``: the batches of the KD and
             feature terms.
+        kd_source_agree: KD on source images only where teacher and label agree.
         pseudo_threshold: confidence threshold of target pseudo-labels, or ``None``.
         target_ontologies: per target dataset (domain), its mapping name/file or ``None``.
         discriminator_width: first-layer width of the output-space discriminator.
@@ -321,6 +322,7 @@ class DistillationModule(SegmentationModule):
         temperature: float = 1.0,
         kd_priors: bool = True,
         distill_on: str = "both",
+        kd_source_agree: bool = False,
         pseudo_threshold: float | None = None,
         target_ontologies: list[str | None] | None = None,
         discriminator_width: int = 64,
@@ -359,6 +361,7 @@ class DistillationModule(SegmentationModule):
             target_priors=priors,
             kd_priors=kd_priors,
             distill_on=distill_on,
+            kd_source_agree=kd_source_agree,
             discriminator_width=discriminator_width,
             owns_student=False,
         )
@@ -473,6 +476,7 @@ def build_distill_module(
         temperature=cfg.temperature,
         kd_priors=cfg.kd_priors,
         distill_on=cfg.distill_on,
+        kd_source_agree=cfg.kd_source_agree,
         pseudo_threshold=cfg.pseudo_threshold,
         target_ontologies=target_ontologies,
         discriminator_width=cfg.discriminator_width,

@@ -136,6 +136,26 @@ def constrained_kl_distillation(
     return (kl * kept).sum() / n * temperature**2, n
 
 
+def agreement_mask(teacher_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Pixels where the teacher's argmax equals the label, as an "allowed" mask.
+
+    Where a source label (ground truth, or a prior-corrected pseudo-label) and the teacher
+    disagree, the teacher's distribution teaches the error the label corrects; KD on the
+    agreeing pixels only keeps the teacher's soft knowledge without that conflict.
+
+    Args:
+        teacher_logits: ``(B, C, h, w)`` (resized to the labels' size).
+        labels: ``(B, H, W)`` int64 train ids or ``IGNORE_INDEX``.
+
+    Returns:
+        ``(B, C, H, W)`` bool: every class at agreeing pixels, none elsewhere (ignored
+        pixels included), for :func:`constrained_kl_distillation`.
+    """
+    t = resize_to(teacher_logits, labels.shape[-2:])
+    agree = (t.argmax(dim=1) == labels) & (labels != IGNORE_INDEX)
+    return agree.unsqueeze(1).expand(-1, t.shape[1], -1, -1)
+
+
 def target_allowed(
     extra_labels: torch.Tensor,
     domains: torch.Tensor,
@@ -365,6 +385,8 @@ class LogitDistillation(LossTerm):
         temperature: ``T > 0``.
         constrain_target: apply the priors to the target soft labels.
         images: distil on ``"both"`` batches, only ``"source"`` or only ``"target"``.
+        source_agree_only: on source images, distil only the pixels whose teacher argmax
+            equals the source label (:func:`agreement_mask`).
     """
 
     needs_teacher = True
@@ -378,6 +400,7 @@ class LogitDistillation(LossTerm):
         temperature: float = 1.0,
         constrain_target: bool = True,
         images: str = "both",
+        source_agree_only: bool = False,
     ) -> None:
         super().__init__(name=name, weight=weight)
         if temperature <= 0:
@@ -385,6 +408,7 @@ class LogitDistillation(LossTerm):
         self.output = output
         self.temperature = float(temperature)
         self.constrain_target = constrain_target
+        self.source_agree_only = source_agree_only
         self.images = _check_images(images)
         self.needs_target = images == "target"
 
@@ -399,6 +423,16 @@ class LogitDistillation(LossTerm):
             ):
                 value, n = constrained_kl_distillation(
                     s, t, step.target_allowed, temperature=self.temperature
+                )
+                if n:
+                    parts.append((value, n))
+                continue
+            if self.source_agree_only and student is step.source_student:
+                value, n = constrained_kl_distillation(
+                    s,
+                    t,
+                    agreement_mask(t, step.source_labels),
+                    temperature=self.temperature,
                 )
                 if n:
                     parts.append((value, n))
@@ -573,6 +607,8 @@ class DistillationTask(nn.Module):
         distill_on: the batches the KD and feature terms use: ``"both"``, ``"source"``
             or ``"target"`` (then the teacher does not run on source images unless
             another term needs it).
+        kd_source_agree: KD on source images only where the teacher's argmax equals the
+            source label (:func:`agreement_mask`).
         discriminator_width: first-layer width of the AdaptSegNet discriminator.
         owns_student: register the student as a submodule (``student_model``); ``False``
             when the caller registers it itself.
@@ -601,6 +637,7 @@ class DistillationTask(nn.Module):
         target_priors: Sequence[torch.Tensor | None] = (),
         kd_priors: bool = True,
         distill_on: str = "both",
+        kd_source_agree: bool = False,
         discriminator_width: int = 64,
         owns_student: bool = True,
     ) -> None:
@@ -654,6 +691,7 @@ class DistillationTask(nn.Module):
                     temperature=temperature,
                     constrain_target=kd_priors,
                     images=distill_on,
+                    source_agree_only=kd_source_agree,
                 )
             )
         if w.kd_aux > 0:
@@ -666,6 +704,7 @@ class DistillationTask(nn.Module):
                     temperature=temperature,
                     constrain_target=kd_priors,
                     images=distill_on,
+                    source_agree_only=kd_source_agree,
                 )
             )
         if w.feat > 0:
