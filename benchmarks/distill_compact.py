@@ -339,6 +339,25 @@ def _mean_sd(values: list[float]) -> str:
     return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
 
 
+def difference_line(per_arm: dict[str, dict[str, list[float]]], seeds: list[int]) -> str:
+    """The distilled arm minus ``no_distill`` on both sets: mean difference and the
+    per-seed differences (same seed, same data order)."""
+    distilled = next(a for a in per_arm if a != "no_distill")
+    parts = []
+    for key, title in (("camvid_test", "CamVid test"), ("idd_val", "IDD-Lite val")):
+        a, b = per_arm[distilled][key], per_arm["no_distill"][key]
+        diffs = [x - y for x, y in zip(a, b, strict=True)]
+        parts.append(
+            f"{title} {statistics.mean(a) - statistics.mean(b):+.1f} "
+            f"(per seed {', '.join(f'{d:+.1f}' for d in diffs)})"
+        )
+    return (
+        f"Distilled ({distilled}) minus no_distill, mean over seeds {seeds}: "
+        + "; ".join(parts)
+        + "."
+    )
+
+
 # ---------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
@@ -503,6 +522,7 @@ def main(argv: list[str] | None = None) -> int:
         f"| {r['model']} | {r['camvid_test']} | {r['idd_val']} | {r['params'] / 1e6:.2f} M | {1000 * r['latency']:.0f} ms |\n"
         for r in rows
     )
+    table += "\n" + difference_line(per_arm, args.seeds) + "\n"
     settings = (
         f"Profile `{args.profile}`{' (smoke)' if args.smoke else ''}: seeds {args.seeds}; training images resized to "
         f"{prof.resize[0]}x{prof.resize[1]}, crops {prof.crop[1]}x{prof.crop[0]}, {prof.epochs}x{prof.steps_per_epoch} steps "

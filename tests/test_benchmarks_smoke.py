@@ -85,9 +85,12 @@ def test_u1_smoke_writes_section(
     assert "| student with priors + source fine-tune | 1 |" in text
     _check_mious(
         data["results"],
-        ["teacher", "naive", "naive_ft", "priors", "priors_ft"],
+        ["init", "teacher", "naive", "naive_ft", "priors", "priors_ft"],
         ["camvid_test", "idd_val"],
     )
+    # every model starts from the Cityscapes weights with the classifier mapped
+    assert "| initial model (Cityscapes weights, classifier mapped" in text
+    assert "`model.classifier_from`" in text
     stats = data["pseudo_labels"]
     assert stats["seed 0 / round 1 / no_priors"]["changed_by_priors"] == 0.0
     assert (
