@@ -74,6 +74,9 @@ class Profile:
         jobs: seeds trained concurrently (each in its own process).
         previews: Fig. 1-style preview panels per pseudo-labelled dataset.
         second_iteration: run U1's second round.
+        student_epochs: U1 students' stage-1 epochs (``None``: ``epochs``, as the
+            teacher). A student samples source and extra 50/50, so twice the teacher's
+            epochs give it as many source crops as the teacher saw.
     """
 
     name: str
@@ -102,6 +105,12 @@ class Profile:
     jobs: int
     previews: int
     second_iteration: bool = True
+    student_epochs: int | None = None
+
+    @property
+    def student_stage_epochs(self) -> int:
+        """Stage-1 epochs of the U1 students."""
+        return self.epochs if self.student_epochs is None else self.student_epochs
 
     def describe(self, bench: str) -> str:
         """One Markdown paragraph stating every reduction of this profile.
@@ -127,7 +136,14 @@ class Profile:
         return (
             f"profile `{self.name}`: train/val images resized to {self.resize[0]}x{self.resize[1]} (WxH), "
             f"random rescale {self.scale_range[0]:g}-{self.scale_range[1]:g} + crop {self.crop[1]}x{self.crop[0]}, "
-            f"batch {self.batch_size}, {self.epochs} epochs x {self.steps_per_epoch} steps{finetune}, "
+            f"batch {self.batch_size}, {self.epochs} epochs x {self.steps_per_epoch} steps"
+            + (
+                f" (students: {self.student_stage_epochs} epochs, half of their batches from "
+                "the source, so that they see as many source crops as the teacher)"
+                if bench == "u1" and self.student_stage_epochs != self.epochs
+                else ""
+            )
+            + f"{finetune}, "
             f"AdamW lr {self.lr:g} (encoder {self.encoder_lr:g}), precision {self.precision}; model selection on "
             f"{lim(self.val_limit)} CamVid val images after each epoch; {data}; "
             f"IDD-Lite train images: {lim(self.extra_limit)}; pseudo-label TTA scales {tta}; evaluation on "
@@ -167,6 +183,7 @@ U1_PROFILES: dict[str, Profile] = {
         extra_limit=150,
         camvid_extra_limit=None,
         tta_scales=(1.0,),
+        student_epochs=6,
         # lower than the common rates: the mapped classifier starts close to a good model
         **{**_COMMON_CPU, "lr": 1e-3, "encoder_lr": 5e-4},  # type: ignore[arg-type]
     ),
@@ -179,6 +196,7 @@ U1_PROFILES: dict[str, Profile] = {
         epochs=8,
         steps_per_epoch=25,
         finetune_epochs=2,
+        student_epochs=16,
         lr=1e-3,
         encoder_lr=5e-4,
         val_limit=None,
@@ -232,6 +250,7 @@ U1_PROFILES: dict[str, Profile] = {
 U2_PROFILES: dict[str, Profile] = {
     "cpu": replace(
         U1_PROFILES["cpu"],
+        student_epochs=None,  # U2 trains students only
         epochs=3,
         steps_per_epoch=15,
         finetune_epochs=0,
@@ -242,6 +261,7 @@ U2_PROFILES: dict[str, Profile] = {
     ),
     "gpu": replace(
         U1_PROFILES["gpu"],
+        student_epochs=None,
         epochs=10,
         steps_per_epoch=25,
         finetune_epochs=0,
@@ -310,6 +330,9 @@ def parse_args(
     over.add_argument("--epochs", type=int, default=None, help="stage-1 epochs")
     over.add_argument("--steps-per-epoch", type=int, default=None, help="optimiser steps per epoch")
     over.add_argument("--finetune-epochs", type=int, default=None, help="fine-tune epochs (U1)")
+    over.add_argument(
+        "--student-epochs", type=int, default=None, help="stage-1 epochs of the U1 students"
+    )
     over.add_argument("--val-limit", type=int, default=None, help="CamVid val images for selection")
     over.add_argument("--extra-limit", type=int, default=None, help="IDD-Lite train images used")
     over.add_argument(
@@ -321,6 +344,12 @@ def parse_args(
     )
     over.add_argument("--no-tta-flip", action="store_true", help="pseudo-label TTA without flip")
     over.add_argument("--no-second-iteration", action="store_true", help="skip U1's second round")
+    p.add_argument(
+        "--section-suffix",
+        default=None,
+        help="write section <id>-<suffix> (and JSON <name>_<suffix>.json): a variant kept "
+        "beside the main run's section",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     args = p.parse_args(argv)
     if args.smoke:
@@ -341,6 +370,7 @@ def select_profile(profiles: dict[str, Profile], args: argparse.Namespace) -> Pr
         "epochs",
         "steps_per_epoch",
         "finetune_epochs",
+        "student_epochs",
         "val_limit",
         "extra_limit",
         "camvid_extra_limit",
@@ -368,6 +398,8 @@ def work_dir(args: argparse.Namespace, bench: str, profile: Profile) -> Path:
     if args.work_dir is not None:
         return Path(args.work_dir).resolve()
     data = {k: v for k, v in asdict(profile).items() if k not in _NON_RESULT_FIELDS}
+    if data["student_epochs"] in (None, data["epochs"]):  # the same runs either way
+        del data["student_epochs"]
     digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:8]
     return (DEFAULT_WORK / f"{bench}_{profile.name}_{digest}").resolve()
 

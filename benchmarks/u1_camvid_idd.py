@@ -103,9 +103,9 @@ def model_section(classifier_init: str) -> dict[str, Any]:
 
 
 def training_section(
-    profile: Profile, seed: int, *, finetune: bool, classifier_init: str
+    profile: Profile, seed: int, *, finetune: bool, classifier_init: str, epochs: int
 ) -> dict[str, Any]:
-    """The training keys shared by teacher and students (the pipeline adds data and output)."""
+    """The training keys of teacher and students (the pipeline adds data and output)."""
     return {
         "model": model_section(classifier_init),
         "optimizer": {
@@ -123,7 +123,7 @@ def training_section(
         "precision": profile.precision,
         "batch_size": profile.batch_size,
         "val_batch_size": 4,
-        "epochs": profile.epochs,
+        "epochs": epochs,
         "steps_per_epoch": profile.steps_per_epoch,
         "num_workers": profile.num_workers,
         "seed": seed,
@@ -197,7 +197,11 @@ def pipeline_config(
             ],
             "teacher": {
                 "train": training_section(
-                    profile, seed, finetune=False, classifier_init=classifier_init
+                    profile,
+                    seed,
+                    finetune=False,
+                    classifier_init=classifier_init,
+                    epochs=profile.epochs,
                 )
             },
             "extras": [
@@ -221,7 +225,11 @@ def pipeline_config(
                 "threads": profile.threads if profile.device == "cpu" else None,
             },
             "student": training_section(
-                profile, seed, finetune=True, classifier_init=classifier_init
+                profile,
+                seed,
+                finetune=True,
+                classifier_init=classifier_init,
+                epochs=profile.student_stage_epochs,
             ),
             "iterations": iterations,
             "eval": {"device": profile.device, "input_size": profile.eval_size, "batch_size": 4},
@@ -405,10 +413,12 @@ def main(argv: list[str] | None = None) -> int:
 
     goals = check_goals(results)
     md = render(args, profile, results, stats, goals, figures, start, load_at_start)
-    write_section(SECTION, md, path=args.results)
-    json_path = args.results.parent / (
-        JSON_NAME if profile.name != "smoke" else "results_u1_smoke.json"
-    )
+    suffix = f"-{args.section_suffix}" if args.section_suffix else ""
+    write_section(SECTION + suffix, md, path=args.results)
+    json_name = JSON_NAME if profile.name != "smoke" else "results_u1_smoke.json"
+    if args.section_suffix:
+        json_name = json_name.replace(".json", f"_{args.section_suffix}.json")
+    json_path = args.results.parent / json_name
     write_json(
         json_path,
         {
@@ -443,7 +453,8 @@ def render(
         for name, g in goals.items()
     ]
     lines = [
-        f"## U1 — CamVid source, IDD-Lite extra ({profile.name} profile)",
+        f"## U1 — CamVid source, IDD-Lite extra ({profile.name} profile)"
+        + (f", variant `{args.section_suffix}`" if args.section_suffix else ""),
         "",
         run_header(command_line()).rstrip(),
         f"- wall time: {elapsed(start)} (1-min load average at start: {load_at_start}; the CPU machine is shared)",

@@ -301,10 +301,12 @@ def main(argv: list[str] | None = None) -> int:
 
     goals = check_goals(results)
     md = render(args, profile, results, stats, goals, figures, start, load_at_start)
-    write_section(SECTION, md, path=args.results)
-    json_path = args.results.parent / (
-        JSON_NAME if profile.name != "smoke" else "results_u2_smoke.json"
-    )
+    suffix = f"-{args.section_suffix}" if args.section_suffix else ""
+    write_section(SECTION + suffix, md, path=args.results)
+    json_name = JSON_NAME if profile.name != "smoke" else "results_u2_smoke.json"
+    if args.section_suffix:
+        json_name = json_name.replace(".json", f"_{args.section_suffix}.json")
+    json_path = args.results.parent / json_name
     write_json(
         json_path,
         {
@@ -359,7 +361,8 @@ def render(
     sets = [s.label for s in EVAL_SETS]
     yes = {True: "met", False: "not met"}
     lines = [
-        f"## U2 — published Cityscapes teacher, CamVid + IDD-Lite extras ({profile.name} profile)",
+        f"## U2 — published Cityscapes teacher, CamVid + IDD-Lite extras ({profile.name} profile)"
+        + (f", variant `{args.section_suffix}`" if args.section_suffix else ""),
         "",
         run_header(command_line()).rstrip(),
         f"- wall time: {elapsed(start)} (1-min load average at start: {load_at_start}; the CPU machine is shared)",
