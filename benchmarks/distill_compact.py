@@ -203,6 +203,7 @@ def distill_config(
     kd_priors: bool = True,
     distill_on: str = "both",
     kd_source_agree: bool = False,
+    teacher_scale: float = 1.0,
 ):
     from labelbridge.config.distill import DistillConfig
 
@@ -215,6 +216,7 @@ def distill_config(
             **({"T": temperature, "kd_priors": kd_priors} if kd else {}),
             **({"distill_on": distill_on} if distill_on != "both" else {}),
             **({"kd_source_agree": True} if kd_source_agree else {}),
+            **({"teacher_scale": teacher_scale} if teacher_scale != 1.0 else {}),
         },
         sort_keys=True,
     )
@@ -223,7 +225,7 @@ def distill_config(
     return DistillConfig.model_validate(
         {
             "taxonomy": "cityscapes",
-            "teacher": {"weights": str(weights / TEACHER_FILE)},
+            "teacher": {"weights": str(weights / TEACHER_FILE), "input_scale": teacher_scale},
             "student": {
                 "spec": f"espnetv2:s={student_s},background=true",
                 "weights": str(weights / f"espnetv2_s_{student_s}_city_1024x512.pth"),
@@ -400,6 +402,13 @@ def main(argv: list[str] | None = None) -> int:
         "pseudo-label",
     )
     parser.add_argument(
+        "--teacher-scale",
+        type=float,
+        default=1.0,
+        help="the teacher sees training crops enlarged by this factor (both arms: it also "
+        "makes the IDD-Lite pseudo-labels)",
+    )
+    parser.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads (default: the profile's)"
     )
     parser.add_argument("--student-s", type=float, choices=[0.5, 1.0], default=0.5)
@@ -458,6 +467,7 @@ def main(argv: list[str] | None = None) -> int:
         or not kd_priors
         or args.distill_on != "both"
         or args.kd_source_agree
+        or args.teacher_scale != 1.0
     ):
         losses = dict(ARMS["distilled"])
         losses["kd_final"] = losses["kd_final"] if args.kd is None else args.kd
@@ -471,6 +481,8 @@ def main(argv: list[str] | None = None) -> int:
             variant += f"_on_{args.distill_on}"
         if args.kd_source_agree:
             variant += "_agree"
+        if args.teacher_scale != 1.0:
+            variant += f"_teacher_x{args.teacher_scale:g}"
         del ARMS["distilled"]
         ARMS[variant] = losses
         section = f"{SECTION}_{variant}"
@@ -494,6 +506,7 @@ def main(argv: list[str] | None = None) -> int:
                 kd_priors=kd_priors,
                 distill_on=args.distill_on if arm != "no_distill" else "both",
                 kd_source_agree=args.kd_source_agree and arm != "no_distill",
+                teacher_scale=args.teacher_scale,
             )
             t0 = time.perf_counter()
             result = run_distillation(cfg)
@@ -544,6 +557,12 @@ def main(argv: list[str] | None = None) -> int:
             " (on CamVid only where the teacher's argmax equals the pseudo-label). "
             if args.kd_source_agree
             else ". "
+        )
+        + (
+            f"The teacher sees the training crops enlarged {args.teacher_scale:g}x (both arms; "
+            "its logits resized back). "
+            if args.teacher_scale != 1.0
+            else ""
         )
         + f"CPU latency: median of {prof.latency_runs} single-image forward passes with {prof.threads} threads. "
         f"Wall time {elapsed / 60:.1f} min."

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from labelbridge.constants import IGNORE_INDEX
 from labelbridge.engine.discriminator import OutputDiscriminator
@@ -312,6 +313,28 @@ def test_source_kd_on_agreeing_pixels_only() -> None:
     assert plain(step).item() == pytest.approx(
         kl_distillation(student, teacher, temperature=1.0).item(), rel=1e-6
     )
+
+
+def test_teacher_scale_enlarges_the_teacher_input_and_resizes_logits_back() -> None:
+    torch.manual_seed(0)
+    student, teacher = TinySegNet(3, width=4), TinySegNet(3, width=8)
+    task = DistillationTask(
+        student=student,
+        teacher=teacher,
+        weights=DistillWeights(ce_source_aux=0, kd_aux=0, ce_pseudo=0),
+        teacher_scale=2.0,
+    )
+    images = torch.rand(2, 3, 8, 12)
+    out = task._teacher_outputs(images)
+    big = F.interpolate(images, scale_factor=2.0, mode="bilinear", align_corners=False)
+    with torch.no_grad():
+        expect = F.interpolate(teacher(big), size=(8, 12), mode="bilinear", align_corners=False)
+    assert out["logits"].shape == (2, 3, 8, 12)
+    assert torch.allclose(out["logits"], expect, atol=1e-6)
+    with pytest.raises(ValueError, match="teacher_scale must be > 0"):
+        DistillationTask(
+            student=student, teacher=teacher, weights=DistillWeights(), teacher_scale=0
+        )
 
 
 def test_distill_on_selects_batches_and_skips_the_source_teacher() -> None:

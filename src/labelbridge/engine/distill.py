@@ -293,6 +293,7 @@ class DistillationModule(SegmentationModule):
         classifier_from: see :class:`SegmentationModule`.
         teacher_spec: the teacher's spec, or ``None`` for a labelbridge checkpoint.
         teacher_weights: the teacher's weights file.
+        teacher_scale: input resize factor of the teacher.
         losses: loss weights (fields of :class:`DistillWeights`).
         temperature: KD temperature.
         kd_priors: restrict the target soft labels to the ontology's allowed classes.
@@ -318,6 +319,7 @@ class DistillationModule(SegmentationModule):
         classifier_from: str | None = None,
         teacher_spec: str | None = None,
         teacher_weights: str,
+        teacher_scale: float = 1.0,
         losses: dict[str, float] | None = None,
         temperature: float = 1.0,
         kd_priors: bool = True,
@@ -362,6 +364,7 @@ class DistillationModule(SegmentationModule):
             kd_priors=kd_priors,
             distill_on=distill_on,
             kd_source_agree=kd_source_agree,
+            teacher_scale=teacher_scale,
             discriminator_width=discriminator_width,
             owns_student=False,
         )
@@ -472,6 +475,7 @@ def build_distill_module(
         classifier_from=cfg.student.classifier_from,
         teacher_spec=cfg.teacher.spec,
         teacher_weights=cfg.teacher.weights,
+        teacher_scale=cfg.teacher.input_scale,
         losses=cfg.losses.model_dump(),
         temperature=cfg.temperature,
         kd_priors=cfg.kd_priors,

@@ -609,6 +609,8 @@ class DistillationTask(nn.Module):
             another term needs it).
         kd_source_agree: KD on source images only where the teacher's argmax equals the
             source label (:func:`agreement_mask`).
+        teacher_scale: factor by which images are resized before the teacher sees them
+            (e.g. ``2.0`` for a teacher trained at twice the training resolution).
         discriminator_width: first-layer width of the AdaptSegNet discriminator.
         owns_student: register the student as a submodule (``student_model``); ``False``
             when the caller registers it itself.
@@ -638,6 +640,7 @@ class DistillationTask(nn.Module):
         kd_priors: bool = True,
         distill_on: str = "both",
         kd_source_agree: bool = False,
+        teacher_scale: float = 1.0,
         discriminator_width: int = 64,
         owns_student: bool = True,
     ) -> None:
@@ -651,6 +654,9 @@ class DistillationTask(nn.Module):
         for p in teacher.parameters():
             p.requires_grad_(False)
         self._teacher = [teacher]
+        if teacher_scale <= 0:
+            raise ValueError(f"teacher_scale must be > 0, got {teacher_scale}")
+        self.teacher_scale = float(teacher_scale)
         self.pseudo_threshold = pseudo_threshold
         self.target_priors = list(target_priors)  # plain list: not saved, moved per use
         self.kd_priors = kd_priors
@@ -747,13 +753,23 @@ class DistillationTask(nn.Module):
         return self._teacher[0]
 
     def _teacher_outputs(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Teacher outputs on ``images`` (``(B, 3, H, W)``); with ``teacher_scale != 1``
+        the teacher sees the images resized by that factor and ``"logits"`` are resized
+        back to ``(H, W)`` (the other outputs are resized by the terms that read them)."""
         teacher = self.teacher
         if teacher.training:
             teacher.eval()
         if teacher.pixel_mean.device != images.device:
             teacher.to(images.device)
+        size = images.shape[-2:]
+        if self.teacher_scale != 1.0:
+            images = F.interpolate(
+                images, scale_factor=self.teacher_scale, mode="bilinear", align_corners=False
+            )
         with torch.no_grad():
-            return {k: v.detach() for k, v in teacher.forward_outputs(images).items()}
+            out = {k: v.detach() for k, v in teacher.forward_outputs(images).items()}
+        out["logits"] = resize_to(out["logits"], size)
+        return out
 
     @property
     def needs_teacher(self) -> bool:
