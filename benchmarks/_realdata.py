@@ -675,6 +675,25 @@ def pseudo_table(stats: dict[str, dict[str, Any] | None]) -> str:
 
 
 # --------------------------------------------------------------------------- figures
+
+
+def previews_note(figures: Sequence[Path]) -> list[str]:
+    """Markdown lines naming the preview panels the run wrote (not linked: they show
+    dataset images whose licences forbid redistribution, so they are not committed)."""
+    if not figures:
+        return []
+    names = ", ".join(f"`{f.name}`" for f in figures)
+    return [
+        "### Preview panels (Fig. 1 style)",
+        "",
+        "Panels (image | extra ground truth | teacher | pseudo-label) were written to "
+        f"`benchmarks/figures/` on the machine that ran this: {names}. They are not "
+        "committed, because they show dataset images whose licences forbid "
+        "redistribution.",
+        "",
+    ]
+
+
 def copy_previews(folder: Path, prefix: str, count: int, dest: Path = FIGURES) -> list[Path]:
     """Copy up to ``count`` preview panels of a pseudo-label folder to ``dest`` as
     ``<prefix>_<n>.png``, shrinking any over :data:`MAX_FIGURE_BYTES`."""

@@ -64,6 +64,7 @@ from _realdata import (  # noqa: E402
     miou_table,
     parse_args,
     per_class_table,
+    previews_note,
     profile_dict,
     pseudo_report_summary,
     pseudo_table,
@@ -402,10 +403,7 @@ def render(
             per_class_table(results, s, TITLES),
             "",
         ]
-    if figures:
-        lines += ["### Preview panels (Fig. 1 style)", ""]
-        lines += [f"![{f.stem}](figures/{f.name})" for f in figures]
-        lines.append("")
+    lines += previews_note(figures)
     return "\n".join(lines)
 
 
