@@ -89,6 +89,7 @@ class Profile:
     latency_runs: int
     device: str
     threads: int
+    name: str = "cpu"
 
 
 PROFILES: dict[str, Profile] = {
@@ -123,6 +124,7 @@ PROFILES: dict[str, Profile] = {
         latency_runs=10,
         device="cuda",
         threads=4,
+        name="gpu",
     ),
 }
 SMOKE = dict(
@@ -193,6 +195,7 @@ def distill_config(
     prof: Profile,
     *,
     arm: str,
+    losses: dict[str, float],
     seed: int,
     student_s: float,
     pseudo: Path,
@@ -209,10 +212,17 @@ def distill_config(
 
     # the run folder names every setting that changes the result, so that a changed
     # setting never resumes (and silently reuses) another setting's finished run
-    kd = ARMS[arm].get("kd_final", 0) > 0 or ARMS[arm].get("kd_aux", 0) > 0
+    kd = losses.get("kd_final", 0) > 0 or losses.get("kd_aux", 0) > 0
+    default = PROFILES[prof.name]
+    schedule = {"epochs": prof.epochs, "steps_per_epoch": prof.steps_per_epoch}
     settings = json.dumps(
         {
-            "losses": ARMS[arm],
+            "losses": losses,
+            **(
+                schedule
+                if (default.epochs, default.steps_per_epoch) != (prof.epochs, prof.steps_per_epoch)
+                else {}
+            ),
             **({"T": temperature, "kd_priors": kd_priors} if kd else {}),
             **({"distill_on": distill_on} if distill_on != "both" else {}),
             **({"kd_source_agree": True} if kd_source_agree else {}),
@@ -258,7 +268,7 @@ def distill_config(
                     "limit": prof.val_limit,
                 }
             ],
-            "losses": ARMS[arm],
+            "losses": losses,
             "temperature": temperature,
             "kd_priors": kd_priors,
             "distill_on": distill_on,
@@ -288,6 +298,30 @@ def distill_config(
             "output": str(work / "runs" / f"{arm}_s{student_s}_seed{seed}_{digest}"),
         }
     )
+
+
+def run_job(job: dict[str, Any]) -> dict[str, Any]:
+    """Train one (arm, seed) and score it; module-level so that worker processes can run
+    it. ``job``: ``distill_config`` keyword arguments plus ``"prof"``."""
+    from labelbridge.engine.distill import run_distillation
+    from labelbridge.models import load_checkpoint
+
+    prof: Profile = job["prof"]
+    torch.set_num_threads(prof.threads)
+    if not logging.getLogger().handlers:  # a spawned worker
+        logging.basicConfig(
+            level=logging.INFO,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            datefmt="%H:%M:%S",
+        )
+    t0 = time.perf_counter()
+    result = run_distillation(distill_config(**job))
+    student = load_checkpoint(result.final_checkpoint).model
+    res = evaluate(student, prof, job["data"])
+    # the run's own validation set (CamVid val): what a user selects variants on
+    res["camvid_val"] = 100.0 * float(result.metrics["camvid_val"]["mIoU"])
+    log.info("%s seed %d: %s (%.0f s)", job["arm"], job["seed"], res, time.perf_counter() - t0)
+    return {"scores": res, "final": str(result.final_checkpoint)}
 
 
 def evaluate(model: torch.nn.Module, prof: Profile, data: Path) -> dict[str, float]:
@@ -409,6 +443,13 @@ def main(argv: list[str] | None = None) -> int:
         "makes the IDD-Lite pseudo-labels)",
     )
     parser.add_argument(
+        "--jobs", type=int, default=1, help="(arm, seed) runs trained at a time, one process each"
+    )
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs (profile's)")
+    parser.add_argument(
+        "--steps-per-epoch", type=int, default=None, help="optimiser steps per epoch (profile's)"
+    )
+    parser.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads (default: the profile's)"
     )
     parser.add_argument("--student-s", type=float, choices=[0.5, 1.0], default=0.5)
@@ -428,6 +469,10 @@ def main(argv: list[str] | None = None) -> int:
         args.seeds = args.seeds[:1]
     if args.threads is not None:
         prof = replace(prof, threads=max(1, args.threads))
+    if args.epochs is not None:
+        prof = replace(prof, epochs=args.epochs)
+    if args.steps_per_epoch is not None:
+        prof = replace(prof, steps_per_epoch=args.steps_per_epoch)
     if prof.device == "cuda" and not torch.cuda.is_available():
         parser.error("--profile gpu needs a CUDA device")
     torch.set_num_threads(prof.threads)
@@ -435,7 +480,6 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
 
-    from labelbridge.engine.distill import run_distillation
     from labelbridge.models import load_checkpoint
 
     pseudo = make_source_pseudo_labels(prof, work, args.data, args.weights)
@@ -487,42 +531,50 @@ def main(argv: list[str] | None = None) -> int:
         ARMS[variant] = losses
         section = f"{SECTION}_{variant}"
 
-    # the two arms, several seeds
+    # the two arms, several seeds: one job per (arm, seed), ``--jobs`` at a time
+    jobs = [
+        {
+            "prof": prof,
+            "arm": arm,
+            "losses": losses,
+            "seed": seed,
+            "student_s": args.student_s,
+            "pseudo": pseudo,
+            "work": work,
+            "data": args.data,
+            "weights": args.weights,
+            "temperature": args.temperature,
+            "kd_priors": kd_priors,
+            "distill_on": args.distill_on if arm != "no_distill" else "both",
+            "kd_source_agree": args.kd_source_agree and arm != "no_distill",
+            "teacher_scale": args.teacher_scale,
+        }
+        for arm, losses in ARMS.items()
+        for seed in args.seeds
+    ]
+    if args.jobs > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(
+            max_workers=min(args.jobs, len(jobs)), mp_context=mp.get_context("spawn")
+        ) as pool:
+            outcomes = list(pool.map(run_job, jobs))
+    else:
+        outcomes = [run_job(job) for job in jobs]
     per_arm: dict[str, dict[str, list[float]]] = {}
-    student_stats: dict[str, Any] = {}
-    for arm in ARMS:
-        scores: dict[str, list[float]] = {"camvid_test": [], "idd_val": [], "camvid_val": []}
-        for seed in args.seeds:
-            cfg = distill_config(
-                prof,
-                arm=arm,
-                seed=seed,
-                student_s=args.student_s,
-                pseudo=pseudo,
-                work=work,
-                data=args.data,
-                weights=args.weights,
-                temperature=args.temperature,
-                kd_priors=kd_priors,
-                distill_on=args.distill_on if arm != "no_distill" else "both",
-                kd_source_agree=args.kd_source_agree and arm != "no_distill",
-                teacher_scale=args.teacher_scale,
-            )
-            t0 = time.perf_counter()
-            result = run_distillation(cfg)
-            student = load_checkpoint(result.final_checkpoint).model
-            res = evaluate(student, prof, args.data)
-            log.info("%s seed %d: %s (%.0f s)", arm, seed, res, time.perf_counter() - t0)
-            for k, v in res.items():
-                scores[k].append(v)
-            # the run's own validation set (CamVid val): what a user selects variants on
-            scores["camvid_val"].append(100.0 * float(result.metrics["camvid_val"]["mIoU"]))
-            if not student_stats:
-                student_stats = {
-                    "params": n_params(student),
-                    "latency": cpu_latency(student, prof.latency_runs),
-                }
-        per_arm[arm] = scores
+    for job, outcome in zip(jobs, outcomes, strict=True):
+        scores = per_arm.setdefault(
+            job["arm"], {"camvid_test": [], "idd_val": [], "camvid_val": []}
+        )
+        for k, v in outcome["scores"].items():
+            scores[k].append(v)
+    student = load_checkpoint(outcomes[0]["final"]).model
+    student_stats = {
+        "params": n_params(student),
+        "latency": cpu_latency(student, prof.latency_runs),
+    }
+    for arm, scores in per_arm.items():
         rows.append(
             {
                 "model": f"compact s={args.student_s}, {arm}",
