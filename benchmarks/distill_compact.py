@@ -512,6 +512,8 @@ def main(argv: list[str] | None = None) -> int:
         or args.distill_on != "both"
         or args.kd_source_agree
         or args.teacher_scale != 1.0
+        or args.epochs is not None
+        or args.steps_per_epoch is not None
     ):
         losses = dict(ARMS["distilled"])
         losses["kd_final"] = losses["kd_final"] if args.kd is None else args.kd
@@ -527,6 +529,11 @@ def main(argv: list[str] | None = None) -> int:
             variant += "_agree"
         if args.teacher_scale != 1.0:
             variant += f"_teacher_x{args.teacher_scale:g}"
+        if (prof.epochs, prof.steps_per_epoch) != (
+            PROFILES[prof.name].epochs,
+            PROFILES[prof.name].steps_per_epoch,
+        ):
+            variant += f"_{prof.epochs}x{prof.steps_per_epoch}steps"
         del ARMS["distilled"]
         ARMS[variant] = losses
         section = f"{SECTION}_{variant}"
