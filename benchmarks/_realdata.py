@@ -518,6 +518,20 @@ def evaluate_loaded(
     return out
 
 
+def results_targets(
+    args: argparse.Namespace, profile: Profile, section: str, json_name: str
+) -> tuple[str, Path]:
+    """The results.md section id and the JSON path of a run: ``--section-suffix`` makes
+    a variant section ``<section>-<suffix>`` and ``<json>_<suffix>.json``; the smoke
+    profile writes ``<json>_smoke.json``."""
+    if profile.name == "smoke":
+        json_name = json_name.replace(".json", "_smoke.json")
+    if args.section_suffix:
+        section = f"{section}-{args.section_suffix}"
+        json_name = json_name.replace(".json", f"_{args.section_suffix}.json")
+    return section, args.results.parent / json_name
+
+
 def cached_json(path: Path, compute: Callable[[], Any]) -> Any:
     """``compute()``, stored in ``path`` and read back from there on later runs."""
     if path.is_file():

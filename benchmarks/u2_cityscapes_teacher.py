@@ -69,6 +69,7 @@ from _realdata import (  # noqa: E402
     pseudo_report_summary,
     pseudo_table,
     require_shared_data,
+    results_targets,
     run_seed_jobs,
     select_profile,
     setup_process,
@@ -302,12 +303,8 @@ def main(argv: list[str] | None = None) -> int:
 
     goals = check_goals(results)
     md = render(args, profile, results, stats, goals, figures, start, load_at_start)
-    suffix = f"-{args.section_suffix}" if args.section_suffix else ""
-    write_section(SECTION + suffix, md, path=args.results)
-    json_name = JSON_NAME if profile.name != "smoke" else "results_u2_smoke.json"
-    if args.section_suffix:
-        json_name = json_name.replace(".json", f"_{args.section_suffix}.json")
-    json_path = args.results.parent / json_name
+    section, json_path = results_targets(args, profile, SECTION, JSON_NAME)
+    write_section(section, md, path=args.results)
     write_json(
         json_path,
         {

@@ -688,31 +688,23 @@ class DistillationTask(nn.Module):
                     name="ce_source_aux", weight=w.ce_source_aux, output="aux_logits"
                 )
             )
-        if w.kd_final > 0:
-            terms.append(
-                LogitDistillation(
-                    name="kd_final",
-                    weight=w.kd_final,
-                    output="logits",
-                    temperature=temperature,
-                    constrain_target=kd_priors,
-                    images=distill_on,
-                    source_agree_only=kd_source_agree,
-                )
+
+        def kd_term(name: str, weight: float, output: str) -> LogitDistillation:
+            return LogitDistillation(
+                name=name,
+                weight=weight,
+                output=output,
+                temperature=temperature,
+                constrain_target=kd_priors,
+                images=distill_on,
+                source_agree_only=kd_source_agree,
             )
+
+        if w.kd_final > 0:
+            terms.append(kd_term("kd_final", w.kd_final, "logits"))
         if w.kd_aux > 0:
             need("aux_logits", "kd_aux")
-            terms.append(
-                LogitDistillation(
-                    name="kd_aux",
-                    weight=w.kd_aux,
-                    output="aux_logits",
-                    temperature=temperature,
-                    constrain_target=kd_priors,
-                    images=distill_on,
-                    source_agree_only=kd_source_agree,
-                )
-            )
+            terms.append(kd_term("kd_aux", w.kd_aux, "aux_logits"))
         if w.feat > 0:
             need("features", "feat")
             terms.append(
