@@ -14,7 +14,7 @@ is ``key=value`` or one bare variant name::
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,33 +133,28 @@ def _build_tiny(num_classes: int, options: dict[str, str]) -> SegmentationModel:
     return TinySegNet(num_classes, width=width)
 
 
-def _build_espnetv2(num_classes: int, options: dict[str, str]) -> SegmentationModel:
-    _check_options("espnetv2", options, ("s", "background"))
-    valid = ", ".join(str(s) for s in ENCODER_WIDTHS)
+def _width_and_background(
+    name: str, options: dict[str, str], widths: Collection[float], default: str
+) -> tuple[float, bool]:
+    """``(s, background)`` of an EdgeNets spec (``name:s=<width>,background=<bool>``)."""
+    _check_options(name, options, ("s", "background"))
+    valid = ", ".join(str(s) for s in widths)
     try:
-        s = float(options.get("s", "2.0"))
+        s = float(options.get("s", default))
     except ValueError:
-        raise UserError(
-            f"model 'espnetv2': s must be one of {valid}, got {options['s']!r}"
-        ) from None
-    if s not in ENCODER_WIDTHS:
-        raise UserError(f"model 'espnetv2': s must be one of {valid}, got {s}")
-    background = _parse_bool("espnetv2", "background", options.get("background", "false"))
+        raise UserError(f"model {name!r}: s must be one of {valid}, got {options['s']!r}") from None
+    if s not in widths:
+        raise UserError(f"model {name!r}: s must be one of {valid}, got {s}")
+    return s, _parse_bool(name, "background", options.get("background", "false"))
+
+
+def _build_espnetv2(num_classes: int, options: dict[str, str]) -> SegmentationModel:
+    s, background = _width_and_background("espnetv2", options, ENCODER_WIDTHS, "2.0")
     return ESPNetv2(num_classes, s=s, background_channel=background)
 
 
 def _build_dicenet(num_classes: int, options: dict[str, str]) -> SegmentationModel:
-    _check_options("dicenet", options, ("s", "background"))
-    valid = ", ".join(str(s) for s in DICENET_WIDTHS)
-    try:
-        s = float(options.get("s", "1.75"))
-    except ValueError:
-        raise UserError(
-            f"model 'dicenet': s must be one of {valid}, got {options['s']!r}"
-        ) from None
-    if s not in DICENET_WIDTHS:
-        raise UserError(f"model 'dicenet': s must be one of {valid}, got {s}")
-    background = _parse_bool("dicenet", "background", options.get("background", "false"))
+    s, background = _width_and_background("dicenet", options, DICENET_WIDTHS, "1.75")
     return DiCENet(num_classes, s=s, background_channel=background)
 
 
