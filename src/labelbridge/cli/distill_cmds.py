@@ -30,7 +30,10 @@ def distill_cmd(
     intermediate head), temperature-scaled KL(teacher || student) at the final output and
     an intermediate depth, optional feature matching, CE against the teacher's
     ontology-constrained pseudo-labels on target images, optional output-space
-    adversarial loss. Each term is logged; the best student is written to
+    adversarial loss. On target images with ground truth of another taxonomy the KL
+    targets are restricted to the classes that ground truth allows (kd_priors).
+    distill_on, kd_source_agree and teacher.input_scale choose where and how the
+    teacher is matched. Each term is logged; the best student is written to
     <out>/final.ckpt and validated.
     """
     from labelbridge.config.distill import load_distill_config
