@@ -473,6 +473,15 @@ def main(argv: list[str] | None = None) -> int:
         prof = replace(prof, epochs=args.epochs)
     if args.steps_per_epoch is not None:
         prof = replace(prof, steps_per_epoch=args.steps_per_epoch)
+    needed = [
+        args.data / "camvid",
+        args.data / "idd_lite",
+        args.weights / TEACHER_FILE,
+        args.weights / f"espnetv2_s_{args.student_s}_city_1024x512.pth",
+    ]
+    missing = [str(p) for p in needed if not p.exists()]
+    if missing:
+        parser.error(f"real data missing: {', '.join(missing)} (set --data / --weights)")
     if prof.device == "cuda" and not torch.cuda.is_available():
         parser.error("--profile gpu needs a CUDA device")
     torch.set_num_threads(prof.threads)
