@@ -130,6 +130,16 @@ def test_pseudo_labels_ontology_constrained_and_empty_row() -> None:
         teacher, extra_labels=extra, domains=torch.tensor([1]), priors=priors
     )
     assert plain.flatten().tolist() == [0, 0, IGNORE_INDEX]
+    # the step gathers the allowed mask once and passes it: same labels
+    for domain in (0, 1):
+        d = torch.tensor([domain])
+        mask = target_allowed(extra, d, priors, 3)
+        assert torch.equal(
+            teacher_pseudo_labels(teacher, allowed=mask, threshold=0.6),
+            teacher_pseudo_labels(
+                teacher, extra_labels=extra, domains=d, priors=priors, threshold=0.6
+            ),
+        )
 
 
 def test_pseudo_label_ce_ignores_ignored_pixels() -> None:

@@ -145,3 +145,28 @@ def test_output_always_allowed_or_ignore(case: tuple[np.ndarray, np.ndarray, np.
         else:
             assert allowed[e, lab]
             assert masked[lab] == masked.max() > 0
+
+
+@settings(max_examples=100, deadline=None)
+@given(_case())
+def test_precomputed_mask_gives_the_same_output(
+    case: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> None:
+    probs, allowed, gt = case
+    p, g, a = torch.from_numpy(probs), torch.from_numpy(gt), allowed_tensor(allowed)
+    by_gt = apply_priors(p, g, a)
+    by_mask = apply_priors(p, None, None, mask=a[:, g].movedim(0, 1))
+    assert torch.equal(by_gt.labels, by_mask.labels)
+    assert torch.equal(by_gt.confidence, by_mask.confidence)
+    assert torch.equal(by_gt.masked, by_mask.masked)
+
+
+def test_mask_with_allowed_matrix_or_wrong_shape_is_refused() -> None:
+    p = torch.rand(1, 3, 2, 2)
+    a = allowed_tensor(np.ones((2, 3), dtype=bool))
+    with pytest.raises(ValueError, match="not both"):
+        apply_priors(p, None, a, mask=torch.ones(1, 3, 2, 2, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"mask must be bool \(1, 3, 2, 2\)"):
+        apply_priors(p, None, None, mask=torch.ones(1, 3, 2, 1, dtype=torch.bool))
+    with pytest.raises(ValueError, match="mask must be bool"):
+        apply_priors(p, None, None, mask=torch.ones(1, 3, 2, 2))

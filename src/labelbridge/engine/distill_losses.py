@@ -210,6 +210,7 @@ def teacher_pseudo_labels(
     extra_labels: torch.Tensor | None = None,
     domains: torch.Tensor | None = None,
     priors: Sequence[torch.Tensor | None] = (),
+    allowed: torch.Tensor | None = None,
     threshold: float | None = None,
 ) -> torch.Tensor:
     """Hard labels from the teacher, constrained by another taxonomy's ground truth.
@@ -231,43 +232,27 @@ def teacher_pseudo_labels(
         domains: ``(B,)`` int64 index into ``priors`` per sample (with ``extra_labels``).
         priors: per domain, a ``(K, E)`` bool allowed tensor
             (:func:`labelbridge.pseudo.priors.allowed_tensor`) or ``None`` (no ground truth).
+        allowed: ``(B, K, H, W)`` bool, :func:`target_allowed` of the three arguments
+            above when the caller has it already (then they are not read).
         threshold: confidence in ``[0, 1]``, or ``None``.
 
     Returns:
         ``(B, H, W)`` int64 in ``[0, K)`` or ``IGNORE_INDEX``.
     """
     probs = torch.softmax(teacher_logits.float(), dim=1)
-    if extra_labels is None:
-        out = apply_priors(probs, None, None, what="teacher scores on target images")
-        labels, confidence, masked = out.labels, out.confidence, out.masked
-    else:
+    if allowed is None and extra_labels is not None:
         if domains is None:
             raise ValueError("extra_labels given without domains")
         if extra_labels.shape != probs[:, 0].shape:
             raise ValueError(
                 f"extra labels {tuple(extra_labels.shape)} do not match scores {tuple(probs.shape)}"
             )
-        labels = torch.empty(extra_labels.shape, dtype=torch.long, device=probs.device)
-        confidence = torch.empty(extra_labels.shape, dtype=torch.float32, device=probs.device)
-        masked = torch.empty_like(probs)
-        valid = extra_labels >= TARGET_LABEL_OFFSET
-        raw = (extra_labels - TARGET_LABEL_OFFSET).clamp_min(0)
-        for d in torch.unique(domains).tolist():
-            idx = (domains == d).nonzero().flatten()
-            allowed_t = priors[d]
-            if allowed_t is not None:
-                allowed_t = allowed_t.to(probs.device)
-                gt = raw[idx].clamp_max(allowed_t.shape[1] - 1)
-            else:
-                gt = None
-            out = apply_priors(
-                probs[idx], gt, allowed_t, what=f"teacher scores on target domain {d}"
-            )
-            labels[idx], confidence[idx], masked[idx] = out.labels, out.confidence, out.masked
-        labels = labels.masked_fill(~valid, IGNORE_INDEX)
+        allowed = target_allowed(extra_labels, domains, priors, probs.shape[1])
+    out = apply_priors(probs, None, None, mask=allowed, what="teacher scores on target images")
+    labels = out.labels
     if threshold is not None:
-        total = masked.sum(dim=1).clamp_min(torch.finfo(masked.dtype).tiny)
-        labels = labels.masked_fill(confidence / total < threshold, IGNORE_INDEX)
+        total = out.masked.sum(dim=1).clamp_min(torch.finfo(out.masked.dtype).tiny)
+        labels = labels.masked_fill(out.confidence / total < threshold, IGNORE_INDEX)
     return labels
 
 
@@ -813,26 +798,28 @@ class DistillationTask(nn.Module):
             step.target_student = self.student.forward_outputs(target_images)
             if self.needs_teacher:
                 step.target_teacher = self._teacher_outputs(target_images)
-                step.target_pseudo = teacher_pseudo_labels(
-                    step.target_teacher["logits"],
-                    extra_labels=target_extra_labels,
-                    domains=target_domains,
-                    priors=self.target_priors,
-                    threshold=self.pseudo_threshold,
-                )
-                if (
-                    self.kd_priors
-                    and target_extra_labels is not None
-                    and target_domains is not None
-                    and any(p is not None for p in self.target_priors)
-                    and any(isinstance(t, LogitDistillation) for t in self.terms)
-                ):
-                    step.target_allowed = target_allowed(
+                # one gather of the allowed classes per pixel serves the hard pseudo-labels
+                # and the constrained KD target
+                allowed = None
+                if target_extra_labels is not None:
+                    if target_domains is None:
+                        raise ValueError("target_extra_labels given without target_domains")
+                    allowed = target_allowed(
                         target_extra_labels,
                         target_domains,
                         self.target_priors,
                         self.student.num_classes,
                     )
+                step.target_pseudo = teacher_pseudo_labels(
+                    step.target_teacher["logits"], allowed=allowed, threshold=self.pseudo_threshold
+                )
+                if (
+                    self.kd_priors
+                    and allowed is not None
+                    and any(p is not None for p in self.target_priors)
+                    and any(isinstance(t, LogitDistillation) for t in self.terms)
+                ):
+                    step.target_allowed = allowed
         losses: dict[str, torch.Tensor] = {}
         for term in self.terms:
             if term.needs_target and step.target_student is None:

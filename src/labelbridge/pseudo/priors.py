@@ -80,6 +80,7 @@ def apply_priors(
     gt: torch.Tensor | None,
     allowed_t: torch.Tensor | None,
     *,
+    mask: torch.Tensor | None = None,
     what: str = "teacher scores",
 ) -> PriorOutput:
     """Masked argmax of class probabilities.
@@ -88,6 +89,9 @@ def apply_priors(
         probs: ``(B, K, H, W)`` float probabilities (any non-negative scores work).
         gt: ``(B, H, W)`` integer extra raw ids, or ``None`` when ``allowed_t`` is ``None``.
         allowed_t: ``(K, E)`` bool (see :func:`allowed_tensor`), or ``None`` for no priors.
+        mask: ``(B, K, H, W)`` bool, the allowed classes per pixel already gathered (e.g.
+            :func:`labelbridge.engine.distill_losses.target_allowed`), instead of ``gt``
+            and ``allowed_t``; pixels with no allowed class become ``IGNORE_INDEX``.
         what: names the images in error messages.
 
     Returns:
@@ -95,7 +99,8 @@ def apply_priors(
 
     Raises:
         NonFiniteScoresError: NaN or inf in ``probs``.
-        ValueError: shapes disagree, or ``gt`` holds ids outside ``0..E-1``.
+        ValueError: shapes disagree, ``gt`` holds ids outside ``0..E-1``, or ``mask``
+            is given together with ``allowed_t``.
 
     Example:
         >>> p = torch.tensor([[[[0.7]], [[0.2]], [[0.1]]]])       # B=1, K=3, 1x1
@@ -107,7 +112,16 @@ def apply_priors(
         raise ValueError(f"probs must be (B, K, H, W), got {tuple(probs.shape)}")
     check_finite(probs, what)
     teacher = probs.max(dim=1).indices
-    if allowed_t is None:
+    if mask is not None:
+        if allowed_t is not None:
+            raise ValueError(f"{what}: give either a per-pixel mask or allowed_t, not both")
+        if mask.shape != probs.shape or mask.dtype != torch.bool:
+            raise ValueError(
+                f"{what}: mask must be bool {tuple(probs.shape)}, got {mask.dtype} "
+                f"{tuple(mask.shape)}"
+            )
+        masked = probs * mask
+    elif allowed_t is None:
         masked = probs
     else:
         if gt is None:
