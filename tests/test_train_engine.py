@@ -4,6 +4,8 @@ stages are skipped, interrupted stages resume, DDP validation sums confusion mat
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +133,23 @@ def test_rerun_skips_finished_stages(trained) -> None:
     assert again.metrics == result.metrics
     assert again.history == result.history
     assert again.best_checkpoint == result.best_checkpoint
+
+
+def test_moved_run_folder_still_skips_finished_stages(trained, tmp_path: Path) -> None:
+    cfg, result = trained
+    moved = tmp_path / "renamed_run"
+    shutil.copytree(cfg.output_dir, moved)
+    marker = json.loads((moved / "train" / STAGE_MARKER).read_text())
+    assert marker["best_checkpoint"] == f"checkpoints/{result.best_checkpoint.name}"
+    again = run_training(
+        cfg.model_copy(update={"output": str(moved)}), callbacks=[FailOnTrainStart()]
+    )
+    assert again.best_checkpoint == moved / "train" / "checkpoints" / result.best_checkpoint.name
+    assert again.metrics == result.metrics
+    # a marker whose checkpoint has gone is an error that names the marker, not a retrain
+    again.best_checkpoint.unlink()
+    with pytest.raises(FileNotFoundError, match=r"renamed_run/train/stage_done\.json.*missing"):
+        run_training(cfg.model_copy(update={"output": str(moved)}), callbacks=[FailOnTrainStart()])
 
 
 class Interrupt(L.Callback):

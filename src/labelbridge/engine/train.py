@@ -59,6 +59,7 @@ from labelbridge.data.torch_dataset import (
     read_skip_records,
 )
 from labelbridge.engine.callbacks import (
+    STAGE_MARKER,
     HistoryCallback,
     read_stage_marker,
     write_json_atomic,
@@ -367,8 +368,14 @@ def resume_or_run_stage(
     :func:`run_stage` it."""
     marker = read_stage_marker(stage_dir)
     if marker is not None:
+        best = stage_dir / marker["best_checkpoint"]  # relative to the stage (older: absolute)
+        if not best.is_file():
+            raise FileNotFoundError(
+                f"{stage_dir / STAGE_MARKER}: the finished stage's best checkpoint {best} is "
+                "missing; delete the marker to train the stage again"
+            )
         log.info("stage %r already finished (%s); skipping it", stage, stage_dir)
-        return Path(marker["best_checkpoint"]), list(marker.get("history", []))
+        return best, list(marker.get("history", []))
     L.seed_everything(seed, workers=True)
     module, datamodule = build()
     return run_stage(
@@ -470,7 +477,8 @@ def run_stage(
         write_stage_marker(
             stage_dir,
             {
-                "best_checkpoint": str(best_path),
+                # relative, so that a moved or renamed run folder still resumes
+                "best_checkpoint": os.path.relpath(best_path.resolve(), stage_dir.resolve()),
                 "best_score": max(scores) if scores else None,
                 "history": history,
             },
