@@ -4,13 +4,17 @@ without distillation terms.
 
 Setting (``../shared/design/benchmarks.md``, U2):
 
-* teacher: the published Cityscapes ESPNetv2 s=2.0 (frozen);
+* teacher: the published Cityscapes ESPNetv2 s=2.0 (frozen), or with ``--teacher`` any
+  labelbridge checkpoint of the Cityscapes taxonomy, e.g. the U2 student with priors
+  (``benchmarks/_work/u2_*/seed0/priors/final.ckpt``); it makes every pseudo-label;
 * student: ESPNetv2 s=0.5 (``--student-s 1.0`` for s=1.0), initialised from the
   published compact Cityscapes weights of the same width (both arms);
 * source: CamVid train with Cityscapes pseudo-labels made once by the teacher with the
   CamVid priors (``camvid11_to_cityscapes``), shared by both arms;
 * target: IDD-Lite train; the teacher labels its crops online, constrained by IDD's
-  level-1 ground truth (``idd_level1_to_cityscapes``); both arms use these labels;
+  level-1 ground truth (``idd_level1_to_cityscapes``); both arms use these labels. With
+  ``--target-unlabelled`` its labels are not read (the paper's domain adaptation): plain
+  argmax pseudo-labels and unconstrained KD targets;
 * arms: ``distilled`` (CE source + KL final at T=2 + feature matching + CE pseudo) and
   ``no_distill`` (CE source + CE pseudo only; the teacher only provides labels);
 * evaluation: CamVid test (projected to CamVid-11) and IDD-Lite val (projected to IDD
@@ -19,9 +23,15 @@ Setting (``../shared/design/benchmarks.md``, U2):
 
 Usage (from the project root)::
 
-    python benchmarks/distill_compact.py --profile cpu          # ~40 min on 2 CPU cores
+    python benchmarks/distill_compact.py --profile cpu --threads 1 --jobs 2
+        # ~15 min on 2 CPU cores (+4 min of pseudo-labels the first time per teacher)
     python benchmarks/distill_compact.py --profile gpu          # ~15-25 min on one GPU
-    python benchmarks/distill_compact.py --smoke                # ~2 min: checks the plumbing
+    python benchmarks/distill_compact.py --smoke                # ~30 s: checks the plumbing
+
+Variants (each its own section and run folders): ``--kd/--feat/--temperature`` (loss
+weights), ``--no-kd-priors``, ``--distill-on``, ``--kd-source-agree``,
+``--teacher-scale``, ``--teacher``, ``--target-unlabelled``, ``--epochs`` /
+``--steps-per-epoch``; see ``--help``.
 
 Writes its table to ``benchmarks/results.md`` (section ``distill_compact``); ``--smoke``
 does not write results. Working files go to ``benchmarks/_work/distill_compact/``.
@@ -157,15 +167,42 @@ ARMS: dict[str, dict[str, float]] = {
 }
 
 
+@dataclass(frozen=True)
+class Teacher:
+    """The frozen teacher of both arms (it also makes every pseudo-label).
+
+    Attributes:
+        path: a published weights file or a labelbridge checkpoint of the Cityscapes
+            taxonomy (e.g. a U2 student's ``final.ckpt``).
+        label: its name in the table, the variant and the run folders.
+        digest: first 8 hex digits of the file's SHA-256, or ``None`` for the default
+            (published s=2.0) teacher, whose run folders predate this option.
+    """
+
+    path: Path
+    label: str
+    digest: str | None
+
+    @classmethod
+    def from_file(cls, path: Path, label: str | None, *, default: bool) -> Teacher:
+        digest = None if default else hashlib.sha256(path.read_bytes()).hexdigest()[:8]
+        return cls(path=path, label=label or ("s=2.0" if default else path.stem), digest=digest)
+
+    @property
+    def pseudo_folder(self) -> str:
+        return "pseudo" if self.digest is None else f"pseudo_teacher_{self.digest}"
+
+
 # ---------------------------------------------------------------------------- steps
-def make_source_pseudo_labels(prof: Profile, work: Path, data: Path, weights: Path) -> Path:
-    """CamVid train pseudo-labels (Cityscapes ids) from the teacher with CamVid priors."""
+def make_source_pseudo_labels(prof: Profile, work: Path, data: Path, teacher: Teacher) -> Path:
+    """CamVid train pseudo-labels (Cityscapes ids) from the teacher with CamVid priors;
+    one folder per teacher file (``pseudo`` for the published one)."""
     from labelbridge.config.pseudo import PseudoLabelConfig
     from labelbridge.pseudo.run import run_pseudo_label
 
     cfg = PseudoLabelConfig.model_validate(
         {
-            "teacher": {"checkpoint": str(weights / TEACHER_FILE)},
+            "teacher": {"checkpoint": str(teacher.path)},
             "datasets": [
                 {
                     "name": "camvid_train",
@@ -179,7 +216,7 @@ def make_source_pseudo_labels(prof: Profile, work: Path, data: Path, weights: Pa
             "tta": {"flip": True, "scales": list(prof.tta_scales)},
             "priors": True,
             "outputs": {"previews": 0},
-            "output": str(work / "pseudo"),
+            "output": str(work / teacher.pseudo_folder),
             "device": prof.device,
             "batch_size": 4,
             "threads": prof.threads if prof.device == "cpu" else None,
@@ -188,7 +225,7 @@ def make_source_pseudo_labels(prof: Profile, work: Path, data: Path, weights: Pa
     t0 = time.perf_counter()
     run_pseudo_label(cfg)
     log.info("pseudo-labels of CamVid train in %.0f s", time.perf_counter() - t0)
-    return work / "pseudo" / "camvid_train"
+    return work / teacher.pseudo_folder / "camvid_train"
 
 
 def distill_config(
@@ -202,11 +239,13 @@ def distill_config(
     work: Path,
     data: Path,
     weights: Path,
+    teacher: Teacher,
     temperature: float = 2.0,
     kd_priors: bool = True,
     distill_on: str = "both",
     kd_source_agree: bool = False,
     teacher_scale: float = 1.0,
+    target_unlabelled: bool = False,
 ):
     from labelbridge.config.distill import DistillConfig
 
@@ -227,6 +266,8 @@ def distill_config(
             **({"distill_on": distill_on} if distill_on != "both" else {}),
             **({"kd_source_agree": True} if kd_source_agree else {}),
             **({"teacher_scale": teacher_scale} if teacher_scale != 1.0 else {}),
+            **({"teacher": teacher.digest} if teacher.digest is not None else {}),
+            **({"target_unlabelled": True} if target_unlabelled else {}),
         },
         sort_keys=True,
     )
@@ -235,7 +276,7 @@ def distill_config(
     return DistillConfig.model_validate(
         {
             "taxonomy": "cityscapes",
-            "teacher": {"weights": str(weights / TEACHER_FILE), "input_scale": teacher_scale},
+            "teacher": {"weights": str(teacher.path), "input_scale": teacher_scale},
             "student": {
                 "spec": f"espnetv2:s={student_s},background=true",
                 "weights": str(weights / f"espnetv2_s_{student_s}_city_1024x512.pth"),
@@ -254,7 +295,8 @@ def distill_config(
                     "name": "idd_lite",
                     "root": str(data / "idd_lite"),
                     "split": "train",
-                    "ontology": "idd_level1_to_cityscapes",
+                    # without an ontology the split's labels are not read: plain argmax
+                    "ontology": None if target_unlabelled else "idd_level1_to_cityscapes",
                     "limit": prof.train_limit,
                 }
             ],
@@ -369,6 +411,14 @@ def n_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the project root where it lies inside it."""
+    try:
+        return str(path.resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
 def _mean_sd(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.1f}"
@@ -443,6 +493,13 @@ def main(argv: list[str] | None = None) -> int:
         "makes the IDD-Lite pseudo-labels)",
     )
     parser.add_argument(
+        "--target-unlabelled",
+        action="store_true",
+        help="use IDD-Lite train without its labels (both arms), as in the paper's domain "
+        "adaptation: the teacher's plain argmax is the pseudo-label and the KD target is "
+        "unconstrained (default: both constrained by IDD's level-1 ground truth)",
+    )
+    parser.add_argument(
         "--jobs", type=int, default=1, help="(arm, seed) runs trained at a time, one process each"
     )
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (profile's)")
@@ -451,6 +508,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads (default: the profile's)"
+    )
+    parser.add_argument(
+        "--teacher",
+        type=Path,
+        default=None,
+        help="the frozen teacher of both arms: a published weights file or a labelbridge "
+        "checkpoint of the Cityscapes taxonomy, e.g. a U2 student's final.ckpt (default: "
+        f"WEIGHTS/{TEACHER_FILE}); it also makes the CamVid and IDD-Lite pseudo-labels",
+    )
+    parser.add_argument(
+        "--teacher-label",
+        default=None,
+        help="the teacher's name in the table and the variant (default: the file's stem)",
     )
     parser.add_argument("--student-s", type=float, choices=[0.5, 1.0], default=0.5)
     parser.add_argument("--data", type=Path, default=SHARED / "data")
@@ -473,15 +543,19 @@ def main(argv: list[str] | None = None) -> int:
         prof = replace(prof, epochs=args.epochs)
     if args.steps_per_epoch is not None:
         prof = replace(prof, steps_per_epoch=args.steps_per_epoch)
+    teacher_path = args.teacher if args.teacher is not None else args.weights / TEACHER_FILE
     needed = [
         args.data / "camvid",
         args.data / "idd_lite",
-        args.weights / TEACHER_FILE,
+        teacher_path,
         args.weights / f"espnetv2_s_{args.student_s}_city_1024x512.pth",
     ]
     missing = [str(p) for p in needed if not p.exists()]
     if missing:
-        parser.error(f"real data missing: {', '.join(missing)} (set --data / --weights)")
+        parser.error(
+            f"real data missing: {', '.join(missing)} (set --data / --weights / --teacher)"
+        )
+    teacher_ref = Teacher.from_file(teacher_path, args.teacher_label, default=args.teacher is None)
     if prof.device == "cuda" and not torch.cuda.is_available():
         parser.error("--profile gpu needs a CUDA device")
     torch.set_num_threads(prof.threads)
@@ -491,14 +565,20 @@ def main(argv: list[str] | None = None) -> int:
 
     from labelbridge.models import load_checkpoint
 
-    pseudo = make_source_pseudo_labels(prof, work, args.data, args.weights)
+    pseudo = make_source_pseudo_labels(prof, work, args.data, teacher_ref)
 
-    # references: teacher and the initial compact model, zero-shot
-    teacher = load_checkpoint(args.weights / TEACHER_FILE).model
+    # references: teacher (zero-shot when it is the published one) and the initial compact
+    # model, zero-shot
+    teacher = load_checkpoint(teacher_path).model
     init = load_checkpoint(args.weights / f"espnetv2_s_{args.student_s}_city_1024x512.pth").model
     rows: list[dict[str, Any]] = []
     for name, model in (
-        ("teacher s=2.0 (zero-shot)", teacher),
+        (
+            "teacher s=2.0 (zero-shot)"
+            if teacher_ref.digest is None
+            else f"teacher {teacher_ref.label}",
+            teacher,
+        ),
         (f"compact s={args.student_s} init (zero-shot)", init),
     ):
         rows.append(
@@ -521,6 +601,8 @@ def main(argv: list[str] | None = None) -> int:
         or args.distill_on != "both"
         or args.kd_source_agree
         or args.teacher_scale != 1.0
+        or teacher_ref.digest is not None
+        or args.target_unlabelled
         or args.epochs is not None
         or args.steps_per_epoch is not None
     ):
@@ -538,6 +620,10 @@ def main(argv: list[str] | None = None) -> int:
             variant += "_agree"
         if args.teacher_scale != 1.0:
             variant += f"_teacher_x{args.teacher_scale:g}"
+        if teacher_ref.digest is not None:
+            variant += f"_teacher_{teacher_ref.label}"
+        if args.target_unlabelled:
+            variant += "_target_unlabelled"
         if (prof.epochs, prof.steps_per_epoch) != (
             PROFILES[prof.name].epochs,
             PROFILES[prof.name].steps_per_epoch,
@@ -564,6 +650,8 @@ def main(argv: list[str] | None = None) -> int:
             "distill_on": args.distill_on if arm != "no_distill" else "both",
             "kd_source_agree": args.kd_source_agree and arm != "no_distill",
             "teacher_scale": args.teacher_scale,
+            "teacher": teacher_ref,
+            "target_unlabelled": args.target_unlabelled,
         }
         for arm, losses in ARMS.items()
         for seed in args.seeds
@@ -614,13 +702,27 @@ def main(argv: list[str] | None = None) -> int:
         f"Profile `{args.profile}`{' (smoke)' if args.smoke else ''}: seeds {args.seeds}; training images resized to "
         f"{prof.resize[0]}x{prof.resize[1]}, crops {prof.crop[1]}x{prof.crop[0]}, {prof.epochs}x{prof.steps_per_epoch} steps "
         f"of {prof.batch_size} source + {prof.batch_size} target images; evaluation at {prof.eval_size[0]}x{prof.eval_size[1]}; "
-        f"source pseudo-labels with TTA scales {list(prof.tta_scales)} + flip and CamVid priors; mIoU in % "
-        f"(mean ± sd over seeds); arms: {'; '.join(f'{k} = {v}' for k, v in ARMS.items())}, "
-        f"T = {args.temperature:g}; KD on IDD-Lite images "
         + (
-            "restricted to the classes its ground truth allows (`kd_priors`); "
-            if kd_priors
-            else "against the teacher's unconstrained distribution (`--no-kd-priors`); "
+            ""
+            if teacher_ref.digest is None
+            else f"teacher `{teacher_ref.label}` = `{_shown(teacher_ref.path)}` (sha256 {teacher_ref.digest}…), "
+            "which also made every pseudo-label of both arms; "
+        )
+        + f"source pseudo-labels with TTA scales {list(prof.tta_scales)} + flip and CamVid priors; mIoU in % "
+        f"(mean ± sd over seeds); arms: {'; '.join(f'{k} = {v}' for k, v in ARMS.items())}, "
+        f"T = {args.temperature:g}; "
+        + (
+            "IDD-Lite train used **without its labels** (`--target-unlabelled`, both arms): "
+            "its pseudo-labels are the teacher's plain argmax and its KD targets the teacher's "
+            "unconstrained distribution; "
+            if args.target_unlabelled
+            else "IDD-Lite pseudo-labels constrained by its level-1 ground truth; KD on "
+            "IDD-Lite images "
+            + (
+                "restricted to the classes its ground truth allows (`kd_priors`); "
+                if kd_priors
+                else "against the teacher's unconstrained distribution (`--no-kd-priors`); "
+            )
         )
         + "KD and feature terms on "
         + {"both": "CamVid and IDD-Lite", "source": "CamVid only", "target": "IDD-Lite only"}[

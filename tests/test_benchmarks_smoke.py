@@ -1,9 +1,10 @@
-"""Smoke runs of the real-data benchmarks U1 and U2 (``--smoke``: a few images, one step
-per training stage) end to end: every arm trains, pseudo-labels and evaluates, and the
-results section and JSON are written (to a temporary file, never benchmarks/results.md).
+"""Smoke runs of the real-data benchmarks U1, U2 and distillation (``--smoke``: a few
+images, one step per training stage) end to end: every arm trains, pseudo-labels and
+evaluates, and the results section and JSON are written (to a temporary file, never
+benchmarks/results.md; the distillation smoke run writes no section).
 
 Each script needs the real data and weights in ../shared; the tests skip without them.
-Each smoke run takes ~15 s on an idle 2-core machine (minutes when the machine is busy).
+Each smoke run takes ~15-40 s on an idle 2-core machine (minutes when the machine is busy).
 """
 
 from __future__ import annotations
@@ -97,3 +98,47 @@ def test_u1_smoke_writes_section(
         stats["seed 0 / round 1 / priors"]["agreement_pseudo"]
         >= stats["seed 0 / round 1 / priors"]["agreement_teacher"]
     )
+
+
+def _distill_smoke(tmp_path: Path, *extra: str) -> str:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "distill_compact.py"),
+            "--smoke",
+            "--threads",
+            "1",
+            "--work",
+            str(tmp_path / "work"),
+            *extra,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_distill_compact_smoke_and_a_checkpoint_teacher(
+    camvid_root: Path, idd_lite_root: Path, weights_dir: Path, tmp_path: Path
+) -> None:
+    out = _distill_smoke(tmp_path, "--kd", "0.5", "--feat", "0")
+    assert "| teacher s=2.0 (zero-shot) |" in out
+    assert "| compact s=0.5, no_distill |" in out
+    assert "Distilled (distilled_kd0.5_feat0_1x2steps) minus no_distill" in out
+    runs = tmp_path / "work" / "smoke" / "runs"
+    first = sorted(p.name for p in runs.iterdir())
+    assert len(first) == 2
+    # a labelbridge checkpoint of the Cityscapes taxonomy as the teacher (here the smoke
+    # run's own compact student): its own pseudo-labels and run folders, named in the table
+    teacher = next(runs.glob("no_distill_*")) / "final.ckpt"
+    out = _distill_smoke(tmp_path, "--kd", "0.5", "--feat", "0", "--teacher", str(teacher))
+    assert "| teacher final |" in out
+    assert "distilled_kd0.5_feat0_teacher_final_1x2steps" in out
+    assert "which also made every pseudo-label of both arms" in out
+    assert len(list(runs.iterdir())) == 4  # no run of the first teacher was reused
+    pseudo = sorted(p.name for p in (tmp_path / "work" / "smoke").glob("pseudo*"))
+    assert pseudo[0] == "pseudo" and pseudo[1].startswith("pseudo_teacher_")
