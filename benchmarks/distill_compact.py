@@ -563,13 +563,26 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
 
+    from labelbridge.errors import CheckpointError
     from labelbridge.models import load_checkpoint
+    from labelbridge.taxonomy import load_taxonomy
+
+    try:
+        loaded = load_checkpoint(teacher_path)
+    except CheckpointError as exc:
+        parser.error(f"--teacher: {exc}")
+    if loaded.taxonomy.train_names != load_taxonomy("cityscapes").train_names:
+        parser.error(
+            f"--teacher {teacher_path}: the model predicts taxonomy {loaded.taxonomy.name!r} "
+            f"({loaded.taxonomy.num_classes} classes); the benchmark needs a Cityscapes "
+            "(19-class) teacher"
+        )
+    teacher = loaded.model
 
     pseudo = make_source_pseudo_labels(prof, work, args.data, teacher_ref)
 
     # references: teacher (zero-shot when it is the published one) and the initial compact
     # model, zero-shot
-    teacher = load_checkpoint(teacher_path).model
     init = load_checkpoint(args.weights / f"espnetv2_s_{args.student_s}_city_1024x512.pth").model
     rows: list[dict[str, Any]] = []
     for name, model in (

@@ -142,3 +142,14 @@ def test_distill_compact_smoke_and_a_checkpoint_teacher(
     assert len(list(runs.iterdir())) == 4  # no run of the first teacher was reused
     pseudo = sorted(p.name for p in (tmp_path / "work" / "smoke").glob("pseudo*"))
     assert pseudo[0] == "pseudo" and pseudo[1].startswith("pseudo_teacher_")
+    # a file that is not a checkpoint: a usage error naming it, before any work
+    bad = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "distill_compact.py"), "--smoke"]
+        + ["--teacher", str(REPO / "README.md"), "--work", str(tmp_path / "bad")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert bad.returncode == 2
+    assert "--teacher: " in bad.stderr and "README.md: not a PyTorch checkpoint" in bad.stderr

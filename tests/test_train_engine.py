@@ -18,7 +18,7 @@ from labelbridge.config.base import validate_config
 from labelbridge.config.train import TrainConfig
 from labelbridge.constants import IGNORE_INDEX
 from labelbridge.data import create_dataset
-from labelbridge.engine.callbacks import STAGE_MARKER
+from labelbridge.engine.callbacks import STAGE_MARKER, read_stage_marker
 from labelbridge.engine.train import run_training, validate_checkpoint
 from labelbridge.errors import ConfigError
 from labelbridge.evaluation import ConfusionMatrix
@@ -141,6 +141,11 @@ def test_moved_run_folder_still_skips_finished_stages(trained, tmp_path: Path) -
     shutil.copytree(cfg.output_dir, moved)
     marker = json.loads((moved / "train" / STAGE_MARKER).read_text())
     assert marker["best_checkpoint"] == f"checkpoints/{result.best_checkpoint.name}"
+    read = read_stage_marker(moved / "train")
+    assert read is not None
+    assert read["best_checkpoint"] == str(
+        moved / "train" / "checkpoints" / result.best_checkpoint.name
+    )
     again = run_training(
         cfg.model_copy(update={"output": str(moved)}), callbacks=[FailOnTrainStart()]
     )

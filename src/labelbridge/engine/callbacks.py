@@ -77,11 +77,18 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 
 def read_stage_marker(stage_dir: Path) -> dict[str, Any] | None:
-    """The marker of a finished stage, or ``None`` when the stage has not finished."""
+    """The marker of a finished stage, or ``None`` when the stage has not finished.
+
+    Its ``"best_checkpoint"`` is stored relative to ``stage_dir`` (so that a moved run
+    folder still resumes; older markers hold absolute paths) and returned joined to it.
+    """
     path = stage_dir / STAGE_MARKER
     if not path.is_file():
         return None
-    return json.loads(path.read_text(encoding="utf-8"))
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if "best_checkpoint" in data:
+        data["best_checkpoint"] = str(stage_dir / data["best_checkpoint"])
+    return data
 
 
 def write_stage_marker(stage_dir: Path, data: dict[str, Any]) -> None:

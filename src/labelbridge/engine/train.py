@@ -368,7 +368,7 @@ def resume_or_run_stage(
     :func:`run_stage` it."""
     marker = read_stage_marker(stage_dir)
     if marker is not None:
-        best = stage_dir / marker["best_checkpoint"]  # relative to the stage (older: absolute)
+        best = Path(marker["best_checkpoint"])
         if not best.is_file():
             raise FileNotFoundError(
                 f"{stage_dir / STAGE_MARKER}: the finished stage's best checkpoint {best} is "
