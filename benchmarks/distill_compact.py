@@ -192,6 +192,10 @@ class Teacher:
     def pseudo_folder(self) -> str:
         return "pseudo" if self.digest is None else f"pseudo_teacher_{self.digest}"
 
+    def source_labels(self, work: Path) -> Path:
+        """The folder of this teacher's CamVid train pseudo-labels."""
+        return work / self.pseudo_folder / "camvid_train"
+
 
 # ---------------------------------------------------------------------------- steps
 def make_source_pseudo_labels(prof: Profile, work: Path, data: Path, teacher: Teacher) -> Path:
@@ -225,7 +229,7 @@ def make_source_pseudo_labels(prof: Profile, work: Path, data: Path, teacher: Te
     t0 = time.perf_counter()
     run_pseudo_label(cfg)
     log.info("pseudo-labels of CamVid train in %.0f s", time.perf_counter() - t0)
-    return work / teacher.pseudo_folder / "camvid_train"
+    return teacher.source_labels(work)
 
 
 def distill_config(
@@ -556,6 +560,8 @@ def main(argv: list[str] | None = None) -> int:
             f"real data missing: {', '.join(missing)} (set --data / --weights / --teacher)"
         )
     teacher_ref = Teacher.from_file(teacher_path, args.teacher_label, default=args.teacher is None)
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, got {args.jobs}")
     if prof.device == "cuda" and not torch.cuda.is_available():
         parser.error("--profile gpu needs a CUDA device")
     torch.set_num_threads(prof.threads)
@@ -563,23 +569,80 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
 
-    from labelbridge.errors import CheckpointError
-    from labelbridge.models import load_checkpoint
-    from labelbridge.taxonomy import load_taxonomy
+    # a variant of the distilled arm gets its own name (run folders) and results section
+    section = SECTION
+    kd_priors = not args.no_kd_priors
+    default = PROFILES[prof.name]
+    suffixes = [
+        text
+        for on, text in (
+            (args.temperature != 2.0, f"_T{args.temperature:g}"),
+            (not kd_priors, "_unconstrained"),
+            (args.distill_on != "both", f"_on_{args.distill_on}"),
+            (args.kd_source_agree, "_agree"),
+            (args.teacher_scale != 1.0, f"_teacher_x{args.teacher_scale:g}"),
+            (teacher_ref.digest is not None, f"_teacher_{teacher_ref.label}"),
+            (args.target_unlabelled, "_target_unlabelled"),
+            (
+                (prof.epochs, prof.steps_per_epoch) != (default.epochs, default.steps_per_epoch),
+                f"_{prof.epochs}x{prof.steps_per_epoch}steps",
+            ),
+        )
+        if on
+    ]
+    explicit = (args.kd, args.feat, args.epochs, args.steps_per_epoch)
+    if suffixes or any(v is not None for v in explicit):
+        losses = dict(ARMS["distilled"])
+        losses["kd_final"] = losses["kd_final"] if args.kd is None else args.kd
+        losses["feat"] = losses["feat"] if args.feat is None else args.feat
+        variant = f"distilled_kd{losses['kd_final']:g}_feat{losses['feat']:g}" + "".join(suffixes)
+        del ARMS["distilled"]
+        ARMS[variant] = losses
+        section = f"{SECTION}_{variant}"
+
+    # the two arms, several seeds: one job per (arm, seed), ``--jobs`` at a time
+    jobs = [
+        {
+            "prof": prof,
+            "arm": arm,
+            "losses": losses,
+            "seed": seed,
+            "student_s": args.student_s,
+            "pseudo": teacher_ref.source_labels(work),
+            "work": work,
+            "data": args.data,
+            "weights": args.weights,
+            "temperature": args.temperature,
+            "kd_priors": kd_priors,
+            "distill_on": args.distill_on if arm != "no_distill" else "both",
+            "kd_source_agree": args.kd_source_agree and arm != "no_distill",
+            "teacher_scale": args.teacher_scale,
+            "teacher": teacher_ref,
+            "target_unlabelled": args.target_unlabelled,
+        }
+        for arm, losses in ARMS.items()
+        for seed in args.seeds
+    ]
+    # every run's config is validated before any work (e.g. --teacher-scale 0)
+    from pydantic import ValidationError
 
     try:
-        loaded = load_checkpoint(teacher_path)
+        for job in jobs:
+            distill_config(**job)
+    except ValidationError as exc:
+        fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        parser.error(f"invalid run settings: {fields}")
+
+    from labelbridge.errors import CheckpointError
+    from labelbridge.models import load_checkpoint
+
+    # an unreadable teacher, or one of another taxonomy (the pseudo-labeller checks it
+    # against the CamVid mapping before any work), is a usage error
+    try:
+        teacher = load_checkpoint(teacher_path).model
+        make_source_pseudo_labels(prof, work, args.data, teacher_ref)
     except CheckpointError as exc:
         parser.error(f"--teacher: {exc}")
-    if loaded.taxonomy.train_names != load_taxonomy("cityscapes").train_names:
-        parser.error(
-            f"--teacher {teacher_path}: the model predicts taxonomy {loaded.taxonomy.name!r} "
-            f"({loaded.taxonomy.num_classes} classes); the benchmark needs a Cityscapes "
-            "(19-class) teacher"
-        )
-    teacher = loaded.model
-
-    pseudo = make_source_pseudo_labels(prof, work, args.data, teacher_ref)
 
     # references: teacher (zero-shot when it is the published one) and the initial compact
     # model, zero-shot
@@ -603,72 +666,6 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
 
-    # a variant of the distilled arm gets its own name (run folders) and results section
-    section = SECTION
-    kd_priors = not args.no_kd_priors
-    if (
-        args.kd is not None
-        or args.feat is not None
-        or args.temperature != 2.0
-        or not kd_priors
-        or args.distill_on != "both"
-        or args.kd_source_agree
-        or args.teacher_scale != 1.0
-        or teacher_ref.digest is not None
-        or args.target_unlabelled
-        or args.epochs is not None
-        or args.steps_per_epoch is not None
-    ):
-        losses = dict(ARMS["distilled"])
-        losses["kd_final"] = losses["kd_final"] if args.kd is None else args.kd
-        losses["feat"] = losses["feat"] if args.feat is None else args.feat
-        variant = f"distilled_kd{losses['kd_final']:g}_feat{losses['feat']:g}"
-        if args.temperature != 2.0:
-            variant += f"_T{args.temperature:g}"
-        if not kd_priors:
-            variant += "_unconstrained"
-        if args.distill_on != "both":
-            variant += f"_on_{args.distill_on}"
-        if args.kd_source_agree:
-            variant += "_agree"
-        if args.teacher_scale != 1.0:
-            variant += f"_teacher_x{args.teacher_scale:g}"
-        if teacher_ref.digest is not None:
-            variant += f"_teacher_{teacher_ref.label}"
-        if args.target_unlabelled:
-            variant += "_target_unlabelled"
-        if (prof.epochs, prof.steps_per_epoch) != (
-            PROFILES[prof.name].epochs,
-            PROFILES[prof.name].steps_per_epoch,
-        ):
-            variant += f"_{prof.epochs}x{prof.steps_per_epoch}steps"
-        del ARMS["distilled"]
-        ARMS[variant] = losses
-        section = f"{SECTION}_{variant}"
-
-    # the two arms, several seeds: one job per (arm, seed), ``--jobs`` at a time
-    jobs = [
-        {
-            "prof": prof,
-            "arm": arm,
-            "losses": losses,
-            "seed": seed,
-            "student_s": args.student_s,
-            "pseudo": pseudo,
-            "work": work,
-            "data": args.data,
-            "weights": args.weights,
-            "temperature": args.temperature,
-            "kd_priors": kd_priors,
-            "distill_on": args.distill_on if arm != "no_distill" else "both",
-            "kd_source_agree": args.kd_source_agree and arm != "no_distill",
-            "teacher_scale": args.teacher_scale,
-            "teacher": teacher_ref,
-            "target_unlabelled": args.target_unlabelled,
-        }
-        for arm, losses in ARMS.items()
-        for seed in args.seeds
-    ]
     if args.jobs > 1:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor

@@ -153,3 +153,15 @@ def test_distill_compact_smoke_and_a_checkpoint_teacher(
     )
     assert bad.returncode == 2
     assert "--teacher: " in bad.stderr and "README.md: not a PyTorch checkpoint" in bad.stderr
+    # an invalid setting is refused by the run config's validation, before any work
+    bad = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "distill_compact.py"), "--smoke"]
+        + ["--teacher-scale", "0", "--work", str(tmp_path / "bad")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert bad.returncode == 2
+    assert "invalid run settings: teacher.input_scale: Input should be greater than 0" in bad.stderr
+    assert not (tmp_path / "bad" / "smoke" / "pseudo").exists()

@@ -112,34 +112,19 @@ def test_pseudo_labels_ontology_constrained_and_empty_row() -> None:
     teacher = torch.log(_logits([[0.7, 0.2, 0.1], [0.7, 0.2, 0.1], [0.7, 0.2, 0.1]]))
     extra = torch.tensor([[[0, 1, 0]]]) + TARGET_LABEL_OFFSET
     extra[0, 0, 2] = IGNORE_INDEX  # augmentation padding
-    labels = teacher_pseudo_labels(
-        teacher, extra_labels=extra, domains=torch.tensor([0]), priors=priors
-    )
+    mask = target_allowed(extra, torch.tensor([0]), priors, 3)
+    labels = teacher_pseudo_labels(teacher, allowed=mask)
     assert labels.flatten().tolist() == [1, IGNORE_INDEX, IGNORE_INDEX]
     # renormalised confidence of pixel 0 is 0.2 / 0.3 = 0.667
-    thr = teacher_pseudo_labels(
-        teacher, extra_labels=extra, domains=torch.tensor([0]), priors=priors, threshold=0.6
-    )
+    thr = teacher_pseudo_labels(teacher, allowed=mask, threshold=0.6)
     assert thr.flatten().tolist() == [1, IGNORE_INDEX, IGNORE_INDEX]
-    thr = teacher_pseudo_labels(
-        teacher, extra_labels=extra, domains=torch.tensor([0]), priors=priors, threshold=0.7
-    )
+    thr = teacher_pseudo_labels(teacher, allowed=mask, threshold=0.7)
     assert thr.flatten().tolist() == [IGNORE_INDEX] * 3
     # a domain without ground truth gets the plain argmax (padding still ignored)
     plain = teacher_pseudo_labels(
-        teacher, extra_labels=extra, domains=torch.tensor([1]), priors=priors
+        teacher, allowed=target_allowed(extra, torch.tensor([1]), priors, 3)
     )
     assert plain.flatten().tolist() == [0, 0, IGNORE_INDEX]
-    # the step gathers the allowed mask once and passes it: same labels
-    for domain in (0, 1):
-        d = torch.tensor([domain])
-        mask = target_allowed(extra, d, priors, 3)
-        assert torch.equal(
-            teacher_pseudo_labels(teacher, allowed=mask, threshold=0.6),
-            teacher_pseudo_labels(
-                teacher, extra_labels=extra, domains=d, priors=priors, threshold=0.6
-            ),
-        )
 
 
 def test_pseudo_label_ce_ignores_ignored_pixels() -> None:
@@ -267,7 +252,7 @@ def test_constrained_kl_argmax_is_the_pseudo_label() -> None:
     teacher = torch.randn(2, 5, 4, 4) * 3
     mask = target_allowed(extra, domains, priors, 5)
     soft = torch.softmax(teacher.masked_fill(~mask, float("-inf")), dim=1)
-    hard = teacher_pseudo_labels(teacher, extra_labels=extra, domains=domains, priors=priors)
+    hard = teacher_pseudo_labels(teacher, allowed=mask)
     assert torch.equal(soft.argmax(dim=1), hard)
 
 

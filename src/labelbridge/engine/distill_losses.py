@@ -207,47 +207,29 @@ def masked_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Te
 def teacher_pseudo_labels(
     teacher_logits: torch.Tensor,
     *,
-    extra_labels: torch.Tensor | None = None,
-    domains: torch.Tensor | None = None,
-    priors: Sequence[torch.Tensor | None] = (),
     allowed: torch.Tensor | None = None,
     threshold: float | None = None,
 ) -> torch.Tensor:
     """Hard labels from the teacher, constrained by another taxonomy's ground truth.
 
-    For a sample of a domain with an ontology, ``p~(c) = p(c) * allowed[e, c]`` where ``e``
-    is the pixel's extra ground truth, the label is ``argmax p~``, and a pixel whose
-    allowed set is empty becomes ``IGNORE_INDEX`` (never class 0); this is
+    ``allowed`` is :func:`target_allowed` of the target batch: for a sample of a domain
+    with an ontology, ``p~(c) = p(c) * allowed[c]`` (the classes the pixel's extra ground
+    truth allows), the label is ``argmax p~``, and a pixel whose allowed set is empty
+    becomes ``IGNORE_INDEX`` (never class 0); this is
     :func:`labelbridge.pseudo.priors.apply_priors`. Samples of a domain without an
-    ontology get the plain argmax. ``extra_labels`` encode validity too: values
-    ``>= TARGET_LABEL_OFFSET`` are ``raw id + TARGET_LABEL_OFFSET``, anything below (the
-    augmentation's ``IGNORE_INDEX`` padding) marks pixels that are not image content and
-    become ``IGNORE_INDEX``. With ``threshold``, pixels whose confidence renormalised
-    over the allowed classes, ``max p~ / sum p~``, is below it become ``IGNORE_INDEX``.
+    ontology get the plain argmax; padding pixels (all False) become ``IGNORE_INDEX``.
+    With ``threshold``, pixels whose confidence renormalised over the allowed classes,
+    ``max p~ / sum p~``, is below it become ``IGNORE_INDEX``.
 
     Args:
         teacher_logits: ``(B, K, H, W)`` teacher scores.
-        extra_labels: ``(B, H, W)`` int64 encoded extra raw ids (see above), or ``None``
-            (plain argmax everywhere).
-        domains: ``(B,)`` int64 index into ``priors`` per sample (with ``extra_labels``).
-        priors: per domain, a ``(K, E)`` bool allowed tensor
-            (:func:`labelbridge.pseudo.priors.allowed_tensor`) or ``None`` (no ground truth).
-        allowed: ``(B, K, H, W)`` bool, :func:`target_allowed` of the three arguments
-            above when the caller has it already (then they are not read).
+        allowed: ``(B, K, H, W)`` bool, or ``None`` (plain argmax everywhere).
         threshold: confidence in ``[0, 1]``, or ``None``.
 
     Returns:
         ``(B, H, W)`` int64 in ``[0, K)`` or ``IGNORE_INDEX``.
     """
     probs = torch.softmax(teacher_logits.float(), dim=1)
-    if allowed is None and extra_labels is not None:
-        if domains is None:
-            raise ValueError("extra_labels given without domains")
-        if extra_labels.shape != probs[:, 0].shape:
-            raise ValueError(
-                f"extra labels {tuple(extra_labels.shape)} do not match scores {tuple(probs.shape)}"
-            )
-        allowed = target_allowed(extra_labels, domains, priors, probs.shape[1])
     out = apply_priors(probs, None, None, mask=allowed, what="teacher scores on target images")
     labels = out.labels
     if threshold is not None:
@@ -717,6 +699,12 @@ class DistillationTask(nn.Module):
         if not terms:
             raise ConfigError("every loss weight is 0: nothing to train")
         self.terms = nn.ModuleList(terms)
+        # KD targets on target images are restricted to the allowed classes (fixed per run)
+        self.constrain_kd = (
+            kd_priors
+            and any(p is not None for p in self.target_priors)
+            and any(isinstance(t, LogitDistillation) for t in terms)
+        )
 
     # ------------------------------------------------------------------ models
     @property
@@ -813,12 +801,7 @@ class DistillationTask(nn.Module):
                 step.target_pseudo = teacher_pseudo_labels(
                     step.target_teacher["logits"], allowed=allowed, threshold=self.pseudo_threshold
                 )
-                if (
-                    self.kd_priors
-                    and allowed is not None
-                    and any(p is not None for p in self.target_priors)
-                    and any(isinstance(t, LogitDistillation) for t in self.terms)
-                ):
+                if self.constrain_kd and allowed is not None:
                     step.target_allowed = allowed
         losses: dict[str, torch.Tensor] = {}
         for term in self.terms:
