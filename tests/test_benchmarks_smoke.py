@@ -100,24 +100,20 @@ def test_u1_smoke_writes_section(
     )
 
 
-def _distill_smoke(tmp_path: Path, *extra: str) -> str:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "benchmarks" / "distill_compact.py"),
-            "--smoke",
-            "--threads",
-            "1",
-            "--work",
-            str(tmp_path / "work"),
-            *extra,
-        ],
+def _distill(tmp_path: Path, *extra: str, work: str = "work") -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "distill_compact.py"), "--smoke"]
+        + ["--threads", "1", "--work", str(tmp_path / work), *extra],
         cwd=REPO,
         capture_output=True,
         text=True,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
         timeout=600,
     )
+
+
+def _distill_smoke(tmp_path: Path, *extra: str) -> str:
+    proc = _distill(tmp_path, *extra)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout
 
@@ -143,25 +139,11 @@ def test_distill_compact_smoke_and_a_checkpoint_teacher(
     pseudo = sorted(p.name for p in (tmp_path / "work" / "smoke").glob("pseudo*"))
     assert pseudo[0] == "pseudo" and pseudo[1].startswith("pseudo_teacher_")
     # a file that is not a checkpoint: a usage error naming it, before any work
-    bad = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "distill_compact.py"), "--smoke"]
-        + ["--teacher", str(REPO / "README.md"), "--work", str(tmp_path / "bad")],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    bad = _distill(tmp_path, "--teacher", str(REPO / "README.md"), work="bad")
     assert bad.returncode == 2
     assert "--teacher: " in bad.stderr and "README.md: not a PyTorch checkpoint" in bad.stderr
     # an invalid setting is refused by the run config's validation, before any work
-    bad = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "distill_compact.py"), "--smoke"]
-        + ["--teacher-scale", "0", "--work", str(tmp_path / "bad")],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    bad = _distill(tmp_path, "--teacher-scale", "0", work="bad")
     assert bad.returncode == 2
     assert "invalid run settings: teacher.input_scale: Input should be greater than 0" in bad.stderr
     assert not (tmp_path / "bad" / "smoke" / "pseudo").exists()
