@@ -224,7 +224,8 @@ REF_PROJECTION = {n: n for n in ("Road", "Tree", "SignSymbol", "Car", "Pedestria
 
 def test_reference_layout_csv_without_metadata() -> None:
     """camvid32 -> camvid11 written the way the reference files are (header row, ragged
-    rows, a label under classes and void): the classes win, the policy is inferred."""
+    rows, a label under classes and void): the label keeps both (the void option), the
+    policy is inferred."""
     onto = ontology_from_csv(
         REFERENCE_CSV,
         source="camvid11",
@@ -234,7 +235,11 @@ def test_reference_layout_csv_without_metadata() -> None:
     )
     assert onto.unlabelled == "constrained"  # the ignored 'Void' is listed under classes
     assert onto.allowed_names("Void") == ["Building", "Road"]
+    assert onto.void_allowed[onto.extra.get("Void").id]
+    assert onto.rows["Void"] == ["Building", "Road", IGNORE_ROW]
+    assert not onto.void_allowed[onto.extra.get("Child").id]
     assert onto.allowed_names("Wall") == [] and onto.allowed_names("Child") == ["Pedestrian"]
+    assert any("keep both" in line and "'Void'" in line for line in onto.import_report)
     # camvid32 train ids (alphabetical, 'Void' skipped): Sky 21, Building 4, Column_Pole 8, ...
     assert onto.projection.tolist() == [21, 4, 8, 17, 19, 26, 20, 9, 5, 16, 2]
     assert ontology_from_csv(ontology_to_csv(onto), origin="again.csv").same_as(onto)
@@ -304,6 +309,7 @@ def test_csv_errors_name_file_line_and_name(old: str, new: str, needles: list[st
             extra="camvid32",
             projection=REF_PROJECTION,
             origin="ref.csv",
+            strict=True,
         )
     for needle in needles:
         assert needle in str(err.value), str(err.value)
@@ -311,21 +317,32 @@ def test_csv_errors_name_file_line_and_name(old: str, new: str, needles: list[st
 
 def test_metadata_errors_and_conflicts() -> None:
     onto = load_ontology("camvid11_to_cityscapes")
-    text = ontology_to_csv(onto)
-    with pytest.raises(OntologyError, match=r"m\.csv:5: the file says unlabelled 'unconstrained'"):
+    text = ontology_to_csv(onto)  # metadata in the header row
+    with pytest.raises(OntologyError, match=r"m\.csv:1: the file says unlabelled 'unconstrained'"):
         ontology_from_csv(text, unlabelled="ignore", origin="m.csv")
-    with pytest.raises(OntologyError, match=r"m\.csv:3: the file says source 'cityscapes'"):
+    with pytest.raises(OntologyError, match=r"m\.csv:1: the file says source 'cityscapes'"):
         ontology_from_csv(text, source="camvid11", origin="m.csv")
+    with pytest.raises(OntologyError, match=r"m\.csv:1: header cell 'unlabeled: x'"):
+        ontology_from_csv(text.replace("unlabelled: ", "unlabeled: x,unlabelled: ", 1), origin="m.csv")
+    # the older comment-line metadata is still read, with its line numbers
+    old = "# format: labelbridge-ontology-1\n# source: cityscapes\n# extra: camvid11\n"
+    old += "# unlabelled: unconstrained\n" + ontology_to_csv(onto, metadata=False)
+    with pytest.raises(OntologyError, match=r"m\.csv:4: the file says unlabelled"):
+        ontology_from_csv(old, unlabelled="ignore", origin="m.csv")
     with pytest.raises(OntologyError, match=r"m\.csv:2: unknown metadata key 'unlabeled'"):
-        ontology_from_csv(text.replace("# format:", "# unlabeled: x\n# format:"), origin="m.csv")
+        ontology_from_csv(old.replace("# source:", "# unlabeled: x\n# source:"), origin="m.csv")
     plain = ontology_to_csv(onto, metadata=False)
     with pytest.raises(OntologyError, match="source taxonomy is not named"):
         ontology_from_csv(plain, origin="m.csv")
-    # without the projection the ambiguous 'wall' row is reported
-    with pytest.raises(OntologyError, match="'wall' is allowed for several extra labels"):
-        ontology_from_csv(
-            plain, source="cityscapes", extra="camvid11", unlabelled="unconstrained", origin="m.csv"
-        )
+    # without a projection the rule chooses for the source classes several labels allow,
+    # and says so: 'wall' is allowed by Building [building, wall] and Fence [fence, wall]
+    # (two classes each, no name match: the lower train id, Building); 'terrain' by
+    # Pavement and Tree (same size: Pavement, train id 4 < Tree 5)
+    chosen = ontology_from_csv(
+        plain, source="cityscapes", extra="camvid11", unlabelled="unconstrained", origin="m.csv"
+    )
+    assert chosen.projection_overrides == {"wall": "Building", "terrain": "Pavement"}
+    assert any("chosen by the rule" in line for line in chosen.import_report)
 
 
 def test_tsv_refuses_names_it_cannot_write() -> None:
@@ -345,6 +362,7 @@ def test_tsv_refuses_names_it_cannot_write() -> None:
 def test_cli_convert_chain(tmp_path: Path, capsys) -> None:
     csv_path, tsv_path, yaml_path = tmp_path / "m.csv", tmp_path / "m.tsv", tmp_path / "m.yaml"
     main(["ontology", "convert", "idd_level1_to_camvid11", str(csv_path)])
+    assert (tmp_path / "labels.csv").is_file()  # the reference loader needs it
     main(["ontology", "convert", str(csv_path), str(tsv_path)])
     main(["ontology", "convert", str(tsv_path), str(yaml_path)])
     assert "wrote" in capsys.readouterr().out
@@ -361,7 +379,7 @@ def test_cli_convert_chain(tmp_path: Path, capsys) -> None:
             "--no-metadata",
         ]
     )
-    assert not plain.read_text().startswith("#")
+    assert plain.read_text().startswith(",name,")
     back = tmp_path / "back.yaml"
     proj = json.dumps(load_ontology("idd_level1_to_camvid11").projection_overrides)
     main(["ontology", "convert", str(plain), str(back), "--from", "csv", "--source", "camvid11",

@@ -10,6 +10,7 @@ from labelbridge.cli.app import datasets_app, emit_json
 from labelbridge.data import readers  # noqa: F401  (registers the readers)
 from labelbridge.data.checks import SplitReport, check_dataset
 from labelbridge.data.registry import list_datasets
+from labelbridge.taxonomy.registry import mappings_from
 
 _SHOW = 5  # problem files printed per kind in the text output
 
@@ -18,13 +19,17 @@ _SHOW = 5  # problem files printed per kind in the text output
 def datasets_list_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """List the dataset readers: name, taxonomy, splits (unlabelled ones marked *) and layout."""
+    """List the dataset readers: name, taxonomy, splits (unlabelled ones marked *), the
+    source taxonomies its built-in mappings lead to, and layout."""
     rows = [
         {
             "name": info.name,
             "taxonomy": info.taxonomy,
             "splits": list(info.splits),
             "unlabelled_splits": list(info.unlabelled_splits),
+            "maps_to": [
+                {"source": src, "mapping": m} for src, m in mappings_from(info.taxonomy)
+            ],
             "layout": info.layout,
         }
         for info in list_datasets()
@@ -41,6 +46,9 @@ def datasets_list_cmd(
             or "any"
         )
         print(f"{r['name']:<{width}}  {r['taxonomy']:<{tax_width}}  {splits}")
+        if r["maps_to"]:
+            targets = ", ".join(m["source"] for m in r["maps_to"])
+            print(f"{'':<{width}}  maps to: {targets}")
         print(f"{'':<{width}}  layout: {r['layout']}")
 
 

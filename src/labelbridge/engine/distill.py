@@ -353,6 +353,13 @@ class DistillationModule(SegmentationModule):
                 continue
             onto = load_ontology(name)
             _check_ontology(onto, taxonomy=self.taxonomy, what="target ontology")
+            if onto.has_void_option:
+                void_rows = [c.name for c in onto.extra.classes if onto.void_allowed[c.id]]
+                raise ConfigError(
+                    f"{onto.origin}: rows {void_rows} have the void option ('ignore' beside "
+                    "classes), which distillation does not support yet; pseudo-label the "
+                    "target first (labelbridge pseudo-label) or drop 'ignore' from those rows"
+                )
             priors.append(allowed_tensor(onto.allowed))
         self.task = DistillationTask(
             student=self.model,

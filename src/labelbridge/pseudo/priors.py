@@ -7,6 +7,13 @@ gets :data:`~labelbridge.constants.IGNORE_INDEX`. Non-finite scores anywhere are
 never class 0. Without priors (Naive Student) the same function runs with
 ``allowed=None``.
 
+**The void option.** A mapping row may list ``ignore`` beside its classes ("sky or
+building, or something outside the source taxonomy", e.g. a LiDAR dataset's void).
+For such a pixel the pseudo-label is the teacher's unmasked argmax when that is one of
+the allowed classes, and ignore otherwise: the teacher seeing a class the label excludes
+is taken as the label's "outside" case rather than forced into the nearest allowed
+class. (Without the option the pixel always gets the best allowed class.)
+
 The masking is one gather and one multiply on the scores' device:
 ``allowed.T[:, gt]`` is ``(K, B, H, W)``.
 """
@@ -75,12 +82,23 @@ def check_finite(probs: torch.Tensor, what: str = "teacher scores") -> None:
         )
 
 
+def void_tensor(void_allowed: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor | None:
+    """``(E,)`` bool rows with the void option -> tensor on ``device``; ``None`` when no
+    row has it (the common case costs nothing)."""
+    arr = np.asarray(void_allowed, dtype=bool)
+    if arr.ndim != 1:
+        raise ValueError(f"void_allowed must be (E,), got shape {arr.shape}")
+    return torch.from_numpy(arr.copy()).to(device) if arr.any() else None
+
+
 def apply_priors(
     probs: torch.Tensor,
     gt: torch.Tensor | None,
     allowed_t: torch.Tensor | None,
     *,
     mask: torch.Tensor | None = None,
+    void_t: torch.Tensor | None = None,
+    void_mask: torch.Tensor | None = None,
     what: str = "teacher scores",
 ) -> PriorOutput:
     """Masked argmax of class probabilities.
@@ -92,6 +110,9 @@ def apply_priors(
         mask: ``(B, K, H, W)`` bool, the allowed classes per pixel already gathered (e.g.
             :func:`labelbridge.engine.distill_losses.target_allowed`), instead of ``gt``
             and ``allowed_t``; pixels with no allowed class become ``IGNORE_INDEX``.
+        void_t: ``(E,)`` bool, rows with the void option (:func:`void_tensor`), with
+            ``gt`` and ``allowed_t``; ``None``: no row has it.
+        void_mask: ``(B, H, W)`` bool, the void option per pixel, with ``mask``.
         what: names the images in error messages.
 
     Returns:
@@ -112,6 +133,8 @@ def apply_priors(
         raise ValueError(f"probs must be (B, K, H, W), got {tuple(probs.shape)}")
     check_finite(probs, what)
     teacher = probs.max(dim=1).indices
+    if void_t is not None and (allowed_t is None or mask is not None):
+        raise ValueError(f"{what}: void_t needs gt and allowed_t")
     if mask is not None:
         if allowed_t is not None:
             raise ValueError(f"{what}: give either a per-pixel mask or allowed_t, not both")
@@ -143,9 +166,21 @@ def apply_priors(
             )
         mask = allowed_t[:, gt].movedim(0, 1)  # (B, K, H, W)
         masked = probs * mask
+        if void_t is not None:
+            if void_t.shape != (e,):
+                raise ValueError(f"{what}: void_t must be ({e},), got {tuple(void_t.shape)}")
+            void_mask = void_t[gt]
     confidence, labels = masked.max(dim=1)  # ties: the lowest class id
     confidence = confidence.float()
     empty = confidence <= 0
+    if void_mask is not None:
+        if mask is None or void_mask.shape != teacher.shape:
+            raise ValueError(
+                f"{what}: void_mask must be bool {tuple(teacher.shape)} and comes with a mask"
+            )
+        # the void option: the teacher sees a class this label excludes -> ignore
+        outside = ~mask.gather(1, teacher.unsqueeze(1)).squeeze(1)
+        empty = empty | (void_mask & outside)
     labels = labels.masked_fill(empty, IGNORE_INDEX)
     confidence = confidence.masked_fill(empty, 0.0)
     return PriorOutput(labels=labels, confidence=confidence, teacher=teacher, masked=masked)

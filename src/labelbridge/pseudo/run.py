@@ -48,7 +48,7 @@ from labelbridge.pseudo.manifest import (
     read_manifests,
     verify_outputs,
 )
-from labelbridge.pseudo.priors import allowed_tensor, apply_priors, top_k_soft
+from labelbridge.pseudo.priors import allowed_tensor, apply_priors, top_k_soft, void_tensor
 from labelbridge.pseudo.report import IGNORE_NAME, build_report, write_report
 from labelbridge.pseudo.tta import TTAPredictor
 from labelbridge.pseudo.writer import (
@@ -191,7 +191,10 @@ def _fingerprint(settings: dict[str, Any], key: str) -> Any:
     the teacher is identified by its checksum)."""
     value = settings.get(key)
     if key == "ontology" and isinstance(value, dict):
-        return value.get("mapping")
+        mapping = value.get("mapping")
+        if isinstance(mapping, dict):  # notes are commentary, not meaning
+            return {k: v for k, v in mapping.items() if k != "notes"}
+        return mapping
     if key == "teacher" and isinstance(value, dict):
         return {k: v for k, v in value.items() if k not in ("checkpoint", "weights")}
     return value
@@ -412,7 +415,7 @@ class PseudoLabeler:
     def _compute(
         self,
         batch: list[tuple[int, Sample]],
-        allowed_t: torch.Tensor | None,
+        priors_t: tuple[torch.Tensor, torch.Tensor | None] | None,
         preview: set[int],
         lookups: tuple[torch.Tensor, torch.Tensor],
     ) -> list[_Result]:
@@ -423,7 +426,10 @@ class PseudoLabeler:
         n_events = len(self.predictor.events)
         probs = self.predictor.predict(images)
         what = f"image {samples[0].key}" + (f" (+{len(samples) - 1})" if len(samples) > 1 else "")
-        out = apply_priors(probs, gt if allowed_t is not None else None, allowed_t, what=what)
+        allowed_t, void_t = priors_t if priors_t is not None else (None, None)
+        out = apply_priors(
+            probs, gt if allowed_t is not None else None, allowed_t, void_t=void_t, what=what
+        )
         events = [e.to_dict() for e in self.predictor.events[n_events:]]
         k = self.taxonomy.num_classes
         b = len(samples)
@@ -603,12 +609,19 @@ class PseudoLabeler:
             log.info(
                 "%s: %d of %d images already done, skipping them", entry.name, resumed, len(mine)
             )
-        allowed_t = allowed_tensor(ontology.allowed, self.device) if self.priors else None
+        priors_t = (
+            (
+                allowed_tensor(ontology.allowed, self.device),
+                void_tensor(ontology.void_allowed, self.device),
+            )
+            if self.priors
+            else None
+        )
         processed, failed = self._process(
             folder,
             dataset,
             todo,
-            allowed_t,
+            priors_t,
             previews,
             ontology,
             entry.name,
@@ -706,7 +719,7 @@ class PseudoLabeler:
         folder: Path,
         dataset: SegmentationDataset,
         todo: list[int],
-        allowed_t: torch.Tensor | None,
+        priors_t: tuple[torch.Tensor, torch.Tensor | None] | None,
         previews: set[int],
         ontology: Ontology,
         name: str,
@@ -781,7 +794,7 @@ class PseudoLabeler:
                     )
                     drain(max_pending)
                     continue
-                results = self._compute(batch, allowed_t, previews, lookups)  # type: ignore[arg-type]
+                results = self._compute(batch, priors_t, previews, lookups)  # type: ignore[arg-type]
                 for res in results:
                     submit(lambda res=res: self._write(folder, res, ontology, name))
                 drain(max_pending)

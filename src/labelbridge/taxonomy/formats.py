@@ -45,9 +45,14 @@ import yaml
 
 from labelbridge.constants import IGNORE_INDEX
 from labelbridge.errors import OntologyError, TaxonomyError, UserError
-from labelbridge.taxonomy.ontology import IGNORE_ROW, UNLABELLED_POLICIES, Ontology
-from labelbridge.taxonomy.registry import load_taxonomy, mapping_path
-from labelbridge.taxonomy.taxonomy import Taxonomy
+from labelbridge.taxonomy.ontology import (
+    IGNORE_ROW,
+    UNLABELLED_POLICIES,
+    Ontology,
+    taxonomy_reference,
+)
+from labelbridge.taxonomy.registry import builtin_taxonomy_name, load_taxonomy, mapping_path
+from labelbridge.taxonomy.taxonomy import Taxonomy, normalize_name
 from labelbridge.yamlio import LinedYaml
 
 logger = logging.getLogger(__name__)
@@ -83,29 +88,39 @@ def format_from_path(path: str | Path) -> str:
 
 
 def _extra_lists(onto: Ontology) -> tuple[dict[str, list[str]], list[str]]:
-    """For each source train class the extra labels listing it, and the void list."""
+    """For each source train class the extra labels listing it, and the void list.
+
+    Everything is written out explicitly: ignored extra classes under ``ignore`` go to
+    the void list, under ``unconstrained`` under every source class; a row with the void
+    option is listed under its classes and under void."""
     per_source: dict[str, list[str]] = {name: [] for name in onto.source.train_names}
     void: list[str] = []
     for cls in onto.extra.classes:
         row = onto.rows.get(cls.name)
-        if row is None:
-            if cls.ignore and onto.unlabelled == "ignore":
+        if cls.ignore and onto.unlabelled != "constrained":
+            if onto.unlabelled == "ignore":
                 void.append(cls.name)
+            else:
+                for sname in per_source:
+                    per_source[sname].append(cls.name)
             continue
-        if row == IGNORE_ROW:
+        if row is None or row == IGNORE_ROW:
             void.append(cls.name)
             continue
         for sname in row:
-            per_source[sname].append(cls.name)
+            if sname == IGNORE_ROW:
+                void.append(cls.name)
+            else:
+                per_source[sname].append(cls.name)
     return per_source, void
 
 
-def _metadata_lines(onto: Ontology, layout: str) -> list[str]:
+def _metadata_lines(onto: Ontology, layout: str, base_dir: Path | None = None) -> list[str]:
     lines = [
         f"# labelbridge ontology mapping, {layout}",
         f"# format: {_FORMAT_TAG}",
-        f"# source: {onto.source.name}",
-        f"# extra: {onto.extra.name}",
+        f"# source: {taxonomy_reference(onto.source, base_dir)}",
+        f"# extra: {taxonomy_reference(onto.extra, base_dir)}",
         f"# unlabelled: {onto.unlabelled}",
     ]
     if onto.projection_overrides:
@@ -140,36 +155,119 @@ def _split_metadata(text: str, origin: str) -> tuple[dict[str, tuple[str, int]],
     return meta, lines[i:], i + 1
 
 
+def _same_taxonomy(value: str, tax: Taxonomy, base_dir: Path | None) -> bool:
+    """Whether a file's ``source:``/``extra:`` value names ``tax`` (by name, alias or path)."""
+    if value == tax.name:
+        return True
+    try:
+        if builtin_taxonomy_name(value) == tax.name and tax.origin is None:
+            return True
+    except TaxonomyError:
+        return False
+    if tax.origin is not None:
+        cand = Path(value) if base_dir is None or Path(value).is_absolute() else base_dir / value
+        return cand.resolve() == tax.origin
+    return False
+
+
+def _header_metadata(
+    cells: list[str], line: int, meta: dict[str, tuple[str, int]], origin: str
+) -> None:
+    """Metadata written in the CSV header row (after the format tag cell), where the
+    reference loader, which skips row 1, does not see it. Adds to ``meta``."""
+    tags = [i for i, c in enumerate(cells) if c.strip() == _FORMAT_TAG]
+    if not tags:
+        others = [c for c in cells if c.strip().startswith("labelbridge-ontology-")]
+        if others:
+            raise OntologyError(
+                f"{origin}:{line}: unsupported format {others[0].strip()!r} "
+                f"(this version reads {_FORMAT_TAG!r})"
+            )
+        return
+    if "format" in meta:
+        raise OntologyError(f"{origin}:{line}: metadata both in comment lines and the header row")
+    meta["format"] = (_FORMAT_TAG, line)
+    for cell in cells[tags[0] + 1 :]:
+        if not cell.strip():
+            continue
+        key, sep, value = cell.partition(":")
+        key = key.strip()
+        if not sep or key not in METADATA_KEYS:
+            raise OntologyError(
+                f"{origin}:{line}: header cell {cell!r} is no 'key: value' metadata "
+                f"(keys {METADATA_KEYS})"
+            )
+        if key in meta:
+            raise OntologyError(f"{origin}:{line}: metadata key {key!r} given twice")
+        meta[key] = (value.strip(), line)
+
+
 def _resolve_taxonomy(
     role: str,
     given: Taxonomy | str | None,
     meta: dict[str, tuple[str, int]],
     origin: str,
     base_dir: Path | None,
+    fallback: str | None = None,
 ) -> tuple[Taxonomy, int | None]:
-    """The source/extra taxonomy from the argument and/or the metadata (which must agree)."""
+    """The source/extra taxonomy from the argument and/or the metadata (which must agree),
+    else ``fallback`` (inferred from the reference's path convention)."""
     line = meta[role][1] if role in meta else None
     where = f"{origin}:{line}" if line else origin
     if isinstance(given, Taxonomy):
-        if role in meta and meta[role][0] != given.name:
+        if role in meta and not _same_taxonomy(meta[role][0], given, base_dir):
             raise OntologyError(
                 f"{where}: the file says {role} {meta[role][0]!r} but taxonomy {given.name!r} was given"
             )
         return given, line
-    name = given if given is not None else (meta[role][0] if role in meta else None)
+    name = given if given is not None else (meta[role][0] if role in meta else fallback)
     if name is None:
         raise OntologyError(
-            f"{origin}: the {role} taxonomy is not named in the file (no '# {role}: ...' line); "
-            f"give it as an argument (--{role})"
+            f"{origin}: the {role} taxonomy is not named in the file (no metadata) nor by the "
+            f"reference's path convention (datasets/<dataset>/lists/master_labels_<source>.csv "
+            f"with built-in names); give it as an argument (--{role})"
         )
-    if given is not None and role in meta and meta[role][0] != str(given):
+    try:
+        tax = load_taxonomy(str(name), base_dir=base_dir)
+    except TaxonomyError as exc:
+        raise OntologyError(f"{where}: {exc}") from None
+    if given is not None and role in meta and not _same_taxonomy(meta[role][0], tax, base_dir):
         raise OntologyError(
             f"{where}: the file says {role} {meta[role][0]!r} but {given!r} was given"
         )
+    return tax, line
+
+
+#: Prefix of the reference's mapping file names, ``master_labels_<source>.csv``.
+REFERENCE_PREFIX = "master_labels"
+
+
+def reference_taxonomies(path: str | Path) -> tuple[str | None, str | None]:
+    """Source and extra taxonomy names from the reference's path convention
+    ``datasets/<dataset>/lists/master_labels_<source>.csv`` (the folder and source names
+    are matched to built-in taxonomies through their aliases, e.g. ``IDD``,
+    ``mapillary``); ``None`` for a part that does not follow it or names no built-in.
+
+    ``master_labels.csv`` without a suffix is the reference's older 20-class taxonomy
+    (built-in alias ``master_labels``).
+    """
+    p = Path(path)
+    stem = p.stem
+    source = None
+    if stem == REFERENCE_PREFIX:
+        source = REFERENCE_PREFIX
+    elif stem.startswith(REFERENCE_PREFIX + "_"):
+        source = stem[len(REFERENCE_PREFIX) + 1 :]
+    extra = p.parent.parent.name if p.parent.name == "lists" else None
     try:
-        return load_taxonomy(str(name), base_dir=base_dir), line
-    except TaxonomyError as exc:
-        raise OntologyError(f"{where}: {exc}") from None
+        source = builtin_taxonomy_name(source) if source else None
+    except TaxonomyError:
+        source = None
+    try:
+        extra = builtin_taxonomy_name(extra) if extra else None
+    except TaxonomyError:
+        extra = None
+    return source, extra
 
 
 def _resolve_policy(
@@ -189,7 +287,7 @@ def _resolve_projection(
     given: dict[str, str] | None, meta: dict[str, tuple[str, int]], origin: str
 ) -> tuple[dict[str, str], int | None]:
     if "projection" not in meta:
-        return dict(given or {}), None
+        return (dict(given) if given is not None else None), None
     value, line = meta["projection"]
     try:
         parsed = json.loads(value)
@@ -206,29 +304,54 @@ def _resolve_projection(
     return parsed, line
 
 
-def _canonical_extra(extra: Taxonomy, name: str) -> str:
-    try:
-        return extra.get(name).name
-    except TaxonomyError:
-        return name  # Ontology.from_dict reports it with the line
+def projection_rule_choice(
+    source_name: str, owners: list[str], rows: dict[str, Any], extra: Taxonomy
+) -> str:
+    """The documented rule for a source class that several extra labels allow (tables
+    cannot say which one it projects onto for evaluation): the label allowing the
+    fewest source classes, then the one whose name matches the source class loosely,
+    then the lowest extra train id."""
+
+    def key(name: str) -> tuple[int, int, int]:
+        row = rows.get(name)
+        size = len([n for n in row if n != IGNORE_ROW]) if isinstance(row, list) else 0
+        same = 0 if normalize_name(name) == normalize_name(source_name) else 1
+        return (size, same, extra.train_id_of(name))
+
+    return min(owners, key=key)
 
 
 class _TableBuilder:
     """Collects rows read from a table into the plain data of :meth:`Ontology.from_dict`,
-    remembering the line of every entry for messages."""
+    remembering the line of every entry for messages, and what the import decided
+    (:attr:`report`) where the table leaves something open.
 
-    def __init__(self, source: Taxonomy, extra: Taxonomy, origin: str) -> None:
-        self.source, self.extra, self.origin = source, extra, origin
+    Args:
+        strict: an extra label name that is not in the extra taxonomy is an error;
+            otherwise it is skipped and reported, as the reference loader silently
+            ignores names missing from its ``labels.csv``.
+    """
+
+    def __init__(self, source: Taxonomy, extra: Taxonomy, origin: str, strict: bool) -> None:
+        self.source, self.extra, self.origin, self.strict = source, extra, origin, strict
         self.rows: dict[str, list[str]] = {}
         self.void: dict[str, int] = {}
         self.lines: dict[tuple, int] = {}
         self.seen_sources: dict[str, int] = {}
+        self.cells: set[tuple[str, str]] = set()
+        self.report: list[str] = []
+        self.name_matches: list[str] = []
 
     def source_row(self, name: str, line: int) -> str:
         try:
+            match = self.source.lookup(name)
             cls = self.source.get(name)
         except TaxonomyError as exc:
             raise OntologyError(f"{self.origin}:{line}: unknown source class: {exc}") from None
+        if match.kind != "exact":
+            self.name_matches.append(
+                f"{self.origin}:{line}: {name!r} -> {cls.name!r} ({match.kind})"
+            )
         if cls.ignore:
             raise OntologyError(
                 f"{self.origin}:{line}: source class {cls.name!r} is ignored in {self.source.name!r} "
@@ -242,24 +365,66 @@ class _TableBuilder:
         self.seen_sources[cls.name] = line
         return cls.name
 
+    def _extra_classes(self, name: str, line: int) -> list[str]:
+        try:
+            match = self.extra.lookup(name)
+        except TaxonomyError as exc:
+            if self.strict:
+                raise OntologyError(f"{self.origin}:{line}: unknown extra label: {exc}") from None
+            self.report.append(
+                f"{self.origin}:{line}: skipped {name!r}: not a label of {self.extra.name!r} "
+                "(the reference loader ignores names missing from its labels.csv)"
+            )
+            return []
+        if match.kind != "exact":
+            target = ", ".join(c.name for c in match.classes)
+            self.name_matches.append(f"{self.origin}:{line}: {name!r} -> {target!r} ({match.kind})")
+        return [c.name for c in match.classes]
+
     def add(self, source_name: str, extra_name: str, line: int) -> None:
-        key = _canonical_extra(self.extra, extra_name)
-        row = self.rows.setdefault(key, [])
-        if source_name in row:
+        if (source_name, extra_name) in self.cells:
             raise OntologyError(
                 f"{self.origin}:{line}: extra label {extra_name!r} listed twice in the row of {source_name!r}"
             )
-        self.lines.setdefault(("mapping", key), line)
-        self.lines[("mapping", key, len(row))] = line
-        row.append(source_name)
+        self.cells.add((source_name, extra_name))
+        for key in self._extra_classes(extra_name, line):
+            row = self.rows.setdefault(key, [])
+            if source_name in row:
+                continue  # the same class reached through a group and its own name
+            self.lines.setdefault(("mapping", key), line)
+            self.lines[("mapping", key, len(row))] = line
+            row.append(source_name)
 
     def add_void(self, extra_name: str, line: int) -> None:
-        key = _canonical_extra(self.extra, extra_name)
-        if key in self.void:
+        if ("", extra_name) in self.cells:
             raise OntologyError(
                 f"{self.origin}:{line}: extra label {extra_name!r} listed twice in the void row"
             )
-        self.void[key] = line
+        self.cells.add(("", extra_name))
+        for key in self._extra_classes(extra_name, line):
+            self.void.setdefault(key, line)
+
+    def _choose_projection(self, mapping: dict[str, Any]) -> dict[str, str]:
+        owners: dict[str, list[str]] = {}
+        for cls in self.extra.train_classes:
+            row = mapping.get(cls.name)
+            if isinstance(row, list):
+                for sname in row:
+                    if sname != IGNORE_ROW:
+                        owners.setdefault(sname, []).append(cls.name)
+        chosen: dict[str, str] = {}
+        for sname in self.source.train_names:
+            o = owners.get(sname, [])
+            if len(o) > 1:
+                chosen[sname] = projection_rule_choice(sname, o, mapping, self.extra)
+        if chosen:
+            self.report.append(
+                f"{self.origin}: projection (for evaluation in {self.extra.name!r}) chosen by "
+                "the rule 'fewest allowed classes, then same name, then lowest train id' for "
+                f"{len(chosen)} source classes: "
+                + ", ".join(f"{k} -> {v}" for k, v in chosen.items())
+            )
+        return chosen
 
     def finish(
         self,
@@ -267,7 +432,7 @@ class _TableBuilder:
         header_line: int,
         policy: str | None,
         policy_line: int | None,
-        projection: dict[str, str],
+        projection: dict[str, str] | None,
         projection_line: int | None,
         source_line: int | None,
     ) -> Ontology:
@@ -277,22 +442,26 @@ class _TableBuilder:
                 f"{self.origin}:{header_line}: no row for the source classes {missing}"
             )
         mapping: dict[str, Any] = {}
+        both = []
         for key, row in self.rows.items():
             if key in self.void:
-                # reference files list a label under classes *and* void ("may also be something
-                # outside the source taxonomy"); a prior can only use the classes.
-                logger.info(
-                    "%s: %r is listed under source classes and void; using the classes",
-                    self.origin,
-                    key,
-                )
-            mapping[key] = list(row)
+                # listed under classes *and* void: one of these classes, or something
+                # outside the source taxonomy (the void option)
+                both.append(key)
+                mapping[key] = [*row, IGNORE_ROW]
+            else:
+                mapping[key] = list(row)
+        if both:
+            self.report.append(
+                f"{self.origin}: {len(both)} labels listed under source classes and void keep "
+                f"both (the void option, see docs/ontology-format.md): {both}"
+            )
         for key, line in self.void.items():
             if key not in mapping:
                 mapping[key] = IGNORE_ROW
                 self.lines.setdefault(("mapping", key), line)
+        ignored = {c.name for c in self.extra.classes if c.ignore}
         if policy is None:
-            ignored = {c.name for c in self.extra.classes if c.ignore}
             policy = (
                 "constrained"
                 if any(k in ignored and isinstance(v, list) for k, v in mapping.items())
@@ -304,6 +473,36 @@ class _TableBuilder:
             raise OntologyError(
                 f"{where}: unlabelled must be one of {UNLABELLED_POLICIES}, got {policy!r}"
             )
+        if policy == "unconstrained":
+            # written out explicitly as "every source class" (a table has no policy cell)
+            everything = set(self.source.train_names)
+            for key in sorted(ignored & set(mapping)):
+                row = mapping[key]
+                if not isinstance(row, list) or set(row) - {IGNORE_ROW} != everything:
+                    raise OntologyError(
+                        f"{self.origin}:{self.lines.get(('mapping', key), header_line)}: the "
+                        f"ignored extra class {key!r} is listed, but not under every source "
+                        "class, which 'unlabelled: unconstrained' means"
+                    )
+                del mapping[key]
+        elif policy == "ignore":
+            for key in sorted(ignored & set(mapping)):
+                if mapping[key] == IGNORE_ROW:
+                    del mapping[key]  # the policy says so already
+        unlisted = [
+            c.name
+            for c in self.extra.classes
+            if c.name not in mapping and (not c.ignore or policy == "constrained")
+        ]
+        for key in unlisted:
+            mapping[key] = IGNORE_ROW
+        if unlisted:
+            self.report.append(
+                f"{self.origin}: {len(unlisted)} labels of {self.extra.name!r} are in no row "
+                f"and are written as ignore (the reference's default, void): {unlisted}"
+            )
+        if projection is None:
+            projection = self._choose_projection(mapping)
         self.lines[("mapping",)] = header_line
         self.lines[("unlabelled",)] = policy_line or header_line
         self.lines[("source",)] = source_line or header_line
@@ -319,20 +518,46 @@ class _TableBuilder:
         if projection:
             data["projection"] = projection
         where = LinedYaml(data=data, lines=self.lines, path=self.origin)
-        return Ontology.from_dict(
+        onto = Ontology.from_dict(
             data, where=where, origin=self.origin, source=self.source, extra=self.extra
         )
+        onto.name_matches[:0] = self.name_matches
+        onto.import_report = list(self.report)
+        return onto
 
 
 # ---------------------------------------------------------------------------- CSV
-def ontology_to_csv(onto: Ontology, *, metadata: bool = True) -> str:
+def _metadata_cells(onto: Ontology, base_dir: Path | None) -> list[str]:
+    cells = [
+        _FORMAT_TAG,
+        f"source: {taxonomy_reference(onto.source, base_dir)}",
+        f"extra: {taxonomy_reference(onto.extra, base_dir)}",
+        f"unlabelled: {onto.unlabelled}",
+    ]
+    if onto.projection_overrides:
+        cells.append(
+            f"projection: {json.dumps(onto.projection_overrides, ensure_ascii=False)}"
+        )
+    return cells
+
+
+def ontology_to_csv(
+    onto: Ontology, *, metadata: bool = True, base_dir: Path | None = None
+) -> str:
     """The mapping in the reference ``master_labels_<source>.csv`` layout.
 
     Args:
         onto: the mapping.
-        metadata: write ``# key: value`` lines (taxonomy names, policy, projection overrides)
-            above the table; without them the text is exactly the reference layout, which
-            its own loader reads, and the policy/projection must be given when reading back.
+        metadata: write the taxonomy names, policy and projection overrides as
+            ``key: value`` cells in the header row, which the reference loader skips
+            (so the file stays readable there); without them the policy and projection
+            must be given when reading back.
+        base_dir: folder the file is written to (taxonomies given by path are named
+            relative to it).
+
+    Policies the table cannot express are written out: ``unconstrained`` lists the
+    ignored extra classes under every source class; rows with the void option are
+    listed under their classes and under the ``void`` row.
 
     Returns:
         CSV text, ``\\n`` line ends.
@@ -342,15 +567,31 @@ def ontology_to_csv(onto: Ontology, *, metadata: bool = True) -> str:
         [str(k), name, *per_source[name]] for k, name in enumerate(onto.source.train_names)
     ]
     body.append([str(IGNORE_INDEX), CSV_VOID_NAME, *void])
-    width = max(2, *(len(r) for r in body))
-    table = [["", "name"] + [""] * (width - 2)] + [r + [""] * (width - len(r)) for r in body]
+    header = ["", "name", *(_metadata_cells(onto, base_dir) if metadata else [])]
+    width = max(len(header), *(len(r) for r in body))
+    table = [header + [""] * (width - len(header))] + [r + [""] * (width - len(r)) for r in body]
     buf = io.StringIO()
-    if metadata:
-        buf.write(
-            "\n".join(_metadata_lines(onto, "reference CSV layout (master_labels_<source>.csv)"))
-            + "\n"
-        )
     csv.writer(buf, lineterminator="\n").writerows(table)
+    return buf.getvalue()
+
+
+#: Columns of the reference's ``labels.csv`` (its loader needs name, id, trainId,
+#: hasInstances).
+LABELS_CSV_COLUMNS = ("", "name", "id", "trainId", "category", "categoryId",
+                      "hasInstances", "ignoreInEval", "color")  # fmt: skip
+
+
+def labels_csv_text(tax: Taxonomy) -> str:
+    """The extra taxonomy as the reference's ``labels.csv`` (next to the mapping CSV):
+    one row per class with its raw id and train id (``255`` when ignored)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(LABELS_CSV_COLUMNS)
+    for i, c in enumerate(tax.classes):
+        color = "#{:02x}{:02x}{:02x}".format(*c.color)
+        writer.writerow(
+            [i, c.name, c.id, c.train_id, "", "", "", "True" if c.ignore else "False", color]
+        )
     return buf.getvalue()
 
 
@@ -363,34 +604,46 @@ def ontology_from_csv(
     projection: dict[str, str] | None = None,
     origin: str = "<csv>",
     base_dir: Path | None = None,
+    inferred: tuple[str | None, str | None] = (None, None),
+    strict: bool = False,
 ) -> Ontology:
     """Read a mapping from the reference CSV layout (see module doc).
 
     Args:
-        text: the CSV text (optionally with ``# key: value`` metadata lines on top).
+        text: the CSV text (metadata in the header row or as ``# key: value`` lines on top).
         source, extra: taxonomies (objects, built-in names or paths); needed when the file
-            has no metadata, and must agree with it when it has.
+            has no metadata and ``inferred`` has none, and must agree with the metadata.
         unlabelled: policy; default from the metadata, else inferred: ``constrained`` when an
             ignored extra class is listed under a source class, otherwise ``ignore``.
-        projection: projection overrides ``{source class: extra label}`` (see the YAML form).
+        projection: projection overrides ``{source class: extra label}`` (see the YAML form);
+            default from the metadata, else chosen by :func:`projection_rule_choice`.
         origin: file name for messages.
         base_dir: folder that relative taxonomy paths are resolved against.
+        inferred: ``(source, extra)`` names from the file's path
+            (:func:`reference_taxonomies`), used when neither argument nor metadata names them.
+        strict: an extra label name that is not in the extra taxonomy is an error instead
+            of being skipped and listed in ``import_report``.
+
+    A label listed under source classes and under ``void`` gets the void option; a label
+    in no row is written as ignore (the reference's default); both are reported in the
+    result's ``import_report``, as are skipped names and projection choices.
 
     Raises:
-        OntologyError: naming the file, line and offending name (unknown source class or
-            extra label, wrong id, duplicate row, missing rows, uncovered extra labels, ...).
+        OntologyError: naming the file, line and offending name (unknown source class,
+            wrong id, duplicate row, missing source rows, unknown extra label if strict, ...).
     """
     meta, lines, first = _split_metadata(text, origin)
-    src, source_line = _resolve_taxonomy("source", source, meta, origin, base_dir)
-    ext, _ = _resolve_taxonomy("extra", extra, meta, origin, base_dir)
-    policy, policy_line = _resolve_policy(unlabelled, meta, origin)
-    proj, proj_line = _resolve_projection(projection, meta, origin)
-    builder = _TableBuilder(src, ext, origin)
     rows = list(csv.reader(lines))
     header_line = first
     start = 0
     if rows and rows[0] and not rows[0][0].strip().lstrip("-").isdigit():
         start = 1  # the header row (",name,,,"), skipped as the reference loader does
+        _header_metadata(rows[0], first, meta, origin)
+    src, source_line = _resolve_taxonomy("source", source, meta, origin, base_dir, inferred[0])
+    ext, _ = _resolve_taxonomy("extra", extra, meta, origin, base_dir, inferred[1])
+    policy, policy_line = _resolve_policy(unlabelled, meta, origin)
+    proj, proj_line = _resolve_projection(projection, meta, origin)
+    builder = _TableBuilder(src, ext, origin, strict)
     for offset, row in enumerate(rows[start:], start=start):
         line = first + offset
         cells = [c.strip() for c in row]
@@ -406,7 +659,7 @@ def ontology_from_csv(
             raise OntologyError(
                 f"{origin}:{line}: first cell must be the source train id, got {cells[0]!r}"
             ) from None
-        names = [c for c in cells[2:] if c]
+        names = [c for c in row[2:] if c.strip()]
         if rid == IGNORE_INDEX:
             for name in names:
                 builder.add_void(name, line)
@@ -462,7 +715,9 @@ def _parse_tsv_cell(cell: str, where: str) -> list[str]:
     return [cell]
 
 
-def ontology_to_tsv(onto: Ontology, *, metadata: bool = True) -> str:
+def ontology_to_tsv(
+    onto: Ontology, *, metadata: bool = True, base_dir: Path | None = None
+) -> str:
     """The mapping as an MSeg-style TSV: header ``<source>\\t<extra>``, one row per source
     train class, then the ``unlabeled`` row listing the extra labels written as ignore.
 
@@ -475,7 +730,7 @@ def ontology_to_tsv(onto: Ontology, *, metadata: bool = True) -> str:
             f"{what}: source class {TSV_VOID_NAME!r} clashes with the TSV void row name"
         )
     per_source, void = _extra_lists(onto)
-    lines = _metadata_lines(onto, "MSeg-style TSV layout") if metadata else []
+    lines = _metadata_lines(onto, "MSeg-style TSV layout", base_dir) if metadata else []
     lines.append(f"{_tsv_cell([onto.source.name], what)}\t{_tsv_cell([onto.extra.name], what)}")
     for name in onto.source.train_names:
         lines.append(f"{_tsv_cell([name], what)}\t{_tsv_cell(per_source[name], what)}")
@@ -506,6 +761,8 @@ def ontology_from_tsv(
     extra_column: str | None = None,
     origin: str = "<tsv>",
     base_dir: Path | None = None,
+    inferred: tuple[str | None, str | None] = (None, None),
+    strict: bool = False,
 ) -> Ontology:
     """Read a mapping from an MSeg-style TSV (see module doc).
 
@@ -528,8 +785,8 @@ def ontology_from_tsv(
         source = header[0].strip()
     if extra is None and "extra" not in meta and len(header) == 2:
         extra = header[1].strip()
-    src, source_line = _resolve_taxonomy("source", source, meta, origin, base_dir)
-    ext, _ = _resolve_taxonomy("extra", extra, meta, origin, base_dir)
+    src, source_line = _resolve_taxonomy("source", source, meta, origin, base_dir, inferred[0])
+    ext, _ = _resolve_taxonomy("extra", extra, meta, origin, base_dir, inferred[1])
     scol = _pick_column(header, source_column, [src.name, "universal"], "source", where)
     scol = 0 if scol < 0 else scol
     ecol = _pick_column(header, extra_column, [ext.name], "extra", where)
@@ -541,7 +798,7 @@ def ontology_from_tsv(
         ecol = 1 - scol
     policy, policy_line = _resolve_policy(unlabelled, meta, origin)
     proj, proj_line = _resolve_projection(projection, meta, origin)
-    builder = _TableBuilder(src, ext, origin)
+    builder = _TableBuilder(src, ext, origin, strict)
     for i, raw in enumerate(lines[header_idx + 1 :], start=header_idx + 1):
         line = first + i
         if not raw.strip():
@@ -580,10 +837,24 @@ _FlowListDumper.add_representer(
 )
 
 
-def ontology_to_yaml(onto: Ontology) -> str:
-    """The mapping in the YAML form of :mod:`labelbridge.taxonomy.ontology`."""
+def _literal_text(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
+    style = "|" if "\n" in data else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_FlowListDumper.add_representer(str, _literal_text)
+
+
+def ontology_to_yaml(onto: Ontology, *, base_dir: Path | None = None) -> str:
+    """The mapping in the YAML form of :mod:`labelbridge.taxonomy.ontology`; taxonomies
+    that are not built in are named by path relative to ``base_dir`` (the folder it is
+    written to)."""
     return yaml.dump(
-        onto.to_dict(), Dumper=_FlowListDumper, sort_keys=False, allow_unicode=True, width=100
+        onto.to_dict(base_dir=base_dir),
+        Dumper=_FlowListDumper,
+        sort_keys=False,
+        allow_unicode=True,
+        width=100,
     )
 
 
@@ -596,9 +867,12 @@ def read_ontology(
     extra: Taxonomy | str | None = None,
     unlabelled: str | None = None,
     projection: dict[str, str] | None = None,
+    strict: bool = False,
 ) -> Ontology:
     """Load a mapping file in any of :data:`FORMATS` (by extension unless ``fmt``); a name
-    without extension is a built-in (YAML) mapping.
+    without extension is a built-in (YAML) mapping. For a CSV/TSV file without metadata
+    the taxonomies default to those named by the reference's path convention
+    (:func:`reference_taxonomies`). ``strict``: see :func:`ontology_from_csv`.
 
     Raises:
         UserError / OntologyError: unreadable file, unknown format, invalid mapping.
@@ -617,11 +891,15 @@ def read_ontology(
         return Ontology.from_file(mapping_path(path), **kwargs)
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        raw = p.read_bytes()
     except FileNotFoundError:
         raise UserError(f"{p}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise UserError(f"{p}: cannot read: {exc}") from None
+    try:
+        text = raw.decode("utf-8-sig")  # a spreadsheet's byte-order mark is no cell
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{p}: not UTF-8 text: {exc}") from None
     reader = ontology_from_csv if fmt == "csv" else ontology_from_tsv
     return reader(
         text,
@@ -631,25 +909,65 @@ def read_ontology(
         projection=projection,
         origin=str(p),
         base_dir=p.parent,
+        inferred=reference_taxonomies(p),
+        strict=strict,
     )
 
 
-def ontology_to_text(onto: Ontology, fmt: str, *, metadata: bool = True) -> str:
+def ontology_to_text(
+    onto: Ontology, fmt: str, *, metadata: bool = True, base_dir: Path | None = None
+) -> str:
     """The mapping as text in ``fmt`` (one of :data:`FORMATS`)."""
     if fmt == "yaml":
-        return ontology_to_yaml(onto)
+        return ontology_to_yaml(onto, base_dir=base_dir)
     if fmt == "csv":
-        return ontology_to_csv(onto, metadata=metadata)
+        return ontology_to_csv(onto, metadata=metadata, base_dir=base_dir)
     if fmt == "tsv":
-        return ontology_to_tsv(onto, metadata=metadata)
+        return ontology_to_tsv(onto, metadata=metadata, base_dir=base_dir)
     raise UserError(f"unknown mapping format {fmt!r}; use one of {FORMATS}")
 
 
 def write_ontology(
-    onto: Ontology, path: str | Path, *, fmt: str | None = None, metadata: bool = True
-) -> str:
-    """Write a mapping file (format by extension unless ``fmt``); returns the format used."""
-    fmt = fmt or format_from_path(path)
-    text = ontology_to_text(onto, fmt, metadata=metadata)
-    Path(path).write_text(text, encoding="utf-8")
-    return fmt
+    onto: Ontology,
+    path: str | Path,
+    *,
+    fmt: str | None = None,
+    metadata: bool = True,
+    labels_csv: bool = True,
+) -> list[Path]:
+    """Write a mapping file (format by extension unless ``fmt``).
+
+    A CSV gets the reference's ``labels.csv`` (:func:`labels_csv_text`) beside it unless
+    ``labels_csv`` is False; an existing ``labels.csv`` with other content is not
+    overwritten (error naming it).
+
+    Returns:
+        The files written, the mapping first.
+
+    Raises:
+        UserError: the folder is not writable, or a different ``labels.csv`` is there.
+    """
+    p = Path(path)
+    fmt = fmt or format_from_path(p)
+    text = ontology_to_text(onto, fmt, metadata=metadata, base_dir=p.parent)
+    written = [p]
+    extra_files: list[tuple[Path, str]] = []
+    if fmt == "csv" and labels_csv:
+        companion = p.parent / "labels.csv"
+        want = labels_csv_text(onto.extra)
+        if companion.is_file() and companion.read_text(encoding="utf-8") != want:
+            raise UserError(
+                f"{companion}: exists with other content; the reference loader reads the "
+                f"extra labels from it, so it is left alone: write elsewhere, remove it, or "
+                f"pass --no-labels-csv"
+            )
+        extra_files.append((companion, want))
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text, encoding="utf-8")
+        for companion, want in extra_files:
+            companion.write_text(want, encoding="utf-8")
+            written.append(companion)
+    except OSError as exc:
+        raise UserError(f"{p}: cannot write: {exc}") from None
+    return written

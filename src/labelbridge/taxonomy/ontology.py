@@ -11,6 +11,7 @@ File format (YAML; full reference in ``docs/ontology-format.md``)::
       Building: [building, wall]
       Car: [car, truck, bus]
       SomeLabel: ignore         # pixels of this label are written as ignore
+      Void: [sky, building, ignore] # sky or building, or no source class at all
       Unlabelled: [sky, building]   # a row for an ignored class: used with 'constrained'
     projection:                 # source class -> extra class, for evaluation in the extra
       wall: Building            # taxonomy; needed only where it is not derivable
@@ -26,7 +27,8 @@ Derived once at load time:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -36,13 +38,27 @@ import numpy as np
 from labelbridge.constants import IGNORE_INDEX
 from labelbridge.errors import OntologyError, TaxonomyError
 from labelbridge.taxonomy.registry import load_taxonomy, mapping_path
-from labelbridge.taxonomy.taxonomy import Taxonomy
+from labelbridge.taxonomy.taxonomy import NameMatch, Taxonomy
 from labelbridge.yamlio import LinedYaml, load_yaml
 
 #: Policies for extra pixels whose class is ignored in the extra taxonomy.
 UNLABELLED_POLICIES = ("ignore", "unconstrained", "constrained")
-#: Row value meaning "pixels of this extra label are written as ignore".
+#: Row value meaning "pixels of this extra label are written as ignore"; inside a list of
+#: classes it means "or something outside the source taxonomy" (the void option).
 IGNORE_ROW = "ignore"
+
+
+def taxonomy_reference(tax: Taxonomy, base_dir: Path | None = None) -> str:
+    """How a mapping file names ``tax``: its built-in name, or the path of the file it
+    came from (relative to ``base_dir`` when given and possible)."""
+    if tax.origin is None:
+        return tax.name
+    if base_dir is not None:
+        try:
+            return Path(os.path.relpath(tax.origin, Path(base_dir).resolve())).as_posix()
+        except ValueError:  # another drive
+            pass
+    return str(tax.origin)
 
 
 @dataclass
@@ -57,6 +73,11 @@ class Ontology:
         projection_overrides: ``{source class name: extra class name or IGNORE_ROW}``
             for evaluation, where not derivable from the rows.
         origin: file it was loaded from (for messages).
+        notes: free text kept with the file (citations, departures).
+        name_matches: ``"file:line: 'asked' -> 'class' (kind)"`` for every name that was
+            not written exactly as the taxonomy spells it (alias, loose match, group).
+        import_report: what an import from a table decided where the table leaves it
+            open (skipped names, unlisted labels, projection choices); empty for YAML.
     """
 
     source: Taxonomy
@@ -65,6 +86,9 @@ class Ontology:
     unlabelled: str = "ignore"
     projection_overrides: dict[str, str] | None = None
     origin: str = "<memory>"
+    notes: str = ""
+    name_matches: list[str] = field(default_factory=list)
+    import_report: list[str] = field(default_factory=list)
 
     # ------------------------------------------------------------------ derived
     @cached_property
@@ -83,13 +107,31 @@ class Ontology:
             if row is None or row == IGNORE_ROW:
                 continue
             for name in row:
-                table[cls.id, self.source.train_id_of(name)] = True
+                if name != IGNORE_ROW:
+                    table[cls.id, self.source.train_id_of(name)] = True
         if self.unlabelled == "unconstrained":
             # ids the extra files may carry as "no label" without a class entry
             known = {c.id for c in self.extra.classes}
             if IGNORE_INDEX not in known and IGNORE_INDEX < num_rows:
                 table[IGNORE_INDEX] = True
         return table
+
+    @cached_property
+    def void_allowed(self) -> np.ndarray:
+        """``(E,)`` bool: rows listing ``ignore`` beside source classes (the void option)."""
+        out = np.zeros(len(self.extra.lut), dtype=bool)
+        for cls in self.extra.classes:
+            if cls.ignore and self.unlabelled != "constrained":
+                continue
+            row = self.rows.get(cls.name)
+            if isinstance(row, list) and IGNORE_ROW in row:
+                out[cls.id] = True
+        return out
+
+    @property
+    def has_void_option(self) -> bool:
+        """Whether any row has the void option (see :attr:`void_allowed`)."""
+        return bool(self.void_allowed.any())
 
     @cached_property
     def projection(self) -> np.ndarray:
@@ -112,7 +154,8 @@ class Ontology:
             row = self.rows.get(cls.name)
             if isinstance(row, list):
                 for name in row:
-                    owners[self.source.train_id_of(name)].append(cls.name)
+                    if name != IGNORE_ROW:
+                        owners[self.source.train_id_of(name)].append(cls.name)
         return owners
 
     def allowed_names(self, extra_name: str) -> list[str]:
@@ -121,23 +164,30 @@ class Ontology:
         return [self.source.train_names[k] for k in np.flatnonzero(row)]
 
     # ------------------------------------------------------------------ (de)serialisation
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, base_dir: Path | None = None) -> dict[str, Any]:
+        """Plain data of the YAML form. Taxonomies that are not built in are named by the
+        path of their file (relative to ``base_dir``, the folder the mapping is written
+        to, when given), so the written file loads again."""
         out: dict[str, Any] = {
-            "source": self.source.name,
-            "extra": self.extra.name,
+            "source": taxonomy_reference(self.source, base_dir),
+            "extra": taxonomy_reference(self.extra, base_dir),
             "unlabelled": self.unlabelled,
             "mapping": {k: (v if isinstance(v, str) else list(v)) for k, v in self.rows.items()},
         }
         if self.projection_overrides:
             out["projection"] = dict(self.projection_overrides)
+        if self.notes:
+            out["notes"] = self.notes
         return out
 
     def same_as(self, other: Ontology) -> bool:
-        """Whether two mappings define the same relation (allowed matrix and projection)."""
+        """Whether two mappings define the same relation (allowed matrix, void option and
+        projection)."""
         return (
             self.source.name == other.source.name
             and self.extra.name == other.extra.name
             and np.array_equal(self.allowed, other.allowed)
+            and np.array_equal(self.void_allowed, other.void_allowed)
             and np.array_equal(self.projection, other.projection)
         )
 
@@ -189,54 +239,79 @@ class Ontology:
                 f"{at('mapping')}: 'mapping' must map extra labels to lists of source classes"
             )
         rows: dict[str, list[str] | str] = {}
+        row_origin: dict[str, str] = {}
+        matches: list[str] = []
+
+        def note(loc: str, match: NameMatch) -> None:
+            if match.kind != "exact":
+                target = ", ".join(c.name for c in match.classes)
+                matches.append(f"{loc}: {match.name!r} -> {target!r} ({match.kind})")
+
         for extra_name, value in mapping.items():
             loc = at("mapping", extra_name)
             try:
-                ecls = ext.get(str(extra_name))
+                ematch = ext.lookup(str(extra_name))
             except TaxonomyError as exc:
                 raise OntologyError(f"{loc}: unknown extra label: {exc}") from None
-            if ecls.name in rows:
-                raise OntologyError(f"{loc}: extra label {ecls.name!r} is mapped twice")
+            note(loc, ematch)
+            shown = ematch.canonical
             if value == IGNORE_ROW:
-                rows[ecls.name] = IGNORE_ROW
-                continue
-            if isinstance(value, str):
-                value = [value]
-            if not isinstance(value, list):
-                raise OntologyError(
-                    f"{loc}: the row of {ecls.name!r} must be a list of source classes or 'ignore', got {value!r}"
-                )
-            if not value:
-                raise OntologyError(
-                    f"{loc}: empty set for extra label {ecls.name!r}; write 'ignore' to map it to ignore"
-                )
-            names: list[str] = []
-            for j, item in enumerate(value):
-                iloc = at("mapping", extra_name, j)
-                if not isinstance(item, str):
-                    raise OntologyError(f"{iloc}: source class names must be strings, got {item!r}")
-                try:
-                    scls = src.get(item)
-                except TaxonomyError as exc:
+                row: list[str] | str = IGNORE_ROW
+            else:
+                if isinstance(value, str):
+                    value = [value]
+                if not isinstance(value, list):
                     raise OntologyError(
-                        f"{iloc}: unknown source class in row {ecls.name!r}: {exc}"
-                    ) from None
-                if scls.ignore:
-                    raise OntologyError(
-                        f"{iloc}: source class {scls.name!r} is ignored in {src.name!r}; "
-                        f"use 'ignore' for the whole row instead"
+                        f"{loc}: the row of {shown!r} must be a list of source classes or 'ignore', got {value!r}"
                     )
-                if scls.name in names:
+                if not value:
                     raise OntologyError(
-                        f"{iloc}: source class {scls.name!r} listed twice for {ecls.name!r}"
+                        f"{loc}: empty set for extra label {shown!r}; write 'ignore' to map it to ignore"
                     )
-                names.append(scls.name)
-            rows[ecls.name] = names
-            if ecls.ignore and policy != "constrained":
-                raise OntologyError(
-                    f"{loc}: a row for the ignored extra class {ecls.name!r} has no effect "
-                    f"under 'unlabelled: {policy}'; use 'unlabelled: constrained' or remove it"
-                )
+                names: list[str] = []
+                void_option = False
+                for j, item in enumerate(value):
+                    iloc = at("mapping", extra_name, j)
+                    if not isinstance(item, str):
+                        raise OntologyError(f"{iloc}: source class names must be strings, got {item!r}")
+                    if item == IGNORE_ROW:
+                        if void_option:
+                            raise OntologyError(f"{iloc}: 'ignore' listed twice for {shown!r}")
+                        void_option = True
+                        continue
+                    try:
+                        smatch = src.lookup(item)
+                    except TaxonomyError as exc:
+                        raise OntologyError(
+                            f"{iloc}: unknown source class in row {shown!r}: {exc}"
+                        ) from None
+                    note(iloc, smatch)
+                    for scls in smatch.classes:
+                        if scls.ignore:
+                            raise OntologyError(
+                                f"{iloc}: source class {scls.name!r} is ignored in {src.name!r}; "
+                                f"use 'ignore' for the whole row instead"
+                            )
+                        if scls.name in names:
+                            raise OntologyError(
+                                f"{iloc}: source class {scls.name!r} listed twice for {shown!r}"
+                            )
+                        names.append(scls.name)
+                # a list of only 'ignore' means the same as the row 'ignore'
+                row = names + [IGNORE_ROW] if names and void_option else (names or IGNORE_ROW)
+            for ecls in ematch.classes:
+                if ecls.name in rows:
+                    raise OntologyError(
+                        f"{loc}: extra label {ecls.name!r} is mapped twice "
+                        f"(also by {row_origin[ecls.name]!r})"
+                    )
+                if ecls.ignore and isinstance(row, list) and policy != "constrained":
+                    raise OntologyError(
+                        f"{loc}: a row for the ignored extra class {ecls.name!r} has no effect "
+                        f"under 'unlabelled: {policy}'; use 'unlabelled: constrained' or remove it"
+                    )
+                rows[ecls.name] = row if isinstance(row, str) else list(row)
+                row_origin[ecls.name] = str(extra_name)
         missing = [c.name for c in ext.train_classes if c.name not in rows]
         if missing:
             raise OntologyError(
@@ -258,20 +333,27 @@ class Ontology:
         for sname, ename in overrides_raw.items():
             loc = at("projection", sname)
             try:
+                smatch = src.lookup(str(sname))
                 scls = src.get(str(sname))
             except TaxonomyError as exc:
                 raise OntologyError(f"{loc}: unknown source class in projection: {exc}") from None
+            note(loc, smatch)
             if ename == IGNORE_ROW:
                 overrides[scls.name] = IGNORE_ROW
                 continue
             try:
+                ematch = ext.lookup(str(ename))
                 ecls = ext.get(str(ename))
             except TaxonomyError as exc:
                 raise OntologyError(f"{loc}: unknown extra label in projection: {exc}") from None
+            note(loc, ematch)
             if ecls.ignore:
                 raise OntologyError(f"{loc}: projection target {ecls.name!r} is an ignored class")
             overrides[scls.name] = ecls.name
-        onto = cls(src, ext, rows, policy, overrides or None, origin)
+        notes = data.get("notes", "")
+        if not isinstance(notes, str):
+            raise OntologyError(f"{at('notes')}: 'notes' must be text")
+        onto = cls(src, ext, rows, policy, overrides or None, origin, notes, matches)
         owners = onto._owners()
         ambiguous = [
             (src.train_names[k], o)

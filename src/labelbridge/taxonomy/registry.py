@@ -6,7 +6,7 @@ from functools import cache
 from pathlib import Path
 
 from labelbridge.errors import TaxonomyError, UserError
-from labelbridge.taxonomy.taxonomy import Taxonomy
+from labelbridge.taxonomy.taxonomy import Taxonomy, normalize_name
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 TAXONOMY_DIR = BUILTIN_DIR / "taxonomies"
@@ -25,7 +25,37 @@ def list_mappings() -> list[str]:
 
 @cache
 def _load_builtin(name: str) -> Taxonomy:
-    return Taxonomy.from_file(TAXONOMY_DIR / f"{name}.yaml")
+    return Taxonomy.from_file(TAXONOMY_DIR / f"{name}.yaml", builtin=True)
+
+
+@cache
+def _alias_index() -> dict[str, str | None]:
+    """Normalised taxonomy alias -> built-in name (``None`` where two claim it)."""
+    index: dict[str, str | None] = {}
+    for name in list_taxonomies():
+        for alias in _load_builtin(name).aliases:
+            key = normalize_name(alias)
+            index[key] = name if index.get(key, name) == name else None
+    return index
+
+
+def builtin_taxonomy_name(text: str) -> str | None:
+    """The built-in taxonomy called ``text`` or known by it as an alias (e.g. the
+    reference's folder name ``"mapillary-vistas"``), or ``None``.
+
+    Raises:
+        TaxonomyError: two built-in taxonomies claim the alias.
+    """
+    if (TAXONOMY_DIR / f"{text}.yaml").is_file():
+        return text
+    key = normalize_name(text)
+    index = _alias_index()
+    if key in index:
+        if index[key] is None:
+            owners = [n for n in list_taxonomies() if key in map(normalize_name, _load_builtin(n).aliases)]
+            raise TaxonomyError(f"taxonomy alias {text!r} is claimed by several taxonomies: {owners}")
+        return index[key]
+    return None
 
 
 def load_taxonomy(name_or_path: str | Path, *, base_dir: Path | None = None) -> Taxonomy:
@@ -41,8 +71,9 @@ def load_taxonomy(name_or_path: str | Path, *, base_dir: Path | None = None) -> 
         TaxonomyError: neither a built-in name nor an existing file; lists the names.
     """
     text = str(name_or_path)
-    if (TAXONOMY_DIR / f"{text}.yaml").is_file():
-        return _load_builtin(text)
+    builtin = builtin_taxonomy_name(text) if "/" not in text and not text.endswith((".yaml", ".yml")) else None
+    if builtin is not None:
+        return _load_builtin(builtin)
     candidates = [Path(text)]
     if base_dir is not None and not Path(text).is_absolute():
         candidates.insert(0, base_dir / text)
@@ -50,7 +81,7 @@ def load_taxonomy(name_or_path: str | Path, *, base_dir: Path | None = None) -> 
         if cand.is_file():
             return Taxonomy.from_file(cand)
     raise TaxonomyError(
-        f"unknown taxonomy {text!r}: not a built-in name nor an existing file. "
+        f"unknown taxonomy {text!r}: not a built-in name or alias nor an existing file. "
         f"Built-in: {', '.join(list_taxonomies())}"
     )
 
@@ -67,3 +98,22 @@ def mapping_path(name_or_path: str | Path) -> Path:
         f"unknown ontology mapping {text!r}: not a built-in name nor an existing file. "
         f"Built-in: {', '.join(list_mappings())}"
     )
+
+
+@cache
+def mapping_sides(name: str) -> tuple[str, str]:
+    """``(source, extra)`` as written in a built-in mapping file (read without building it)."""
+    import yaml
+
+    data = yaml.safe_load((MAPPING_DIR / f"{name}.yaml").read_text(encoding="utf-8"))
+    return str(data["source"]), str(data["extra"])
+
+
+def mappings_from(extra: str) -> list[tuple[str, str]]:
+    """``(source taxonomy, mapping name)`` of every built-in mapping from ``extra``."""
+    out = []
+    for name in list_mappings():
+        src, ext = mapping_sides(name)
+        if ext == extra:
+            out.append((src, name))
+    return out

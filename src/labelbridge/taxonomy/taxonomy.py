@@ -15,7 +15,8 @@ Derived tables (lookup from raw to train ids, palettes) are computed once from t
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,37 @@ UNKNOWN_ID: int = -1
 
 LABEL_FORMATS = ("id", "color")
 
+#: How a name was resolved by :meth:`Taxonomy.lookup`.
+MATCH_KINDS = ("exact", "alias", "normalized", "group")
+_SEPARATORS = re.compile(r"[\s_\-]+")
+
+
+def normalize_name(name: str) -> str:
+    """The key used for loose name matching: case-folded, outer whitespace stripped, runs
+    of spaces, underscores and hyphens made one space (``"Traffic_Light "`` ->
+    ``"traffic light"``)."""
+    return _SEPARATORS.sub(" ", str(name).casefold()).strip()
+
+
+@dataclass(frozen=True)
+class NameMatch:
+    """Result of :meth:`Taxonomy.lookup`.
+
+    Attributes:
+        name: the name as asked for.
+        classes: the classes it stands for (several only for a group).
+        kind: one of :data:`MATCH_KINDS`; anything but ``"exact"`` is worth reporting.
+    """
+
+    name: str
+    classes: tuple[TaxonomyClass, ...]
+    kind: str
+
+    @property
+    def canonical(self) -> str:
+        """The class name (or, for a group, the name as asked for)."""
+        return self.classes[0].name if self.kind != "group" else self.name
+
 
 @dataclass(frozen=True)
 class TaxonomyClass:
@@ -42,6 +74,8 @@ class TaxonomyClass:
         color: RGB colour, each ``0..255`` (used for colour-coded labels and pictures).
         ignore: ``True`` for classes ignored in training and evaluation.
         train_id: position in the train-id space, or ``IGNORE_INDEX`` when ignored.
+        aliases: other spellings of the name (another toolkit's or file's), resolved
+            to this class by :meth:`Taxonomy.lookup`.
     """
 
     id: int
@@ -49,6 +83,7 @@ class TaxonomyClass:
     color: tuple[int, int, int]
     ignore: bool
     train_id: int
+    aliases: tuple[str, ...] = field(default=())
 
 
 class Taxonomy:
@@ -61,6 +96,12 @@ class Taxonomy:
         label_format: ``"id"`` (label PNGs store raw ids) or ``"color"`` (RGB colours).
         source: where the class list comes from (citation).
         notes: free text, including what could not be confirmed.
+        aliases: other names of the taxonomy itself (e.g. the reference's folder name
+            ``"IDD"``), accepted by :func:`~labelbridge.taxonomy.registry.load_taxonomy`.
+        groups: ``{group name: [class names]}``, names a mapping may use for several
+            classes at once (e.g. a release that splits ``car`` into ``Car 1..4``).
+        origin: the file it was loaded from when not built in (``None`` for built-ins
+            and taxonomies made in memory); mappings written to disk refer to it.
     """
 
     def __init__(
@@ -72,6 +113,9 @@ class Taxonomy:
         label_format: str = "id",
         source: str = "",
         notes: str = "",
+        aliases: tuple[str, ...] | list[str] = (),
+        groups: dict[str, list[str]] | None = None,
+        origin: Path | None = None,
     ) -> None:
         if label_format not in LABEL_FORMATS:
             raise TaxonomyError(f"taxonomy {name!r}: label_format must be one of {LABEL_FORMATS}")
@@ -81,9 +125,42 @@ class Taxonomy:
         self.label_format = label_format
         self.source = source
         self.notes = notes
+        self.aliases = tuple(aliases)
+        self.groups = {k: list(v) for k, v in (groups or {}).items()}
+        self.origin = origin
         self._by_name = {c.name: c for c in self.classes}
-        self._by_lower = {c.name.lower(): c for c in self.classes}
         self._by_id = {c.id: c for c in self.classes}
+        self._by_alias: dict[str, TaxonomyClass] = {}
+        for c in self.classes:
+            for a in c.aliases:
+                if a in self._by_name or a in self._by_alias or a in self.groups:
+                    raise TaxonomyError(
+                        f"taxonomy {name!r}: alias {a!r} of {c.name!r} is already a class name, "
+                        "alias or group"
+                    )
+                self._by_alias[a] = c
+        for g, members in self.groups.items():
+            if g in self._by_name:
+                raise TaxonomyError(f"taxonomy {name!r}: group {g!r} is also a class name")
+            for m in members:
+                if m not in self._by_name:
+                    raise TaxonomyError(
+                        f"taxonomy {name!r}: group {g!r} names {m!r}, which is not a class"
+                    )
+        # loose keys: a key reached from two different targets is ambiguous and unusable
+        loose: dict[str, tuple[tuple[TaxonomyClass, ...], str] | None] = {}
+        targets = [(c.name, (c,), "normalized") for c in self.classes]
+        targets += [(a, (c,), "normalized") for c in self.classes for a in c.aliases]
+        targets += [
+            (g, tuple(self._by_name[m] for m in ms), "group") for g, ms in self.groups.items()
+        ]
+        for text, target, kind in targets:
+            key = normalize_name(text)
+            if key in loose and (loose[key] is None or loose[key][0] != target):
+                loose[key] = None
+            else:
+                loose.setdefault(key, (target, kind))
+        self._by_loose = loose
 
     # ------------------------------------------------------------------ train space
     @cached_property
@@ -120,18 +197,49 @@ class Taxonomy:
     def __repr__(self) -> str:
         return f"Taxonomy({self.name!r}, {len(self.classes)} classes, {self.num_classes} train ids)"
 
-    def get(self, name: str) -> TaxonomyClass:
-        """The class called ``name`` (exact, then case-insensitive match).
+    def lookup(self, name: str) -> NameMatch:
+        """Resolve a name: the class name, then an alias, then a group, then a loose match
+        (:func:`normalize_name`: case, outer spaces, ``_``/``-``/space runs) where that is
+        unambiguous.
 
         Raises:
-            TaxonomyError: unknown name; the message suggests close matches.
+            TaxonomyError: unknown or ambiguous name; the message suggests close matches.
         """
-        cls = self._by_name.get(name) or self._by_lower.get(str(name).lower())
-        if cls is None:
-            close = difflib.get_close_matches(str(name), list(self._by_name), n=3)
-            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-            raise TaxonomyError(f"{name!r} is not a class of taxonomy {self.name!r}.{hint}")
-        return cls
+        text = str(name)
+        if text in self._by_name:
+            return NameMatch(text, (self._by_name[text],), "exact")
+        if text in self._by_alias:
+            return NameMatch(text, (self._by_alias[text],), "alias")
+        if text in self.groups:
+            return NameMatch(text, tuple(self._by_name[m] for m in self.groups[text]), "group")
+        key = normalize_name(text)
+        if key in self._by_loose:
+            entry = self._by_loose[key]
+            if entry is None:
+                raise TaxonomyError(
+                    f"{text!r} matches several classes of taxonomy {self.name!r} loosely "
+                    "(case, spaces, '_' or '-'); write the exact name"
+                )
+            return NameMatch(text, entry[0], entry[1])
+        known = list(self._by_name) + list(self._by_alias) + list(self.groups)
+        close = difflib.get_close_matches(text, known, n=3)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise TaxonomyError(f"{text!r} is not a class of taxonomy {self.name!r}.{hint}")
+
+    def get(self, name: str) -> TaxonomyClass:
+        """The one class called ``name`` (see :meth:`lookup` for the matching rules).
+
+        Raises:
+            TaxonomyError: unknown name (the message suggests close matches), or a group
+                name, which stands for several classes.
+        """
+        match = self.lookup(name)
+        if len(match.classes) != 1:
+            raise TaxonomyError(
+                f"{name!r} is a group of {len(match.classes)} classes of taxonomy "
+                f"{self.name!r} ({', '.join(c.name for c in match.classes)}), not one class"
+            )
+        return match.classes[0]
 
     def by_id(self, raw_id: int) -> TaxonomyClass:
         try:
@@ -254,12 +362,15 @@ class Taxonomy:
             "label_format": self.label_format,
             "source": self.source,
             "notes": self.notes,
+            **({"aliases": list(self.aliases)} if self.aliases else {}),
+            **({"groups": {k: list(v) for k, v in self.groups.items()}} if self.groups else {}),
             "classes": [
                 {
                     "id": c.id,
                     "name": c.name,
                     "color": list(c.color),
                     **({"ignore": True} if c.ignore else {"train_id": c.train_id}),
+                    **({"aliases": list(c.aliases)} if c.aliases else {}),
                 }
                 for c in self.classes
             ],
@@ -267,7 +378,12 @@ class Taxonomy:
 
     @classmethod
     def from_dict(
-        cls, data: Any, *, where: LinedYaml | None = None, origin: str = "<dict>"
+        cls,
+        data: Any,
+        *,
+        where: LinedYaml | None = None,
+        origin: str = "<dict>",
+        origin_path: Path | None = None,
     ) -> Taxonomy:
         """Build and validate from plain data (see ``docs/taxonomy-format.md``).
 
@@ -279,7 +395,9 @@ class Taxonomy:
             raise TaxonomyError(
                 f"{origin}: a taxonomy file must be a mapping with 'name' and 'classes'"
             )
-        allowed_keys = {"name", "title", "label_format", "source", "notes", "classes"}
+        allowed_keys = {
+            "name", "title", "label_format", "source", "notes", "classes", "aliases", "groups"
+        }
         for key in data:
             if key not in allowed_keys:
                 raise TaxonomyError(
@@ -301,7 +419,7 @@ class Taxonomy:
             loc = at("classes", i)
             if not isinstance(entry, dict):
                 raise TaxonomyError(f"{loc}: each class must be a mapping with id, name, color")
-            extra = set(entry) - {"id", "name", "color", "ignore", "train_id"}
+            extra = set(entry) - {"id", "name", "color", "ignore", "train_id", "aliases"}
             if extra:
                 raise TaxonomyError(f"{loc}: unknown key(s) {sorted(extra)} in class entry")
             cid, cname, color = entry.get("id"), entry.get("name"), entry.get("color", [0, 0, 0])
@@ -346,8 +464,17 @@ class Taxonomy:
                         f"{loc}: train_id {train_id} of {cname!r} already used by {seen_train[train_id]!r}"
                     )
                 seen_train[train_id] = cname
+            aliases = entry.get("aliases", [])
+            if not isinstance(aliases, list) or not all(
+                isinstance(a, str) and a for a in aliases
+            ):
+                raise TaxonomyError(
+                    f"{loc}: aliases of {cname!r} must be a list of non-empty strings, got {aliases!r}"
+                )
             classes.append(
-                TaxonomyClass(cid, cname, tuple(int(v) for v in color), ignore, int(train_id))
+                TaxonomyClass(
+                    cid, cname, tuple(int(v) for v in color), ignore, int(train_id), tuple(aliases)
+                )
             )
         if sorted(seen_train) != list(range(len(seen_train))):
             raise TaxonomyError(
@@ -359,16 +486,42 @@ class Taxonomy:
             raise TaxonomyError(
                 f"{at('label_format')}: label_format must be one of {LABEL_FORMATS}, got {fmt!r}"
             )
-        return cls(
-            name,
-            classes,
-            title=str(data.get("title", "")),
-            label_format=fmt,
-            source=str(data.get("source", "")),
-            notes=str(data.get("notes", "")),
-        )
+        tax_aliases = data.get("aliases", [])
+        if not isinstance(tax_aliases, list) or not all(
+            isinstance(a, str) and a for a in tax_aliases
+        ):
+            raise TaxonomyError(f"{at('aliases')}: 'aliases' must be a list of non-empty strings")
+        groups = data.get("groups") or {}
+        if not isinstance(groups, dict) or not all(
+            isinstance(k, str) and isinstance(v, list) and v and all(isinstance(m, str) for m in v)
+            for k, v in groups.items()
+        ):
+            raise TaxonomyError(
+                f"{at('groups')}: 'groups' must map group names to non-empty lists of class names"
+            )
+        try:
+            return cls(
+                name,
+                classes,
+                title=str(data.get("title", "")),
+                label_format=fmt,
+                source=str(data.get("source", "")),
+                notes=str(data.get("notes", "")),
+                aliases=tax_aliases,
+                groups=groups,
+                origin=origin_path,
+            )
+        except TaxonomyError as exc:
+            raise TaxonomyError(f"{origin}: {exc}") from None
 
     @classmethod
-    def from_file(cls, path: str | Path) -> Taxonomy:
+    def from_file(cls, path: str | Path, *, builtin: bool = False) -> Taxonomy:
+        """Load a taxonomy file; ``builtin`` marks the shipped files (found by name, so a
+        mapping refers to them by name rather than by path)."""
         doc = load_yaml(path)
-        return cls.from_dict(doc.data, where=doc, origin=str(path))
+        return cls.from_dict(
+            doc.data,
+            where=doc,
+            origin=str(path),
+            origin_path=None if builtin else Path(path).resolve(),
+        )
