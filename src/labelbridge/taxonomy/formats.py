@@ -381,12 +381,21 @@ class _TableBuilder:
             self.name_matches.append(f"{self.origin}:{line}: {name!r} -> {target!r} ({match.kind})")
         return [c.name for c in match.classes]
 
+    def _repeated(self, row: str, extra_name: str, line: int, what: str) -> bool:
+        """A name written twice in one row: an error if strict, else reported and the
+        repeat dropped (the reference loader's reading is the same either way)."""
+        if (row, extra_name) not in self.cells:
+            self.cells.add((row, extra_name))
+            return False
+        message = f"{self.origin}:{line}: extra label {extra_name!r} listed twice in {what}"
+        if self.strict:
+            raise OntologyError(message)
+        self.report.append(message + "; the repeat is dropped")
+        return True
+
     def add(self, source_name: str, extra_name: str, line: int) -> None:
-        if (source_name, extra_name) in self.cells:
-            raise OntologyError(
-                f"{self.origin}:{line}: extra label {extra_name!r} listed twice in the row of {source_name!r}"
-            )
-        self.cells.add((source_name, extra_name))
+        if self._repeated(source_name, extra_name, line, f"the row of {source_name!r}"):
+            return
         for key in self._extra_classes(extra_name, line):
             row = self.rows.setdefault(key, [])
             if source_name in row:
@@ -396,11 +405,8 @@ class _TableBuilder:
             row.append(source_name)
 
     def add_void(self, extra_name: str, line: int) -> None:
-        if ("", extra_name) in self.cells:
-            raise OntologyError(
-                f"{self.origin}:{line}: extra label {extra_name!r} listed twice in the void row"
-            )
-        self.cells.add(("", extra_name))
+        if self._repeated("", extra_name, line, "the void row"):
+            return
         for key in self._extra_classes(extra_name, line):
             self.void.setdefault(key, line)
 
