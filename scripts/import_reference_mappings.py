@@ -22,6 +22,7 @@ import logging
 import sys
 from pathlib import Path
 
+from labelbridge.errors import UserError
 from labelbridge.taxonomy.formats import ontology_to_yaml, read_ontology
 from labelbridge.taxonomy.registry import MAPPING_DIR
 
@@ -80,16 +81,22 @@ def main(argv: list[str] | None = None) -> int:
     if not files:
         log.error("no reference files under %s", args.reference)
         return 2
+    failed = 0
     for path in files:
         if args.only and path.parent.parent.name != args.only:
             continue
-        out = MAPPING_DIR / f"{builtin_name(path)}.yaml"
+        try:
+            out = MAPPING_DIR / f"{builtin_name(path)}.yaml"
+        except UserError as exc:
+            log.error("%s", exc)
+            failed += 1
+            continue
         if out.exists() and not args.force:
             log.info("kept %s (exists; --force to overwrite)", out.name)
             continue
         out.write_text(convert(path, args.reference), encoding="utf-8")
         log.info("wrote %s", out.name)
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
