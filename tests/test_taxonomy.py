@@ -27,11 +27,12 @@ EXPECTED_COUNTS = {  # name: (classes in the file, train classes)
     "freiburg_forest": (7, 6),
     "god": (22, 21),
     "goose": (64, 60),
+    "idd_labelids": (40, 35),
     "idd_level1": (8, 7),
     "idd_level3": (27, 26),
     "kitti": (34, 19),
     "makassar": (4, 3),
-    "mapillary_vistas_v1_2": (66, 65),
+    "mapillary_vistas_v1_2": (66, 63),
     "master20": (21, 20),
     "nuimages": (26, 25),
     "offroad": (35, 34),
@@ -86,7 +87,10 @@ def test_published_facts() -> None:
     mvd = load_taxonomy("mapillary_vistas_v1_2")
     assert mvd.by_id(65).name == "Unlabeled" and mvd.by_id(65).ignore
     assert mvd.by_id(13).name == "Road" and mvd.by_id(13).color == (128, 64, 128)
-    assert mvd.get("Ego Vehicle").train_id == 64
+    # the paper's 63 evaluated classes: Car Mount and Ego Vehicle ignored, train ids = ids
+    assert mvd.get("Ego Vehicle").ignore and mvd.num_classes == 63
+    assert mvd.get("construction--flat--road").name == "Road"  # official name, an alias
+    assert mvd.train_id_of("nature--sky") == 27 and mvd.get("Sky").id == 27
     coco = load_taxonomy("coco_panoptic")
     assert coco.get("person").id == 1 and coco.get("rug-merged").id == 200
     assert coco.train_names.index("banner") == 80  # 80 things, then the stuff classes
@@ -208,6 +212,6 @@ def test_cli_taxonomies_json(capsys) -> None:
     assert len(rows) >= 19
     assert (
         rows["mapillary_vistas_v1_2"]["classes"] == 66
-        and rows["mapillary_vistas_v1_2"]["train_classes"] == 65
+        and rows["mapillary_vistas_v1_2"]["train_classes"] == 63
     )
     assert "idd_level1_to_camvid11" in out["mappings"]

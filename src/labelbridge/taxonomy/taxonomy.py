@@ -38,10 +38,9 @@ _SEPARATORS = re.compile(r"[\s_\-]+")
 
 
 def normalize_name(name: str) -> str:
-    """The key used for loose name matching: case-folded, outer whitespace stripped, runs
-    of spaces, underscores and hyphens made one space (``"Traffic_Light "`` ->
-    ``"traffic light"``)."""
-    return _SEPARATORS.sub(" ", str(name).casefold()).strip()
+    """The key used for loose name matching: case-folded, with spaces, underscores and
+    hyphens removed (``"Traffic_Light "``, ``"trafficlight"`` -> ``"trafficlight"``)."""
+    return _SEPARATORS.sub("", str(name).casefold())
 
 
 @dataclass(frozen=True)
