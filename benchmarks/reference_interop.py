@@ -138,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference", type=Path, default=DEFAULT_REFERENCE)
     args = parser.parse_args(argv)
     files = sorted(
-        p for s in SOURCES for p in (args.reference / "datasets").glob(f"*/lists/master_labels_{s}.csv")
+        p
+        for s in SOURCES
+        for p in (args.reference / "datasets").glob(f"*/lists/master_labels_{s}.csv")
     )
     (REPO / "docs" / "label-world.md").write_text(label_world_table(), encoding="utf-8")
     if not files:

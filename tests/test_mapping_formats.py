@@ -323,7 +323,9 @@ def test_metadata_errors_and_conflicts() -> None:
     with pytest.raises(OntologyError, match=r"m\.csv:1: the file says source 'cityscapes'"):
         ontology_from_csv(text, source="camvid11", origin="m.csv")
     with pytest.raises(OntologyError, match=r"m\.csv:1: header cell 'unlabeled: x'"):
-        ontology_from_csv(text.replace("unlabelled: ", "unlabeled: x,unlabelled: ", 1), origin="m.csv")
+        ontology_from_csv(
+            text.replace("unlabelled: ", "unlabeled: x,unlabelled: ", 1), origin="m.csv"
+        )
     # the older comment-line metadata is still read, with its line numbers
     old = "# format: labelbridge-ontology-1\n# source: cityscapes\n# extra: camvid11\n"
     old += "# unlabelled: unconstrained\n" + ontology_to_csv(onto, metadata=False)

@@ -159,9 +159,7 @@ def test_projection_rule_on_a_hand_made_table() -> None:
     assert onto.projection.tolist() == [2, 0, 1, 2]  # building: only Void
     assert any("sky -> Ground" in line for line in onto.import_report)
     # given explicitly, the rule is not used
-    mine = ontology_from_csv(
-        text, source=SRC, extra=EXT, projection={"sky": "Void", "car": "Void"}
-    )
+    mine = ontology_from_csv(text, source=SRC, extra=EXT, projection={"sky": "Void", "car": "Void"})
     assert mine.projection.tolist() == [0, 0, 0, 2] and not mine.import_report
 
 
@@ -217,7 +215,9 @@ def test_mapping_with_a_taxonomy_by_path_reads_again(tmp_path: Path) -> None:
     written = yaml.safe_load((out_dir / "m.yaml").read_text())
     assert written["extra"] == "../../taxa/mine.yaml"
     again = Ontology.from_file(out_dir / "m.yaml")
-    first = read_ontology(src_csv, source=str(tax_dir / "src4.yaml"), extra=str(tax_dir / "mine.yaml"))
+    first = read_ontology(
+        src_csv, source=str(tax_dir / "src4.yaml"), extra=str(tax_dir / "mine.yaml")
+    )
     assert again.same_as(first) and again.extra.name == "mine"
     # and as CSV: the header-row metadata names the files, relative to the CSV
     write_ontology(again, out_dir / "m.csv")
@@ -284,3 +284,27 @@ def test_all_reference_csvs_convert_by_path_alone(tmp_path: Path) -> None:
         except SystemExit as exc:
             failures.append(f"{path}: exit {exc.code}")
     assert not failures, failures
+
+
+# ---------------------------------------------------------------- derived coarse mappings
+def test_derive_unions_the_fine_rows_and_adds_the_void_option() -> None:
+    """camvid32 -> cityscapes through camvid32 -> camvid11: CamVid-11 'Car' allows what
+    Car, SUVPickupTruck, Truck_Bus, Train and OtherMoving allow; 'Building' gets the void
+    option because its member Bridge is written as ignore in the reference mapping."""
+    from labelbridge.taxonomy.compose import derive_mapping
+
+    fine = load_ontology("camvid32_to_cityscapes")
+    derived = derive_mapping(fine, load_ontology("camvid32_to_camvid11"))
+    members = ["Car", "SUVPickupTruck", "Truck_Bus", "Train", "OtherMoving"]
+    union = {n for m in members for n in fine.allowed_names(m)}
+    assert set(derived.allowed_names("Car")) == union
+    assert (
+        fine.allowed_names("Bridge") == []
+        and derived.void_allowed[derived.extra.get("Building").id]
+    )
+    assert not derived.void_allowed[derived.extra.get("Sky").id]  # Sky: only Sky -> [sky]
+    assert derived.allowed_names("Sky") == fine.allowed_names("Sky") == ["sky"]
+    with pytest.raises(Exception, match="bridges 'camvid32'"):
+        derive_mapping(
+            load_ontology("idd_labelids_to_cityscapes"), load_ontology("camvid32_to_camvid11")
+        )

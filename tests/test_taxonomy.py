@@ -34,6 +34,7 @@ EXPECTED_COUNTS = {  # name: (classes in the file, train classes)
     "makassar": (4, 3),
     "mapillary_vistas_v1_2": (66, 63),
     "master20": (21, 20),
+    "mseg_universal": (195, 194),
     "nuimages": (26, 25),
     "offroad": (35, 34),
     "rellis3d": (20, 19),

@@ -27,9 +27,7 @@ def datasets_list_cmd(
             "taxonomy": info.taxonomy,
             "splits": list(info.splits),
             "unlabelled_splits": list(info.unlabelled_splits),
-            "maps_to": [
-                {"source": src, "mapping": m} for src, m in mappings_from(info.taxonomy)
-            ],
+            "maps_to": [{"source": src, "mapping": m} for src, m in mappings_from(info.taxonomy)],
             "layout": info.layout,
         }
         for info in list_datasets()

@@ -325,3 +325,23 @@ def ontology_convert_cmd(
         print(
             "note: without metadata, give --source/--extra/--unlabelled/--projection when reading it back"
         )
+
+
+@ontology_app.command("derive")
+def ontology_derive_cmd(
+    fine: str = typer.Argument(
+        ..., help="Mapping of the finer extra taxonomy (e.g. camvid32_to_cityscapes)."
+    ),
+    via: str = typer.Option(
+        ..., "--via", help="Bridge fine -> coarse, one class per row (e.g. camvid32_to_camvid11)."
+    ),
+    out: Path = typer.Argument(..., help="Output file (yaml/csv/tsv)."),
+) -> None:
+    """Derive the mapping of a coarser extra taxonomy: each coarse label allows the union
+    of what its fine members allow (plus the void option where a member has it or is
+    written as ignore); projections by the documented rule."""
+    from labelbridge.taxonomy.compose import derive_mapping
+
+    onto = derive_mapping(read_ontology(fine), read_ontology(via))
+    write_ontology(onto, out)
+    print(f"wrote {out}: {onto.extra.name} -> {onto.source.name}, {len(onto.rows)} rows")

@@ -82,7 +82,9 @@ def check_finite(probs: torch.Tensor, what: str = "teacher scores") -> None:
         )
 
 
-def void_tensor(void_allowed: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor | None:
+def void_tensor(
+    void_allowed: np.ndarray, device: torch.device | str = "cpu"
+) -> torch.Tensor | None:
     """``(E,)`` bool rows with the void option -> tensor on ``device``; ``None`` when no
     row has it (the common case costs nothing)."""
     arr = np.asarray(void_allowed, dtype=bool)

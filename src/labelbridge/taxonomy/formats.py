@@ -541,15 +541,11 @@ def _metadata_cells(onto: Ontology, base_dir: Path | None) -> list[str]:
         f"unlabelled: {onto.unlabelled}",
     ]
     if onto.projection_overrides:
-        cells.append(
-            f"projection: {json.dumps(onto.projection_overrides, ensure_ascii=False)}"
-        )
+        cells.append(f"projection: {json.dumps(onto.projection_overrides, ensure_ascii=False)}")
     return cells
 
 
-def ontology_to_csv(
-    onto: Ontology, *, metadata: bool = True, base_dir: Path | None = None
-) -> str:
+def ontology_to_csv(onto: Ontology, *, metadata: bool = True, base_dir: Path | None = None) -> str:
     """The mapping in the reference ``master_labels_<source>.csv`` layout.
 
     Args:
@@ -721,9 +717,7 @@ def _parse_tsv_cell(cell: str, where: str) -> list[str]:
     return [cell]
 
 
-def ontology_to_tsv(
-    onto: Ontology, *, metadata: bool = True, base_dir: Path | None = None
-) -> str:
+def ontology_to_tsv(onto: Ontology, *, metadata: bool = True, base_dir: Path | None = None) -> str:
     """The mapping as an MSeg-style TSV: header ``<source>\\t<extra>``, one row per source
     train class, then the ``unlabeled`` row listing the extra labels written as ignore.
 

@@ -273,7 +273,9 @@ class Ontology:
                 for j, item in enumerate(value):
                     iloc = at("mapping", extra_name, j)
                     if not isinstance(item, str):
-                        raise OntologyError(f"{iloc}: source class names must be strings, got {item!r}")
+                        raise OntologyError(
+                            f"{iloc}: source class names must be strings, got {item!r}"
+                        )
                     if item == IGNORE_ROW:
                         if void_option:
                             raise OntologyError(f"{iloc}: 'ignore' listed twice for {shown!r}")

@@ -52,8 +52,12 @@ def builtin_taxonomy_name(text: str) -> str | None:
     index = _alias_index()
     if key in index:
         if index[key] is None:
-            owners = [n for n in list_taxonomies() if key in map(normalize_name, _load_builtin(n).aliases)]
-            raise TaxonomyError(f"taxonomy alias {text!r} is claimed by several taxonomies: {owners}")
+            owners = [
+                n for n in list_taxonomies() if key in map(normalize_name, _load_builtin(n).aliases)
+            ]
+            raise TaxonomyError(
+                f"taxonomy alias {text!r} is claimed by several taxonomies: {owners}"
+            )
         return index[key]
     return None
 
@@ -71,7 +75,11 @@ def load_taxonomy(name_or_path: str | Path, *, base_dir: Path | None = None) -> 
         TaxonomyError: neither a built-in name nor an existing file; lists the names.
     """
     text = str(name_or_path)
-    builtin = builtin_taxonomy_name(text) if "/" not in text and not text.endswith((".yaml", ".yml")) else None
+    builtin = (
+        builtin_taxonomy_name(text)
+        if "/" not in text and not text.endswith((".yaml", ".yml"))
+        else None
+    )
     if builtin is not None:
         return _load_builtin(builtin)
     candidates = [Path(text)]

@@ -395,7 +395,14 @@ class Taxonomy:
                 f"{origin}: a taxonomy file must be a mapping with 'name' and 'classes'"
             )
         allowed_keys = {
-            "name", "title", "label_format", "source", "notes", "classes", "aliases", "groups"
+            "name",
+            "title",
+            "label_format",
+            "source",
+            "notes",
+            "classes",
+            "aliases",
+            "groups",
         }
         for key in data:
             if key not in allowed_keys:
@@ -464,9 +471,7 @@ class Taxonomy:
                     )
                 seen_train[train_id] = cname
             aliases = entry.get("aliases", [])
-            if not isinstance(aliases, list) or not all(
-                isinstance(a, str) and a for a in aliases
-            ):
+            if not isinstance(aliases, list) or not all(isinstance(a, str) and a for a in aliases):
                 raise TaxonomyError(
                     f"{loc}: aliases of {cname!r} must be a list of non-empty strings, got {aliases!r}"
                 )
