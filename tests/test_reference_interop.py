@@ -21,6 +21,7 @@ from labelbridge.taxonomy import IGNORE_ROW, Ontology, Taxonomy, list_mappings, 
 from labelbridge.taxonomy.formats import (
     labels_csv_text,
     ontology_from_csv,
+    ontology_from_tsv,
     ontology_to_csv,
     read_ontology,
     reference_taxonomies,
@@ -308,3 +309,57 @@ def test_derive_unions_the_fine_rows_and_adds_the_void_option() -> None:
         derive_mapping(
             load_ontology("idd_labelids_to_cityscapes"), load_ontology("camvid32_to_camvid11")
         )
+
+
+# ---------------------------------------------------------------- MSeg's file layouts
+def test_mseg_master_sheet_by_column_name() -> None:
+    """MSeg_master.tsv's layout (docs/mseg-format.md): many columns, CRLF, the universal
+    column as the source, a dataset column chosen by MSeg's name (its taxonomy found by
+    alias), `{a, b}` cells with uneven spacing, the `unlabeled` row as void."""
+    universal = Taxonomy.from_dict(
+        {
+            "name": "uni_small",
+            "classes": [
+                {"id": 0, "name": "road"},
+                {"id": 1, "name": "sidewalk_pavement"},
+                {"id": 2, "name": "car"},
+                {"id": 3, "name": "building"},
+                {"id": 255, "name": "unlabeled", "ignore": True},
+            ],
+        }
+    )
+    rows = [
+        ["Parent Category", "cityscapes-19", "universal", "camvid-11"],
+        ["ground", "road", "road", "Road"],
+        ["ground", "sidewalk", "sidewalk_pavement", "Sidewalk"],
+        ["vehicle", "{car,  truck}", "car", "Car"],
+        ["building-parent", "building", "building", "Building"],
+        ["unlabeled", "", "unlabeled", ""],
+    ]
+    text = "\r\n".join("\t".join(r) for r in rows)  # no final line end, as the real file
+    onto = ontology_from_tsv(text, source=universal, extra_column="cityscapes-19", origin="m.tsv")
+    assert onto.extra.name == "cityscapes" and onto.source.name == "uni_small"
+    assert onto.allowed_names("truck") == ["car"] and onto.allowed_names("road") == ["road"]
+    assert onto.rows["sky"] == IGNORE_ROW  # in no row: ignore, reported
+    assert any("in no row" in line for line in onto.import_report)
+    camvid = ontology_from_tsv(text, source=universal, extra_column="camvid-11")
+    assert camvid.extra.name == "camvid11"
+    assert camvid.allowed_names("Pavement") == ["sidewalk_pavement"]  # MSeg's 'Sidewalk'
+
+
+def test_mseg_pairwise_file(tmp_path: Path) -> None:
+    """A pairwise `<from>_to_<to>.tsv` (one row per <from> class, its one <to> class,
+    `unlabeled` = ignore, CRLF) written from our camvid32 -> camvid11 bridge reads back as
+    the same allowed matrix, by its file name alone."""
+    bridge = load_ontology("camvid32_to_camvid11")
+    rows = ["camvid-32\tcamvid-11"]
+    for cls in bridge.extra.classes:
+        target = bridge.allowed_names(cls.name)
+        rows.append(f"{cls.name}\t{target[0] if target else 'unlabeled'}")
+    path = tmp_path / "camvid-32_to_camvid-11.tsv"
+    path.write_bytes("\r\n".join(rows).encode())
+    onto = read_ontology(path)
+    assert (onto.extra.name, onto.source.name) == ("camvid32", "camvid11")
+    ids = [c.id for c in bridge.extra.classes]
+    assert np.array_equal(onto.allowed[ids], bridge.allowed[ids])
+    assert onto.unlabelled == "ignore" and not onto.allowed[onto.extra.get("Void").id].any()

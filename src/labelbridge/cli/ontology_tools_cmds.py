@@ -128,6 +128,7 @@ def _load(
     unlabelled: str | None,
     projection: str | None,
     strict: bool = False,
+    column: str | None = None,
 ) -> Ontology:
     proj = None
     if projection is not None:
@@ -145,6 +146,7 @@ def _load(
         unlabelled=unlabelled,
         projection=proj,
         strict=strict,
+        extra_column=column,
     )
 
 
@@ -272,6 +274,12 @@ def ontology_convert_cmd(
         help="CSV/TSV input: an extra label name missing from the extra taxonomy is an "
         "error (default: skipped and reported, as the reference loader ignores it).",
     ),
+    column: str = typer.Option(
+        None,
+        "--column",
+        help="TSV input with several dataset columns (MSeg's MSeg_master.tsv): the column of "
+        "the extra dataset, e.g. cityscapes-19; its taxonomy is found by that name (alias).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary only."),
 ) -> None:
     """Convert a mapping between YAML, the reference CSV and the MSeg-style TSV.
@@ -280,7 +288,7 @@ def ontology_convert_cmd(
     labels under classes and void keeping the void option, projection choices, spellings
     resolved through aliases) is reported, and written into the YAML's notes. The
     written file is read back and checked to define the same mapping."""
-    onto = _load(src, from_fmt, source, extra, unlabelled, projection, strict)
+    onto = _load(src, from_fmt, source, extra, unlabelled, projection, strict, column)
     if onto.import_report and not onto.notes:
         onto.notes = "\n".join(
             [f"Converted by labelbridge ontology convert from {Path(src).name}."]

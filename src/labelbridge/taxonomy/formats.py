@@ -781,15 +781,22 @@ def ontology_from_tsv(
     header_line = first + header_idx
     header = lines[header_idx].split("\t")
     where = f"{origin}:{header_line}"
-    if source is None and "source" not in meta and len(header) >= 1:
-        source = header[0].strip()
-    if extra is None and "extra" not in meta and len(header) == 2:
-        extra = header[1].strip()
+    cols = [h.strip() for h in header]
+    if source is None and "source" not in meta and cols:
+        # MSeg's sheet: the 'universal' column is the source; else the first column
+        source = source_column or ("universal" if "universal" in cols else cols[0])
+    if extra is None and "extra" not in meta:
+        if extra_column:  # a column named like a taxonomy (alias), e.g. 'cityscapes-19'
+            extra = extra_column
+        elif len(cols) == 2:
+            extra = cols[1]
     src, source_line = _resolve_taxonomy("source", source, meta, origin, base_dir, inferred[0])
     ext, _ = _resolve_taxonomy("extra", extra, meta, origin, base_dir, inferred[1])
-    scol = _pick_column(header, source_column, [src.name, "universal"], "source", where)
+    scol = _pick_column(
+        header, source_column, [src.name, *src.aliases, "universal"], "source", where
+    )
     scol = 0 if scol < 0 else scol
-    ecol = _pick_column(header, extra_column, [ext.name], "extra", where)
+    ecol = _pick_column(header, extra_column, [ext.name, *ext.aliases], "extra", where)
     if ecol < 0:
         if len(header) != 2:
             raise OntologyError(
@@ -823,6 +830,76 @@ def ontology_from_tsv(
         projection=proj,
         projection_line=proj_line,
         source_line=source_line,
+    )
+
+
+def pairwise_columns(path: str | Path, text: str) -> tuple[str, str] | None:
+    """``(from, to)`` when ``path`` is an MSeg pairwise file: named ``<from>_to_<to>.tsv``
+    with the header ``<from>\t<to>`` (one row per ``<from>`` class naming the one ``<to>``
+    class it becomes, e.g. mseg-api's ``camvid-32_to_camvid-11.tsv``); else ``None``."""
+    m = re.match(r"^(.+)_to_(.+)$", Path(path).stem)
+    first = next((ln for ln in text.splitlines() if ln.strip()), "")
+    if m is None or first.startswith("#"):
+        return None
+    cells = [c.strip() for c in first.split("\t")]
+    return (m.group(1), m.group(2)) if cells == [m.group(1), m.group(2)] else None
+
+
+def ontology_from_pairwise_tsv(
+    text: str,
+    *,
+    source: Taxonomy | str,
+    extra: Taxonomy | str,
+    origin: str = "<tsv>",
+    base_dir: Path | None = None,
+    strict: bool = False,
+) -> Ontology:
+    """Read an MSeg pairwise remapping ``<from>_to_<to>.tsv``: the header names the two
+    taxonomies, each row a ``<from>`` (extra) class and the one ``<to>`` (source) class it
+    becomes; ``unlabeled`` as the target (when the source has no such train class) writes
+    the label as ignore. ``source``/``extra`` are taxonomies or names (MSeg's names
+    resolve through the built-ins' aliases: ``camvid-11`` -> ``camvid11``).
+
+    Raises:
+        OntologyError: naming file, line and offending name.
+    """
+    src, _ = _resolve_taxonomy("source", source, {}, origin, base_dir)
+    ext, _ = _resolve_taxonomy("extra", extra, {}, origin, base_dir)
+    builder = _TableBuilder(src, ext, origin, strict)
+    lines = text.splitlines()
+    header_idx = next(i for i, ln in enumerate(lines) if ln.strip())
+    sources_seen: set[str] = set()
+    for i, raw in enumerate(lines[header_idx + 1 :], start=header_idx + 2):
+        if not raw.strip():
+            continue
+        cells = [c.strip() for c in raw.split("\t")]
+        if len(cells) != 2 or not all(cells):
+            raise OntologyError(f"{origin}:{i}: a row needs two cells, <from> and <to>, got {raw!r}")
+        name, target = cells
+        try:
+            scls = src.get(target)
+        except TaxonomyError:
+            scls = None
+        if scls is None or scls.ignore:
+            if target.lower() != TSV_VOID_NAME and scls is None:
+                raise OntologyError(
+                    f"{origin}:{i}: {target!r} is not a class of {src.name!r} (nor 'unlabeled')"
+                )
+            builder.add_void(name, i)
+            continue
+        if scls.name not in sources_seen:
+            sources_seen.add(scls.name)
+            builder.seen_sources[scls.name] = i
+        builder.add(scls.name, name, i)
+    for sname in src.train_names:  # a source class no row reaches has an empty row
+        builder.seen_sources.setdefault(sname, header_idx + 1)
+    return builder.finish(
+        header_line=header_idx + 1,
+        policy=None,
+        policy_line=None,
+        projection=None,
+        projection_line=None,
+        source_line=None,
     )
 
 
@@ -868,6 +945,7 @@ def read_ontology(
     unlabelled: str | None = None,
     projection: dict[str, str] | None = None,
     strict: bool = False,
+    extra_column: str | None = None,
 ) -> Ontology:
     """Load a mapping file in any of :data:`FORMATS` (by extension unless ``fmt``); a name
     without extension is a built-in (YAML) mapping. For a CSV/TSV file without metadata
@@ -900,9 +978,23 @@ def read_ontology(
         text = raw.decode("utf-8-sig")  # a spreadsheet's byte-order mark is no cell
     except UnicodeDecodeError as exc:
         raise UserError(f"{p}: not UTF-8 text: {exc}") from None
+    if extra_column is not None and fmt != "tsv":
+        raise UserError(f"{path}: --column applies to TSV input only")
+    pair = pairwise_columns(p, text) if fmt == "tsv" else None
+    if pair is not None:
+        return ontology_from_pairwise_tsv(
+            text,
+            source=source if source is not None else pair[1],
+            extra=extra if extra is not None else pair[0],
+            origin=str(p),
+            base_dir=p.parent,
+            strict=strict,
+        )
     reader = ontology_from_csv if fmt == "csv" else ontology_from_tsv
+    kwargs = {"extra_column": extra_column} if fmt == "tsv" else {}
     return reader(
         text,
+        **kwargs,
         source=source,
         extra=extra,
         unlabelled=unlabelled,
