@@ -874,7 +874,9 @@ def ontology_from_pairwise_tsv(
             continue
         cells = [c.strip() for c in raw.split("\t")]
         if len(cells) != 2 or not all(cells):
-            raise OntologyError(f"{origin}:{i}: a row needs two cells, <from> and <to>, got {raw!r}")
+            raise OntologyError(
+                f"{origin}:{i}: a row needs two cells, <from> and <to>, got {raw!r}"
+            )
         name, target = cells
         try:
             scls = src.get(target)
