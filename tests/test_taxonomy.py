@@ -41,7 +41,7 @@ EXPECTED_COUNTS = {  # name: (classes in the file, train classes)
     "rugd": (25, 24),
     "tas500": (24, 23),
     "waymo2d": (29, 28),
-    "wilddash2": (39, 25),
+    "wilddash2": (81, 67),
     "wildscenes": (19, 18),
     "ycor": (9, 8),
 }
