@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from labelbridge.errors import UserError
-from labelbridge.taxonomy.formats import ontology_to_yaml, read_ontology
+from labelbridge.taxonomy.formats import import_notes, ontology_to_yaml, read_ontology
 from labelbridge.taxonomy.registry import MAPPING_DIR
 
 SOURCES = ("cityscapes", "mapillary", "offroad")
@@ -48,17 +48,8 @@ def convert(path: Path, root: Path) -> str:
     """The YAML text of one reference file, with its provenance and decisions in notes."""
     onto = read_ontology(path)
     rel = path.relative_to(root).as_posix()
-    lines = [
-        f"Converted from the reference implementation's {rel} (UniBwTAS/data-priors, "
-        f"commit {REFERENCE_COMMIT}, BSD-3-Clause) by scripts/import_reference_mappings.py.",
-    ]
-    lines += [line.replace(str(path), rel) for line in onto.import_report]
-    if onto.name_matches:
-        lines.append(
-            f"{len(onto.name_matches)} reference spellings resolved through aliases or "
-            "loose matching (labelbridge ontology check -v lists them)."
-        )
-    onto.notes = "\n".join(lines)
+    licence = f"(UniBwTAS/data-priors, commit {REFERENCE_COMMIT}, BSD-3-Clause)"
+    onto.notes = import_notes(onto, path, rel, f"of the reference implementation {licence}")
     header = (
         f"# {onto.extra.title} -> {onto.source.title}.\n"
         f"# Facts: the paper's reference mapping {rel}; see notes for what the import decided.\n"

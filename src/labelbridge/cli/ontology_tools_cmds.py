@@ -16,6 +16,7 @@ from labelbridge.taxonomy import Ontology, list_mappings, load_ontology
 from labelbridge.taxonomy.formats import (
     FORMATS,
     format_from_path,
+    import_notes,
     read_ontology,
     write_ontology,
 )
@@ -290,10 +291,7 @@ def ontology_convert_cmd(
     written file is read back and checked to define the same mapping."""
     onto = _load(src, from_fmt, source, extra, unlabelled, projection, strict, column)
     if onto.import_report and not onto.notes:
-        onto.notes = "\n".join(
-            [f"Converted by labelbridge ontology convert from {Path(src).name}."]
-            + [line.replace(str(Path(src)), Path(src).name) for line in onto.import_report]
-        )
+        onto.notes = import_notes(onto, Path(src), Path(src).name)
     written = write_ontology(onto, out, fmt=to_fmt, metadata=metadata, labels_csv=labels_csv)
     fmt = to_fmt or format_from_path(out)
     plain = not metadata and fmt != "yaml"

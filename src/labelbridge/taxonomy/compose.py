@@ -24,7 +24,7 @@ def derive_mapping(fine: Ontology, bridge: Ontology) -> Ontology:
         OntologyError: the bridge's extra taxonomy is not the fine mapping's, or a bridge
             row allows more than one coarse class.
     """
-    from labelbridge.taxonomy.formats import projection_rule_choice
+    from labelbridge.taxonomy.formats import rule_projection
 
     if bridge.extra.name != fine.extra.name:
         raise OntologyError(
@@ -52,15 +52,7 @@ def derive_mapping(fine: Ontology, bridge: Ontology) -> Ontology:
             void |= bool(fine.void_allowed[fine.extra.get(f).id]) or not names
         ordered = [n for n in source.train_names if n in allowed]
         rows[cname] = ordered + ([IGNORE_ROW] if void else []) if ordered else IGNORE_ROW
-    owners: dict[str, list[str]] = {}
-    for cname, row in rows.items():
-        if isinstance(row, list):
-            for s in row:
-                if s != IGNORE_ROW:
-                    owners.setdefault(s, []).append(cname)
-    projection = {
-        s: projection_rule_choice(s, o, rows, coarse) for s, o in owners.items() if len(o) > 1
-    }
+    projection = rule_projection(rows, source, coarse)
     data: dict[str, Any] = {
         "source": source.name,
         "extra": coarse.name,

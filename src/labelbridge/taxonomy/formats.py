@@ -128,6 +128,19 @@ def _metadata_lines(onto: Ontology, layout: str, base_dir: Path | None = None) -
     return lines
 
 
+def _put_meta(
+    meta: dict[str, tuple[str, int]], key: str, value: str, line: int, origin: str, what: str
+) -> None:
+    """Add one metadata entry, refusing unknown and repeated keys."""
+    if key not in METADATA_KEYS:
+        raise OntologyError(f"{origin}:{line}: {what} (expected keys {METADATA_KEYS})")
+    if key in meta:
+        raise OntologyError(
+            f"{origin}:{line}: metadata key {key!r} given twice (first on line {meta[key][1]})"
+        )
+    meta[key] = (value, line)
+
+
 def _split_metadata(text: str, origin: str) -> tuple[dict[str, tuple[str, int]], list[str], int]:
     """Leading ``#`` lines -> ``{key: (value, line)}``, the remaining lines, first line no."""
     lines = text.splitlines()
@@ -137,15 +150,7 @@ def _split_metadata(text: str, origin: str) -> tuple[dict[str, tuple[str, int]],
         m = _META_RE.match(lines[i])
         if m:
             key, value = m.group(1), m.group(2).strip()
-            if key not in METADATA_KEYS:
-                raise OntologyError(
-                    f"{origin}:{i + 1}: unknown metadata key {key!r} (expected {METADATA_KEYS})"
-                )
-            if key in meta:
-                raise OntologyError(
-                    f"{origin}:{i + 1}: metadata key {key!r} given twice (first on line {meta[key][1]})"
-                )
-            meta[key] = (value, i + 1)
+            _put_meta(meta, key, value, i + 1, origin, f"unknown metadata key {key!r}")
         i += 1
     if "format" in meta and meta["format"][0] != _FORMAT_TAG:
         value, line = meta["format"]
@@ -191,15 +196,8 @@ def _header_metadata(
         if not cell.strip():
             continue
         key, sep, value = cell.partition(":")
-        key = key.strip()
-        if not sep or key not in METADATA_KEYS:
-            raise OntologyError(
-                f"{origin}:{line}: header cell {cell!r} is no 'key: value' metadata "
-                f"(keys {METADATA_KEYS})"
-            )
-        if key in meta:
-            raise OntologyError(f"{origin}:{line}: metadata key {key!r} given twice")
-        meta[key] = (value.strip(), line)
+        problem = f"header cell {cell!r} is no 'key: value' metadata"
+        _put_meta(meta, key.strip() if sep else "", value.strip(), line, origin, problem)
 
 
 def _resolve_taxonomy(
@@ -321,6 +319,39 @@ def projection_rule_choice(
     return min(owners, key=key)
 
 
+def rule_projection(rows: dict[str, Any], source: Taxonomy, extra: Taxonomy) -> dict[str, str]:
+    """``{source class: extra label}`` by :func:`projection_rule_choice` for every source
+    class that the rows of several non-ignored extra labels allow."""
+    owners: dict[str, list[str]] = {}
+    for cls in extra.train_classes:
+        row = rows.get(cls.name)
+        if isinstance(row, list):
+            for sname in row:
+                if sname != IGNORE_ROW:
+                    owners.setdefault(sname, []).append(cls.name)
+    return {
+        sname: projection_rule_choice(sname, owners[sname], rows, extra)
+        for sname in source.train_names
+        if len(owners.get(sname, [])) > 1
+    }
+
+
+def import_notes(onto: Ontology, path: str | Path, shown: str, origin_note: str = "") -> str:
+    """Notes for a mapping converted from the table at ``path``: its provenance
+    (``origin_note``, e.g. the repository and licence) and what the import decided, with
+    the path written as ``shown``."""
+    lines = [
+        f"Converted from {shown}{' ' + origin_note if origin_note else ''} by labelbridge's importer."
+    ]
+    lines += [line.replace(str(path), shown) for line in onto.import_report]
+    if onto.name_matches:
+        lines.append(
+            f"{len(onto.name_matches)} spellings resolved through aliases, groups or loose "
+            "matching (labelbridge ontology check -v lists them)."
+        )
+    return "\n".join(lines)
+
+
 class _TableBuilder:
     """Collects rows read from a table into the plain data of :meth:`Ontology.from_dict`,
     remembering the line of every entry for messages, and what the import decided
@@ -345,9 +376,13 @@ class _TableBuilder:
     def source_row(self, name: str, line: int) -> str:
         try:
             match = self.source.lookup(name)
-            cls = self.source.get(name)
         except TaxonomyError as exc:
             raise OntologyError(f"{self.origin}:{line}: unknown source class: {exc}") from None
+        if len(match.classes) != 1:
+            raise OntologyError(
+                f"{self.origin}:{line}: {name!r} is a group of {self.source.name!r}, not one class"
+            )
+        cls = match.classes[0]
         if match.kind != "exact":
             self.name_matches.append(
                 f"{self.origin}:{line}: {name!r} -> {cls.name!r} ({match.kind})"
@@ -411,18 +446,7 @@ class _TableBuilder:
             self.void.setdefault(key, line)
 
     def _choose_projection(self, mapping: dict[str, Any]) -> dict[str, str]:
-        owners: dict[str, list[str]] = {}
-        for cls in self.extra.train_classes:
-            row = mapping.get(cls.name)
-            if isinstance(row, list):
-                for sname in row:
-                    if sname != IGNORE_ROW:
-                        owners.setdefault(sname, []).append(cls.name)
-        chosen: dict[str, str] = {}
-        for sname in self.source.train_names:
-            o = owners.get(sname, [])
-            if len(o) > 1:
-                chosen[sname] = projection_rule_choice(sname, o, mapping, self.extra)
+        chosen = rule_projection(mapping, self.source, self.extra)
         if chosen:
             self.report.append(
                 f"{self.origin}: projection (for evaluation in {self.extra.name!r}) chosen by "
@@ -868,7 +892,6 @@ def ontology_from_pairwise_tsv(
     builder = _TableBuilder(src, ext, origin, strict)
     lines = text.splitlines()
     header_idx = next(i for i, ln in enumerate(lines) if ln.strip())
-    sources_seen: set[str] = set()
     for i, raw in enumerate(lines[header_idx + 1 :], start=header_idx + 2):
         if not raw.strip():
             continue
@@ -889,9 +912,7 @@ def ontology_from_pairwise_tsv(
                 )
             builder.add_void(name, i)
             continue
-        if scls.name not in sources_seen:
-            sources_seen.add(scls.name)
-            builder.seen_sources[scls.name] = i
+        builder.seen_sources.setdefault(scls.name, i)
         builder.add(scls.name, name, i)
     for sname in src.train_names:  # a source class no row reaches has an empty row
         builder.seen_sources.setdefault(sname, header_idx + 1)
