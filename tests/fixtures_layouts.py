@@ -37,6 +37,9 @@ class LayoutFixture:
         labels: key -> expected ``(H, W)`` int32 raw ids, or ``None`` (unlabelled).
         images: key -> the ``(H, W, 3)`` uint8 image written, for lossless formats only.
         files: key -> (image path, label path or None) as written.
+        label_writer: writes a raw-id ``(H, W)`` label to a label path in the layout's
+            own encoding (panoptic PNG + JSON, polygons, ...); ``None``: id PNG or the
+            taxonomy's colours. The bad-input cases rewrite labels through it.
     """
 
     dataset: str
@@ -46,6 +49,7 @@ class LayoutFixture:
     labels: dict[str, np.ndarray | None] = field(default_factory=dict)
     images: dict[str, np.ndarray] = field(default_factory=dict)
     files: dict[str, tuple[Path, Path | None]] = field(default_factory=dict)
+    label_writer: Callable[[Path, np.ndarray], None] | None = None
 
     def add(
         self,
@@ -66,7 +70,9 @@ class LayoutFixture:
         label = None
         if label_path is not None:
             label = paint_label(self.taxonomy, index)
-            if self.taxonomy.label_format == "color":
+            if self.label_writer is not None:
+                self.label_writer(label_path, label)
+            elif self.taxonomy.label_format == "color":
                 write_color_label(label_path, label, self.taxonomy)
             else:
                 write_id_label(label_path, label, mode=label_mode)
@@ -402,3 +408,49 @@ LAYOUTS: dict[str, Callable[[Path], LayoutFixture]] = {
     "wilddash2": make_wilddash2,
     "folder": make_folder,
 }
+
+
+class _Layouts(dict):
+    """:data:`LAYOUTS`: the layouts above plus ``LAYOUTS_EXTRA`` of every
+    ``tests/fixtures_<dataset>.py`` module (one module per newer layout), merged on first
+    use so that either module may be imported first."""
+
+    _merged = False
+
+    def _merge(self) -> None:
+        if self._merged:
+            return
+        import importlib
+
+        type(self)._merged = True
+        for path in sorted(Path(__file__).parent.glob("fixtures_*.py")):
+            if path.stem != "fixtures_layouts":
+                module = importlib.import_module(path.stem)
+                self.update(getattr(module, "LAYOUTS_EXTRA", {}))
+
+    def __getitem__(self, key: str) -> Callable[[Path], LayoutFixture]:
+        self._merge()
+        return super().__getitem__(key)
+
+    def __iter__(self):  # type: ignore[override]
+        self._merge()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self._merge()
+        return super().__len__()
+
+    def __contains__(self, key: object) -> bool:
+        self._merge()
+        return super().__contains__(key)
+
+    def keys(self):  # type: ignore[override]
+        self._merge()
+        return super().keys()
+
+    def items(self):  # type: ignore[override]
+        self._merge()
+        return super().items()
+
+
+LAYOUTS = _Layouts(LAYOUTS)

@@ -130,7 +130,11 @@ def corrupt(fx: LayoutFixture, split: str, corruption: str) -> tuple[str, Path]:
         truncate(label, 0.6)
         return key, label
     if corruption == "unknown_label":
-        if fx.taxonomy.label_format == "color":
+        if fx.label_writer is not None:
+            ids = expected.copy()
+            ids[0, 0] = unknown_id(fx)
+            fx.label_writer(label, ids)
+        elif fx.taxonomy.label_format == "color":
             rgb = np.asarray(Image.open(label).convert("RGB")).copy()
             rgb[0, 0] = unknown_colour(fx)
             Image.fromarray(rgb).save(label)
@@ -141,7 +145,9 @@ def corrupt(fx: LayoutFixture, split: str, corruption: str) -> tuple[str, Path]:
         return key, label
     if corruption == "size_mismatch":
         taller = np.concatenate([expected, expected[:1]], axis=0)
-        if fx.taxonomy.label_format == "color":
+        if fx.label_writer is not None:
+            fx.label_writer(label, taller)
+        elif fx.taxonomy.label_format == "color":
             write_color_label(label, taller, fx.taxonomy)
         else:
             write_id_label(label, taller, mode=_label_mode(label))
@@ -154,10 +160,11 @@ def corrupt(fx: LayoutFixture, split: str, corruption: str) -> tuple[str, Path]:
         label.mkdir()
         return key, label
     if corruption == "empty_split":
-        split_list = fx.root / f"{split}.lst"  # layouts that list their split in a file
-        if split_list.is_file():
-            split_list.write_text("")
-            return key, fx.root
+        for suffix in (".lst", ".txt"):  # layouts that list their split in a file
+            split_list = fx.root / f"{split}{suffix}"
+            if split_list.is_file():
+                split_list.write_text("")
+                return key, fx.root
         for k in fx.keys[split]:
             fx.files[k][0].unlink()
         return key, fx.root
@@ -192,6 +199,7 @@ def layout_copy(layout: str, dest: Path, *, cache: Path | None = None) -> Layout
         labels=dict(src.labels),
         images=dict(src.images),
         files={k: (move(i), move(lab)) for k, (i, lab) in src.files.items()},  # type: ignore[misc]
+        label_writer=src.label_writer,
     )
 
 

@@ -31,7 +31,7 @@ from labelbridge.pseudo.manifest import (
     verify_outputs,
 )
 from labelbridge.pseudo.report import build_report, report_markdown
-from labelbridge.pseudo.writer import (
+from labelbridge.files import (
     TEMP_SUFFIX,
     OutputWriteError,
     encode_label_png,
@@ -64,7 +64,7 @@ def test_enospc_keeps_old_file_and_removes_temp(
     def full(*args: object, **kwargs: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("labelbridge.pseudo.writer.os.fsync", full)
+    monkeypatch.setattr("labelbridge.files.os.fsync", full)
     with pytest.raises(OutputWriteError, match="no space left on device"):
         write_bytes_atomic(target, b"new")
     monkeypatch.undo()
@@ -92,7 +92,7 @@ def test_encodings_are_deterministic_and_readable() -> None:
 
 
 def test_stale_temp_files_of_dead_processes_are_removed(tmp_path: Path) -> None:
-    from labelbridge.pseudo.writer import _HOST
+    from labelbridge.files import _HOST
 
     dead = tmp_path / f".a.png.{_HOST}.999999999.0{TEMP_SUFFIX}"
     mine = tmp_path / f".b.png.{_HOST}.{os.getpid()}.0{TEMP_SUFFIX}"

@@ -28,7 +28,7 @@ from labelbridge.pseudo.manifest import read_manifest, read_manifests
 from labelbridge.pseudo.priors import NonFiniteScoresError, allowed_tensor, apply_priors
 from labelbridge.pseudo.run import Teacher, preview_positions, run_pseudo_label
 from labelbridge.pseudo.tta import TTAPredictor
-from labelbridge.pseudo.writer import TEMP_SUFFIX, OutputWriteError
+from labelbridge.files import TEMP_SUFFIX, OutputWriteError
 from labelbridge.taxonomy import load_ontology, load_taxonomy
 
 H, W = 24, 32

@@ -31,7 +31,7 @@ app = typer.Typer(
 ontology_app = typer.Typer(
     help="Check, show, suggest, compare and convert ontology mappings.", no_args_is_help=True
 )
-datasets_app = typer.Typer(help="List and check dataset readers.", no_args_is_help=True)
+datasets_app = typer.Typer(help="List, check and prepare datasets.", no_args_is_help=True)
 app.add_typer(ontology_app, name="ontology")
 app.add_typer(datasets_app, name="datasets")
 

@@ -17,16 +17,21 @@ _SHOW = 5  # problem files printed per kind in the text output
 
 @datasets_app.command("list")
 def datasets_list_cmd(
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print JSON (with the built-in mappings of each) instead."
+    ),
 ) -> None:
-    """List the dataset readers: name, taxonomy, splits (unlabelled ones marked *), the
-    source taxonomies its built-in mappings lead to, and layout."""
+    """List the dataset readers, one per line: name, taxonomy of its label files, splits
+    (unlabelled ones marked *), whether `datasets prepare` is needed first, and the file
+    layout it reads (paths relative to --root). --json adds the source taxonomies its
+    built-in mappings lead to."""
     rows = [
         {
             "name": info.name,
             "taxonomy": info.taxonomy,
             "splits": list(info.splits),
             "unlabelled_splits": list(info.unlabelled_splits),
+            "prepare": info.prepare or None,
             "maps_to": [{"source": src, "mapping": m} for src, m in mappings_from(info.taxonomy)],
             "layout": info.layout,
         }
@@ -35,19 +40,19 @@ def datasets_list_cmd(
     if as_json:
         emit_json({"datasets": rows})
         return
-    width = max(len(r["name"]) for r in rows)
-    tax_width = max(len(r["taxonomy"]) for r in rows)
-    print(f"{'name':<{width}}  {'taxonomy':<{tax_width}}  splits (* = no labels)")
+    table = [("name", "taxonomy", "splits (* = no labels)", "prepare", "layout")]
     for r in rows:
         splits = (
-            ", ".join(s + ("*" if s in r["unlabelled_splits"] else "") for s in r["splits"])
-            or "any"
+            ",".join(s + ("*" if s in r["unlabelled_splits"] else "") for s in r["splits"]) or "any"
         )
-        print(f"{r['name']:<{width}}  {r['taxonomy']:<{tax_width}}  {splits}")
-        if r["maps_to"]:
-            targets = ", ".join(m["source"] for m in r["maps_to"])
-            print(f"{'':<{width}}  maps to: {targets}")
-        print(f"{'':<{width}}  layout: {r['layout']}")
+        table.append((r["name"], r["taxonomy"], splits, r["prepare"] or "-", r["layout"]))
+    widths = [max(len(row[i]) for row in table) for i in range(4)]
+    for row in table:
+        print(
+            "  ".join(f"{cell:<{w}}" for cell, w in zip(row[:4], widths, strict=True))
+            + "  "
+            + row[4]
+        )
 
 
 def _print_split(s: SplitReport) -> None:
@@ -111,5 +116,61 @@ def datasets_check_cmd(
         for s in report.splits:
             _print_split(s)
         print("OK" if report.ok else f"{report.num_problems} problems found")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@datasets_app.command("prepare")
+def datasets_prepare_cmd(
+    name: str = typer.Argument(
+        ..., help="Dataset with a prepare step (see `labelbridge datasets list`)."
+    ),
+    root: Path = typer.Option(..., "--root", help="The dataset as published (its root folder)."),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        help="Output folder (created). Pass it as --root of the same reader afterwards; "
+        "a re-run into it resumes.",
+    ),
+    split: list[str] | None = typer.Option(
+        None, "--split", help="Split to prepare (repeatable; default: every split)."
+    ),
+    jobs: int | None = typer.Option(
+        None, "--jobs", help="Worker processes (default: the usable CPU cores)."
+    ),
+    skip_bad: bool = typer.Option(
+        False, "--skip-bad", help="Record bad source files and go on instead of stopping."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+) -> None:
+    """Convert a dataset's published form once into label files its reader takes
+    (nuImages masks, Waymo parquet, COCO / WildDash 2 panoptic, IDD polygons).
+
+    Resumable: finished files are kept and skipped on the next run, every file is
+    written atomically. Progress goes to stderr. Exit 1 when files were skipped."""
+    from labelbridge.data.prepare import default_jobs, prepare_dataset
+
+    report = prepare_dataset(
+        name,
+        root,
+        out,
+        splits=split or None,
+        jobs=jobs if jobs is not None else default_jobs(),
+        on_error="skip" if skip_bad else "raise",
+        progress=True,
+    )
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        for s in report.splits:
+            print(
+                f"{report.dataset} {s.split}: {s.tasks} items, {s.already_done} already done, "
+                f"{s.converted} converted ({s.files_written} files), {len(s.skipped)} skipped"
+            )
+            for rec in s.skipped[:_SHOW]:
+                print(f"    skipped {rec.problem}")
+        print(
+            f"prepared into {report.out} in {report.seconds:.1f} s; read it with --root {report.out}"
+        )
     if not report.ok:
         raise typer.Exit(1)

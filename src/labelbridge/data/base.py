@@ -14,6 +14,7 @@ is dropped: images without a label file are dropped while listing, bad files by
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -31,6 +32,9 @@ from labelbridge.taxonomy import Taxonomy, load_taxonomy
 logger = logging.getLogger(__name__)
 
 OnError = Literal["raise", "skip"]
+#: Marker file of a folder written by ``labelbridge datasets prepare`` (see
+#: :mod:`labelbridge.data.prepare`): which dataset, prepared from which source root.
+PREPARED_FILE = "prepared.json"
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 # Kinds of problems with one sample (SampleError.kind, SkipRecord.kind).
@@ -208,6 +212,29 @@ def resolve_root(root: str | Path | None, dataset: str) -> Path:
     return path
 
 
+def prepared_marker(root: Path) -> dict | None:
+    """The contents of ``root``'s :data:`PREPARED_FILE`, or ``None`` when ``root`` is not
+    a prepared folder.
+
+    Raises:
+        DatasetError: the marker is unreadable or its source root does not exist.
+    """
+    path = root / PREPARED_FILE
+    if not path.is_file():
+        return None
+    try:
+        marker = json.loads(path.read_text())
+        source = Path(marker["source_root"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DatasetError(f"{path}: unreadable prepared-folder marker: {exc}") from None
+    if not marker.get("holds_images") and not source.is_dir():
+        raise DatasetError(
+            f"{path}: this folder was prepared from {source}, which is gone; the images are "
+            "read from there (pass --root of a folder prepared from the present copy)"
+        )
+    return marker
+
+
 MissingLabelHandler = Callable[[Path, Path | None], None]
 
 
@@ -253,6 +280,20 @@ class SegmentationDataset:
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         self.root = resolve_root(root, self.name)
+        marker = prepared_marker(self.root)
+        if marker is not None and marker.get("dataset") != self.name:
+            raise DatasetError(
+                f"{self.root / PREPARED_FILE}: folder prepared for dataset "
+                f"{marker.get('dataset')!r}, not {self.name!r}"
+            )
+        #: Where the published images are: the root itself, or for a folder written by
+        #: ``datasets prepare`` that holds only labels, the source root it names.
+        self.source_root = (
+            Path(marker["source_root"])
+            if marker is not None and not marker.get("holds_images")
+            else self.root
+        )
+        self.prepared = marker is not None
         if self.splits and split not in self.splits:
             raise DatasetError(
                 f"dataset {self.name!r} has no split {split!r}; splits: {list(self.splits)}"
@@ -361,10 +402,64 @@ class SegmentationDataset:
                 self.missing_label(img, lab)
         return pairs
 
+    def pairs_from_list_file(
+        self, list_file: Path, *, what: str = "split file", hint: str = ""
+    ) -> list[FilePair]:
+        """Pairs listed in a text file, one ``<image path> [<label path>]`` per line (blank
+        lines skipped), in file order.
+
+        Paths are relative to the root. An absolute path that does not exist (list files
+        written on the publisher's machine, e.g. SegNet's ``/SegNet/CamVid/train/x.png``)
+        is taken as its longest trailing part that exists under the root. A line with only
+        an image path lists an unlabelled image.
+
+        Raises:
+            DatasetError: the file is missing (naming it and the layout) or a line has more
+                than two fields (file:line).
+        """
+        if not list_file.is_file():
+            raise DatasetError(
+                f"{list_file}: {what} not found ({hint + '; ' if hint else ''}"
+                f"expected layout: {self.layout})"
+            )
+        pairs = []
+        for lineno, line in enumerate(list_file.read_text().splitlines(), start=1):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) > 2:
+                raise DatasetError(
+                    f"{list_file}:{lineno}: expected '<image path> [<label path>]', got "
+                    f"{len(fields)} fields"
+                )
+            image = self._listed_path(fields[0])
+            if len(fields) == 1:
+                pairs.append(FilePair(image, None))
+                continue
+            label = self._listed_path(fields[1])
+            if label.exists():
+                pairs.append(FilePair(image, label))
+            else:
+                self.missing_label(image, label)
+        return pairs
+
+    def _listed_path(self, text: str) -> Path:
+        relative = Path(text.lstrip("/"))
+        path = self.root / relative
+        if path.exists() or not text.startswith("/"):
+            return path
+        parts = relative.parts
+        for start in range(1, len(parts)):
+            candidate = self.root.joinpath(*parts[start:])
+            if candidate.exists():
+                return candidate
+        return path
+
     # ------------------------------------------------------------------ reading
     def _with_key(self, pair: FilePair) -> FilePair:
         if not pair.key:
-            rel = pair.image.relative_to(self.root)
+            base = self.root if pair.image.is_relative_to(self.root) else self.source_root
+            rel = pair.image.relative_to(base)
             pair.key = rel.with_suffix("").as_posix()
         return pair
 
@@ -441,6 +536,9 @@ class DatasetInfo:
     splits: tuple[str, ...] = field(default_factory=tuple)
     unlabelled_splits: tuple[str, ...] = field(default_factory=tuple)
     layout: str = ""
+    #: ``"required"`` (read only after ``datasets prepare``), ``"optional"`` (prepare
+    #: makes reading faster) or ``""`` (no prepare step).
+    prepare: str = ""
 
 
 def pair_by_stem(

@@ -46,6 +46,13 @@ def create_dataset(
 
 def list_datasets() -> list[DatasetInfo]:
     """One :class:`DatasetInfo` per registered reader, sorted by name."""
+    from labelbridge.data.prepare import PREPARERS
+
+    def prepare(name: str) -> str:
+        if name not in PREPARERS:
+            return ""
+        return "required" if PREPARERS[name].required else "optional"
+
     return [
         DatasetInfo(
             name=cls.name,
@@ -53,6 +60,7 @@ def list_datasets() -> list[DatasetInfo]:
             splits=tuple(cls.splits),
             unlabelled_splits=tuple(cls.unlabelled_splits),
             layout=cls.layout,
+            prepare=prepare(cls.name),
         )
         for _, cls in sorted(DATASETS.items())
     ]

@@ -3,7 +3,7 @@
 * :mod:`~labelbridge.pseudo.tta`: :class:`TTAPredictor` (flip + scales, OOM fallbacks);
 * :mod:`~labelbridge.pseudo.priors`: :func:`apply_priors` (masked argmax, ignore for
   empty sets, errors for NaN/inf);
-* :mod:`~labelbridge.pseudo.writer` / :mod:`~labelbridge.pseudo.manifest`: atomic files,
+* :mod:`~labelbridge.files` / :mod:`~labelbridge.pseudo.manifest`: atomic files,
   the resumable manifest;
 * :mod:`~labelbridge.pseudo.run`: :func:`run_pseudo_label`, the whole stage;
 * :mod:`~labelbridge.pseudo.distributed`: shards (``--shard i/n``, torchrun).
@@ -18,7 +18,7 @@ from labelbridge.pseudo.priors import (
 )
 from labelbridge.pseudo.run import PseudoLabeler, Teacher, load_teacher, run_pseudo_label
 from labelbridge.pseudo.tta import FallbackEvent, TTAPredictor
-from labelbridge.pseudo.writer import OutputWriteError
+from labelbridge.files import OutputWriteError
 
 __all__ = [
     "FallbackEvent",

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from labelbridge.errors import UserError
-from labelbridge.pseudo.writer import OutputWriteError, fsync_dir, sha256_file, write_bytes_atomic
+from labelbridge.files import OutputWriteError, fsync_dir, sha256_file, write_bytes_atomic
 
 log = logging.getLogger(__name__)
 

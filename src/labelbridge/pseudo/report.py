@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from labelbridge.pseudo.manifest import is_finished
-from labelbridge.pseudo.writer import write_bytes_atomic
+from labelbridge.files import write_bytes_atomic
 from labelbridge.taxonomy import Taxonomy
 
 IGNORE_NAME = "ignore"

@@ -51,7 +51,7 @@ from labelbridge.pseudo.manifest import (
 from labelbridge.pseudo.priors import allowed_tensor, apply_priors, top_k_soft, void_tensor
 from labelbridge.pseudo.report import IGNORE_NAME, build_report, write_report
 from labelbridge.pseudo.tta import TTAPredictor
-from labelbridge.pseudo.writer import (
+from labelbridge.files import (
     encode_label_png,
     encode_npz,
     remove_stale_temp_files,

@@ -1,17 +1,9 @@
-"""One small module per published dataset layout; importing this package registers them."""
+"""One small module per published dataset layout; importing this package registers
+every reader (and the preparers of the datasets that need ``datasets prepare``)."""
 
-from labelbridge.data.readers import (  # noqa: F401
-    bdd100k,
-    camvid,
-    cityscapes,
-    folder,
-    goose,
-    idd,
-    idd_lite,
-    kitti,
-    mapillary,
-    rellis3d,
-    rugd,
-    wilddash2,
-    ycor,
-)
+import importlib
+import pkgutil
+
+for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+    if not _module.startswith("_"):
+        importlib.import_module(f"{__name__}.{_module}")

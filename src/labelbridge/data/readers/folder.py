@@ -1,11 +1,14 @@
-"""Generic folder layout (written by the demo generator; for any id-coded dataset).
+"""Generic folder layout (written by the demo generator; for any dataset).
 
 Layout::
 
     images/<split>/**/<name>.<ext>      any image extension
-    labels/<split>/**/<name>.png        id PNGs (mode L, P or I;16), same sub-folder
+    labels/<split>/**/<name>.png        same sub-folder and name
     taxonomy.yaml                       the label taxonomy (unless ``taxonomy=`` is given)
 
+The labels are id PNGs (mode L, P or I;16), or, when the taxonomy says
+``label_format: color``, RGB images in the taxonomy's class colours (the colour-coded
+variant, as many small datasets ship; an RGB file under an id taxonomy is refused).
 Any folder under ``images/`` is a split. A split without a ``labels/<split>`` folder is
 unlabelled (its samples have ``label=None``); a split that has the folder needs a
 label for every image.
@@ -22,12 +25,29 @@ from labelbridge.errors import DatasetError
 FOLDER_TAXONOMY_FILE = "taxonomy.yaml"
 
 
-@register_dataset
-class ImageFolder(SegmentationDataset):
-    name = "folder"
+class RootTaxonomy(SegmentationDataset):
+    """A generic layout whose taxonomy is the root's ``taxonomy.yaml`` (or ``taxonomy=``)."""
+
     taxonomy_name = ""
+
+    def default_taxonomy(self) -> str | Path:
+        path = self.root / FOLDER_TAXONOMY_FILE
+        if not path.is_file():
+            raise DatasetError(
+                f"{path}: no taxonomy file for the {self.name} dataset; write one or pass "
+                "taxonomy=NAME_OR_PATH"
+            )
+        return path
+
+
+@register_dataset
+class ImageFolder(RootTaxonomy):
+    name = "folder"
     splits = ()
-    layout = "images/<split>/**/<name>.<ext> + labels/<split>/**/<name>.png + taxonomy.yaml"
+    layout = (
+        "images/<split>/**/<name>.<ext> + labels/<split>/**/<name>.png (ids, or colours "
+        "with label_format: color) + taxonomy.yaml"
+    )
 
     @classmethod
     def available_splits(cls, root: str | Path | None) -> tuple[str, ...]:
@@ -37,14 +57,6 @@ class ImageFolder(SegmentationDataset):
                 f"{images}: image folder of the generic layout not found ({cls.layout})"
             )
         return tuple(sorted(p.name for p in images.iterdir() if p.is_dir()))
-
-    def default_taxonomy(self) -> str | Path:
-        path = self.root / FOLDER_TAXONOMY_FILE
-        if not path.is_file():
-            raise DatasetError(
-                f"{path}: no taxonomy file for the folder dataset; write one or pass taxonomy=NAME_OR_PATH"
-            )
-        return path
 
     @property
     def has_labels(self) -> bool:

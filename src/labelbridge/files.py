@@ -80,8 +80,8 @@ def fsync_dir(folder: Path) -> None:
 def _raise_write_error(path: Path, exc: OSError) -> None:
     if exc.errno == errno.ENOSPC:
         raise OutputWriteError(
-            f"{path}: no space left on device while writing pseudo-labels; free some space "
-            "and run the same command again (finished images are kept and skipped)"
+            f"{path}: no space left on device while writing output files; free some space "
+            "and run the same command again (finished files are kept and skipped)"
         ) from exc
     raise OutputWriteError(f"{path}: cannot write output file: {exc}") from exc
 
