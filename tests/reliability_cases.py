@@ -1351,7 +1351,7 @@ def disk_full_case(scratch: Path) -> CaseResult:
     import errno
     from unittest import mock
 
-    from labelbridge.pseudo import writer as writer_mod
+    from labelbridge import files as writer_mod
     from labelbridge.pseudo.manifest import read_manifest
     from labelbridge.pseudo.run import run_pseudo_label
 

@@ -22,7 +22,7 @@ from labelbridge.constants import IGNORE_INDEX
 from labelbridge.data import create_dataset
 from labelbridge.errors import CheckpointError, ConfigError, DatasetError
 from labelbridge.models import TinySegNet
-from labelbridge.pseudo import writer as writer_mod
+from labelbridge import files as writer_mod
 from labelbridge.pseudo.distributed import Shard, parse_shard
 from labelbridge.pseudo.manifest import read_manifest, read_manifests
 from labelbridge.pseudo.priors import NonFiniteScoresError, allowed_tensor, apply_priors

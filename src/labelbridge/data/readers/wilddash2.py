@@ -1,25 +1,63 @@
-"""WildDash 2 public set (``wd_public_02``), semantic id labels.
+"""WildDash 2 public set (``wd_public_v2p0.zip``), semantic labels of WildDash 2 ids.
 
-The release holds ``images/<name>.jpg`` and COCO panoptic ground truth
-(``panoptic.json`` + ``panoptic/<name>.png``). Semantic uint8 label PNGs are made from
-it with the WildDash scripts' ``pano2sem.py``, which names them
-``<name>_labelIds.png``. This reader assumes they were written to ``labels/``::
+The public release is ``wd_public_v2p0.zip`` (downloaded by the author's
+ozendelait/wilddash_scripts ``download_helper/download_wilddash2.sh``, with
+``wd_both_02.zip``, the benchmark images without labels; the paper's reference
+UniBwTAS/data-priors reads ``wd_public_v2p0/images``). It holds ``images/<name>.jpg``
+and COCO panoptic ground truth: ``panoptic.json`` (``images``, ``annotations`` with
+``segments_info``, ``categories`` with ``isthing``) and ``panoptic/<name>.png`` (the PNG
+folder named like the JSON, as ``pano2sem.py`` assumes by default). Category ids are the
+WildDash 2 ids 0..80 (taxonomy ``wilddash2``). Layouts read, in this order::
 
-    python pano2sem.py --json_path wd_public_02/panoptic.json --outp_dir_sem wd_public_02/labels
+    images/<name>.jpg + labels/<name>_labelIds.png    mode L, WD2 ids (semantic PNGs)
+    images/<name>.jpg + panoptic.json + panoptic/<name>.png   decoded on the fly
 
-Layout read::
+The semantic PNGs are what the WildDash scripts' ``pano2sem.py`` writes
+(``--outp_dir_sem``; it names them after the image, ``.jpg`` -> ``_labelIds.png``)::
 
-    images/<name>.jpg
-    labels/<name>_labelIds.png      mode L, WildDash 2 category ids (taxonomy wilddash2)
+    python pano2sem.py --json_path wd_public_v2p0/panoptic.json --outp_dir_sem wd_public_v2p0/labels
 
-The panoptic PNGs are not decoded here. The single split is called ``public``
-(4256 images); the benchmark set has no public labels and is not listed.
+or ``labelbridge datasets prepare wilddash2`` (optional; writes the same names into
+``labels/`` of the output folder; images stay in the source root). Decoding
+(:mod:`._panoptic`, segment id = ``R + 256 G + 256^2 B`` as ``pano2sem.py``'s BGR
+decoding): each pixel gets its segment's ``category_id``, crowd segments included,
+VOID (segment 0) gets 0 = ``unlabeled``; unlike ``pano2sem.py``, which leaves them 0, a
+segment id missing from ``segments_info`` is an error naming the PNG. Whether the
+release's image ids are strings or integers could not be confirmed without the files;
+images are matched to annotations through ``images[].id`` either way.
+
+The single split is ``public`` (4256 images); the benchmark set has no public labels
+and is not listed.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
+
 from labelbridge.data.base import FilePair, SegmentationDataset
+from labelbridge.data.prepare import Preparer, PrepareTask, register_preparer
+from labelbridge.data.readers._panoptic import (
+    PanopticTable,
+    decode_panoptic_png,
+    load_panoptic_json,
+    semantic_png_bytes,
+)
 from labelbridge.data.registry import register_dataset
+from labelbridge.errors import DatasetError
+
+#: Raw id of VOID pixels (``unlabeled`` of taxonomy ``wilddash2``; pano2sem.py's fill).
+VOID_ID = 0
+PANOPTIC_JSON = "panoptic.json"
+PANOPTIC_DIR = "panoptic"
+LABEL_DIR = "labels"
+LABEL_SUFFIX = "_labelIds.png"
+
+
+def semantic_name(image_name: str) -> str:
+    """pano2sem.py's name of the semantic PNG of image ``<name>.jpg``."""
+    return image_name.replace(".jpg", LABEL_SUFFIX)
 
 
 @register_dataset
@@ -27,13 +65,84 @@ class WildDash2(SegmentationDataset):
     name = "wilddash2"
     taxonomy_name = "wilddash2"
     splits = ("public",)
-    layout = "images/<name>.jpg + labels/<name>_labelIds.png (from pano2sem.py)"
+    layout = (
+        "images/<name>.jpg + labels/<name>_labelIds.png (pano2sem.py / datasets prepare), "
+        "else panoptic.json + panoptic/<name>.png"
+    )
+
+    _table: PanopticTable | None = None
 
     def list_pairs(self) -> list[FilePair]:
-        image_dir = self.require_dir(self.root / "images", "image")
-        label_dir = self.require_dir(
-            self.root / "labels", "label (run pano2sem.py --outp_dir_sem labels)"
+        image_dir = self.require_dir(self.source_root / "images", "image")
+        label_dir = self.root / LABEL_DIR
+        if self.prepared or label_dir.is_dir():
+            self.require_dir(
+                label_dir, "label (run labelbridge datasets prepare wilddash2, or pano2sem.py)"
+            )
+            return self.pairs_by_suffix(
+                image_dir, label_dir, image_suffix=".jpg", label_suffix=LABEL_SUFFIX,
+                recursive=False,
+            )  # fmt: skip
+        json_path = self.root / PANOPTIC_JSON
+        png_dir = self.root / PANOPTIC_DIR
+        if not json_path.is_file():
+            raise DatasetError(
+                f"{self.root}: neither {LABEL_DIR}/ (semantic PNGs) nor {PANOPTIC_JSON} "
+                f"(panoptic ground truth) found; expected layout: {self.layout}"
+            )
+        self.require_dir(png_dir, "panoptic PNG")
+        self._table = load_panoptic_json(json_path)
+        pairs = []
+        for img in sorted(p for p in image_dir.iterdir() if p.name.endswith(".jpg")):
+            png = self._table.png_by_image.get(img.name)
+            lab = png_dir / (png if png is not None else f"{img.stem}.png")
+            if lab.exists():
+                pairs.append(FilePair(img, lab))
+            else:
+                self.missing_label(img, lab)
+        return pairs
+
+    def read_label(self, path: Path) -> np.ndarray:
+        """``(H, W)`` int32 WildDash 2 ids (0 unlabelled): a semantic PNG, or decoded
+        from a panoptic PNG and its ``segments_info``.
+
+        Raises:
+            SampleError: unreadable file, no annotation for a panoptic PNG, or a segment
+                id without an entry (naming the PNG).
+        """
+        if self._table is None:
+            return super().read_label(path)
+        return decode_panoptic_png(
+            path, self._table.by_png.get(path.name), void_id=VOID_ID, table=self._table.path
         )
-        return self.pairs_by_suffix(
-            image_dir, label_dir, image_suffix=".jpg", label_suffix="_labelIds.png", recursive=False
-        )
+
+
+@register_preparer
+class WildDash2Preparer(Preparer):
+    """``panoptic.json`` + ``panoptic/<name>.png`` -> ``labels/<name>_labelIds.png``
+    (mode L, WildDash 2 ids; the names pano2sem.py writes)."""
+
+    name = "wilddash2"
+    splits = ("public",)
+    required = False
+    holds_images = False
+
+    def tasks(self, split: str) -> list[PrepareTask]:
+        json_path = self.root / PANOPTIC_JSON
+        png_dir = self.root / PANOPTIC_DIR
+        if not png_dir.is_dir():
+            raise DatasetError(f"{png_dir}: panoptic PNG folder of wilddash2 not found")
+        table = load_panoptic_json(json_path)
+        return [
+            PrepareTask(
+                key=Path(image_name).stem,
+                outputs=(f"{LABEL_DIR}/{semantic_name(image_name)}",),
+                source=(str(png_dir / png), table.by_png[png], str(json_path)),
+            )
+            for image_name, png in sorted(table.png_by_image.items())
+        ]
+
+    def convert(self, task: PrepareTask) -> dict[str, bytes]:
+        png, segments, json_path = task.source
+        semantic = decode_panoptic_png(Path(png), segments, void_id=VOID_ID, table=json_path)
+        return {task.outputs[0]: semantic_png_bytes(semantic, Path(png))}
