@@ -156,14 +156,24 @@ def read_label_png(path: Path) -> np.ndarray:
     """Read an id-coded label PNG (mode L, P, I or I;16) as ``(H, W)`` int32 raw ids.
 
     Palette images give their palette *indices* (as the YCOR, Mapillary Vistas and
-    Cityscapes files store them).
+    Cityscapes files store them). A grey + alpha file (mode LA) gives its grey channel
+    when every pixel is opaque.
 
     Raises:
-        SampleError: missing, unreadable, truncated, or an RGB file where ids were expected.
+        SampleError: missing, unreadable, truncated; an RGB file where ids were expected;
+            a JPEG (lossy: its values are not the ids written) whatever its name; an LA
+            file with transparent pixels.
     """
     try:
         with Image.open(path) as im:
             im.load()
+            if im.format == "JPEG":
+                raise SampleError(
+                    path,
+                    CORRUPT,
+                    "label file is a JPEG image (lossy compression changes the ids near every "
+                    "edge); labels must be stored losslessly (PNG)",
+                )
             if im.mode in ("RGB", "RGBA"):
                 raise SampleError(
                     path,
@@ -171,7 +181,22 @@ def read_label_png(path: Path) -> np.ndarray:
                     f"label file is colour ({im.mode}) but this dataset stores class ids; "
                     "use a taxonomy with label_format: color",
                 )
-            return np.asarray(im, dtype=np.int32).copy()
+            if im.mode in ("LA", "La", "PA"):
+                grey_alpha = np.asarray(im.convert("LA") if im.mode == "La" else im)
+                if (grey_alpha[..., 1] != 255).any():
+                    raise SampleError(
+                        path,
+                        UNKNOWN_LABEL,
+                        f"label file has mode {im.mode} with transparent pixels; expected one "
+                        "id channel (mode L, P, I or I;16)",
+                    )
+                return grey_alpha[..., 0].astype(np.int32)
+            arr = np.asarray(im, dtype=np.int32)
+            if arr.ndim != 2:
+                raise SampleError(
+                    path, UNKNOWN_LABEL, f"label file has mode {im.mode}; expected one id channel"
+                )
+            return arr.copy()
     except SampleError:
         raise
     except (OSError, SyntaxError, ValueError) as exc:
@@ -233,6 +258,22 @@ def prepared_marker(root: Path) -> dict | None:
             "read from there (pass --root of a folder prepared from the present copy)"
         )
     return marker
+
+
+def walk_files(folder: Path) -> list[Path]:
+    """Every file under ``folder``, sorted, following symlinked sub-folders (a dataset
+    assembled from links is read whole); a link back into a folder already visited is
+    not followed again."""
+    found: list[Path] = []
+    seen: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        found.extend(Path(dirpath) / name for name in filenames)
+    return sorted(found)
 
 
 MissingLabelHandler = Callable[[Path, Path | None], None]
@@ -385,7 +426,7 @@ class SegmentationDataset:
             recursive: search sub-folders (city / sequence folders).
         """
         suffixes = (image_suffix,) if isinstance(image_suffix, str) else tuple(image_suffix)
-        candidates = image_dir.rglob("*") if recursive else image_dir.iterdir()
+        candidates = walk_files(image_dir) if recursive else image_dir.iterdir()
         pairs = []
         for img in sorted(candidates):
             suffix = next((s for s in suffixes if img.name.endswith(s)), None)

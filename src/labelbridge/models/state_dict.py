@@ -90,8 +90,10 @@ def torch_load(path: str | Path, *, map_location: str | torch.device = "cpu") ->
         log.info(
             "%s: holds non-tensor Python objects; unpickling fully (load only files you trust)", p
         )
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{p}: not a PyTorch checkpoint or truncated: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - truncation gives struct.error, text IndexError, ...
+        raise CheckpointError(
+            f"{p}: not a PyTorch checkpoint or truncated: {type(exc).__name__}: {exc}"
+        ) from None
     try:
         return torch.load(p, map_location=map_location, weights_only=False)
     except Exception as exc:  # anything unpickling may raise

@@ -18,7 +18,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from labelbridge.data.base import IMAGE_EXTENSIONS, FilePair, SegmentationDataset, resolve_root
+from labelbridge.data.base import (
+    IMAGE_EXTENSIONS,
+    FilePair,
+    SegmentationDataset,
+    resolve_root,
+    walk_files,
+)
 from labelbridge.data.registry import register_dataset
 from labelbridge.errors import DatasetError
 
@@ -71,7 +77,7 @@ class ImageFolder(RootTaxonomy):
             )
         label_dir = self.root / "labels" / self.split if self.has_labels else None
         pairs = []
-        for img in sorted(image_dir.rglob("*")):
+        for img in walk_files(image_dir):
             if img.suffix.lower() not in IMAGE_EXTENSIONS:
                 continue
             if label_dir is None:
