@@ -39,6 +39,7 @@ from PIL import Image
 
 from fixtures_layouts import LAYOUTS, LayoutFixture, write_color_label, write_id_label
 from labelbridge.data import create_dataset
+from labelbridge.data.base import PREPARED_FILE
 from labelbridge.errors import UserError
 
 #: Outcomes of a bad-input case.
@@ -187,9 +188,25 @@ def layout_copy(layout: str, dest: Path, *, cache: Path | None = None) -> Layout
         _PRISTINE[ident] = LAYOUTS[layout](cache / layout)
     src = _PRISTINE[ident]
     shutil.copytree(src.root, dest)
+    roots = [(src.root, dest)]
+    marker_path = dest / PREPARED_FILE
+    if marker_path.is_file():  # a prepared folder reading images from its source root
+        marker = json.loads(marker_path.read_text())
+        if not marker.get("holds_images"):
+            source = Path(marker["source_root"])
+            copied = dest.parent / f"{dest.name}_published"
+            shutil.copytree(source, copied)
+            marker["source_root"] = str(copied.resolve())
+            marker_path.write_text(json.dumps(marker, indent=2) + "\n")
+            roots.append((source.resolve(), copied))
 
     def move(p: Path | None) -> Path | None:
-        return None if p is None else dest / p.relative_to(src.root)
+        if p is None:
+            return None
+        for old, new in roots:
+            if p.resolve().is_relative_to(old.resolve()):
+                return new / p.resolve().relative_to(old.resolve())
+        raise ValueError(f"{p} is under neither copied root")
 
     return LayoutFixture(
         dataset=src.dataset,

@@ -112,6 +112,19 @@ def _run_toy(root: Path, out: Path, delay: float) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", code], env=env)
 
 
+def _children(pid: int) -> list[int]:
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            lines = status.read_text().splitlines()
+        except OSError:
+            continue
+        if f"PPid:\t{pid}" in lines:
+            found.append(int(status.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
 def test_killed_run_resumes_to_identical_outputs(toy: Path, tmp_path: Path) -> None:
     reference = tmp_path / "reference"
     prepare_dataset(prepare_toy.TOY, toy, reference, progress=False)
@@ -120,8 +133,15 @@ def test_killed_run_resumes_to_identical_outputs(toy: Path, tmp_path: Path) -> N
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and len(list(out.glob("labels/*.png"))) < 4:
         time.sleep(0.05)
+    workers = _children(proc.pid)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(Path(f"/proc/{w}").exists() for w in workers):
+        time.sleep(0.05)
+    assert workers and not [w for w in workers if Path(f"/proc/{w}").exists()], (
+        "worker processes outlived the killed run"
+    )
     done = len(list(out.glob("labels/*.png")))
     assert 4 <= done < 24, f"kill landed outside the run ({done} files)"
     report = prepare_dataset(prepare_toy.TOY, toy, out, progress=False)
@@ -133,8 +153,9 @@ def test_killed_run_resumes_to_identical_outputs(toy: Path, tmp_path: Path) -> N
 
 # ---------------------------------------------------------------------------- every dataset
 def _published() -> dict:
-    import fixtures_layouts  # noqa: F401  (loads every fixtures_<dataset>.py module)
     import importlib
+
+    import fixtures_layouts  # noqa: F401  (loads every fixtures_<dataset>.py module)
 
     makers = {}
     for path in sorted(TESTS.glob("fixtures_*.py")):

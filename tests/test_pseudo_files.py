@@ -20,6 +20,15 @@ from typer.testing import CliRunner
 from labelbridge.config.pseudo import PseudoLabelConfig, load_pseudo_config
 from labelbridge.constants import DEFAULT_TTA_SCALES
 from labelbridge.errors import ConfigError
+from labelbridge.files import (
+    TEMP_SUFFIX,
+    OutputWriteError,
+    encode_label_png,
+    encode_npz,
+    remove_stale_temp_files,
+    sha256_bytes,
+    write_bytes_atomic,
+)
 from labelbridge.pseudo import manifest as manifest_mod
 from labelbridge.pseudo.manifest import (
     ManifestError,
@@ -31,15 +40,6 @@ from labelbridge.pseudo.manifest import (
     verify_outputs,
 )
 from labelbridge.pseudo.report import build_report, report_markdown
-from labelbridge.files import (
-    TEMP_SUFFIX,
-    OutputWriteError,
-    encode_label_png,
-    encode_npz,
-    remove_stale_temp_files,
-    sha256_bytes,
-    write_bytes_atomic,
-)
 from labelbridge.taxonomy import load_taxonomy
 
 REPO = Path(__file__).resolve().parents[1]

@@ -17,18 +17,18 @@ import torch
 import yaml
 from PIL import Image
 
+from labelbridge import files as writer_mod
 from labelbridge.config.pseudo import PseudoLabelConfig
 from labelbridge.constants import IGNORE_INDEX
 from labelbridge.data import create_dataset
 from labelbridge.errors import CheckpointError, ConfigError, DatasetError
+from labelbridge.files import TEMP_SUFFIX, OutputWriteError
 from labelbridge.models import TinySegNet
-from labelbridge import files as writer_mod
 from labelbridge.pseudo.distributed import Shard, parse_shard
 from labelbridge.pseudo.manifest import read_manifest, read_manifests
 from labelbridge.pseudo.priors import NonFiniteScoresError, allowed_tensor, apply_priors
 from labelbridge.pseudo.run import Teacher, preview_positions, run_pseudo_label
 from labelbridge.pseudo.tta import TTAPredictor
-from labelbridge.files import TEMP_SUFFIX, OutputWriteError
 from labelbridge.taxonomy import load_ontology, load_taxonomy
 
 H, W = 24, 32

@@ -218,8 +218,15 @@ def test_preparer_attributes_and_missing_split(tmp_path: Path) -> None:
     cls = PREPARERS["idd_labelids"]
     assert (cls.required, cls.holds_images, cls.splits) == (False, False, ("train", "val"))
     (tmp_path / "pub").mkdir()
-    with pytest.raises(DatasetError, match="gtFine/train"):
+    with pytest.raises(DatasetError, match="no split of 'idd_labelids' found to prepare"):
         prepare_dataset("idd_labelids", tmp_path / "pub", tmp_path / "out", progress=False)
+    (tmp_path / "pub/gtFine/val").mkdir(parents=True)  # val downloaded only: train is not tried
+    report = prepare_dataset("idd_labelids", tmp_path / "pub", tmp_path / "out", progress=False)
+    assert [s.split for s in report.splits] == ["val"]
+    with pytest.raises(DatasetError, match="gtFine/train"):
+        prepare_dataset(
+            "idd_labelids", tmp_path / "pub", tmp_path / "out", splits=["train"], progress=False
+        )
 
 
 def test_matches_cityscapesscripts_drawing(tmp_path: Path, monkeypatch) -> None:

@@ -72,6 +72,8 @@ REPLACE = {
 #: Not run here, and why.
 NOT_RUN = {
     "--set trainer.devices=4": "needs 4 devices; the DDP path is tested with 2 CPU processes",
+    "/data/nuimages": "needs the nuImages release; prepare and reader run on published-layout "
+    "fixtures in tests/test_reader_nuimages.py and tests/test_prepare.py",
 }
 
 

@@ -167,6 +167,8 @@ def datasets_prepare_cmd(
                 f"{report.dataset} {s.split}: {s.tasks} items, {s.already_done} already done, "
                 f"{s.converted} converted ({s.files_written} files), {len(s.skipped)} skipped"
             )
+            for text in s.notes:
+                print(f"    {text}")
             for rec in s.skipped[:_SHOW]:
                 print(f"    skipped {rec.problem}")
         print(

@@ -308,6 +308,9 @@ class SegmentationDataset:
     splits: ClassVar[tuple[str, ...]] = ("train", "val")
     unlabelled_splits: ClassVar[tuple[str, ...]] = ()
     layout: ClassVar[str] = ""
+    #: Name of the folder a release unpacks to (e.g. ``tas500v1.1``): a root that holds it
+    #: (and not the split folders) is accepted too; see :attr:`release_dir`.
+    release_folder: ClassVar[str] = ""
 
     def __init__(
         self,
@@ -375,6 +378,16 @@ class SegmentationDataset:
         return cls.splits
 
     # ------------------------------------------------------------------ listing helpers
+    @property
+    def release_dir(self) -> Path:
+        """The root, or ``<root>/<release_folder>`` when the root holds that folder and not
+        the split's own folder (users pass either the unpacked folder or its parent)."""
+        if self.release_folder:
+            sub = self.root / self.release_folder
+            if sub.is_dir() and not (self.root / self.split).is_dir():
+                return sub
+        return self.root
+
     @property
     def has_labels(self) -> bool:
         """``False`` for splits published without labels."""

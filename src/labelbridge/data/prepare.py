@@ -82,6 +82,18 @@ class Preparer:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        #: split -> remarks for the report (e.g. images left out because unlabelled).
+        self.notes: dict[str, list[str]] = {}
+
+    def present_splits(self) -> tuple[str, ...]:
+        """The splits of :attr:`splits` whose published files are under the root
+        (default: all of them); prepared when no split is asked for."""
+        return self.splits
+
+    def note(self, split: str, text: str) -> None:
+        """Add a remark to ``split``'s report (and the log)."""
+        logger.info("%s %s: %s", self.name, split, text)
+        self.notes.setdefault(split, []).append(text)
 
     def tasks(self, split: str) -> list[PrepareTask]:
         """The tasks of ``split``, in a fixed order.
@@ -139,6 +151,7 @@ class SplitPrepared:
     converted: int = 0
     files_written: int = 0
     skipped: list[SkipRecord] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -211,6 +224,21 @@ def _run_task(preparer: Preparer, out: Path, task: PrepareTask, on_error: str) -
     return len(files), None
 
 
+def _die_with_parent() -> None:
+    """Worker initialiser: on Linux, ask the kernel to kill this worker when the parent
+    dies (a killed ``datasets prepare`` leaves no worker waiting forever)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - exotic libc
+        logger.debug("cannot set PR_SET_PDEATHSIG; workers may outlive a killed parent")
+
+
 def _done(out: Path, task: PrepareTask) -> bool:
     return all((out / rel).is_file() for rel in task.outputs)
 
@@ -231,7 +259,7 @@ def prepare_dataset(
         name: dataset (reader) name with a preparer.
         root: published dataset root.
         out: output folder (created); a later run into the same folder resumes.
-        splits: splits to prepare (default: all of the preparer's splits present).
+        splits: splits to prepare (default: :meth:`Preparer.present_splits`).
         jobs: worker processes (1: in this process).
         on_error: ``"raise"`` or ``"skip"`` (record bad source files and go on).
         progress: show a progress bar on stderr.
@@ -256,7 +284,11 @@ def prepare_dataset(
             f"{out}: --out must differ from --root (the published files stay as they are)"
         )
     preparer = cls(root)
-    chosen = list(splits) if splits else list(cls.splits)
+    chosen = list(splits) if splits else list(preparer.present_splits())
+    if not chosen:
+        raise DatasetError(
+            f"{root}: no split of {name!r} found to prepare (splits: {list(cls.splits)})"
+        )
     for split in chosen:
         if split not in cls.splits:
             raise DatasetError(
@@ -270,12 +302,17 @@ def prepare_dataset(
 
     report = PrepareReport(name, str(root), str(out), jobs)
     start = time.perf_counter()
-    pool = ProcessPoolExecutor(max_workers=jobs) if jobs > 1 else None
+    pool = ProcessPoolExecutor(max_workers=jobs, initializer=_die_with_parent) if jobs > 1 else None
     try:
         for split in chosen:
             tasks = preparer.tasks(split)
             todo = [t for t in tasks if not _done(out, t)]
-            s = SplitPrepared(split, tasks=len(tasks), already_done=len(tasks) - len(todo))
+            s = SplitPrepared(
+                split,
+                tasks=len(tasks),
+                already_done=len(tasks) - len(todo),
+                notes=list(preparer.notes.get(split, [])),
+            )
             report.splits.append(s)
             logger.info("%s %s: %d tasks, %d already done", name, split, len(tasks), s.already_done)
             bar = tqdm(

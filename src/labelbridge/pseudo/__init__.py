@@ -9,6 +9,7 @@
 * :mod:`~labelbridge.pseudo.distributed`: shards (``--shard i/n``, torchrun).
 """
 
+from labelbridge.files import OutputWriteError
 from labelbridge.pseudo.distributed import Shard, detect_shard, parse_shard
 from labelbridge.pseudo.priors import (
     NonFiniteScoresError,
@@ -18,7 +19,6 @@ from labelbridge.pseudo.priors import (
 )
 from labelbridge.pseudo.run import PseudoLabeler, Teacher, load_teacher, run_pseudo_label
 from labelbridge.pseudo.tta import FallbackEvent, TTAPredictor
-from labelbridge.files import OutputWriteError
 
 __all__ = [
     "FallbackEvent",

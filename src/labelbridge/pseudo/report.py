@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from labelbridge.pseudo.manifest import is_finished
 from labelbridge.files import write_bytes_atomic
+from labelbridge.pseudo.manifest import is_finished
 from labelbridge.taxonomy import Taxonomy
 
 IGNORE_NAME = "ignore"

@@ -40,6 +40,13 @@ from labelbridge.config.pseudo import DatasetEntry, PseudoLabelConfig, TeacherCo
 from labelbridge.constants import IGNORE_INDEX
 from labelbridge.data import Sample, SegmentationDataset, create_dataset
 from labelbridge.errors import CheckpointError, ConfigError, DatasetError
+from labelbridge.files import (
+    encode_label_png,
+    encode_npz,
+    remove_stale_temp_files,
+    sha256_file,
+    write_bytes_atomic,
+)
 from labelbridge.pseudo.distributed import Shard, barrier, detect_shard, local_cuda_device
 from labelbridge.pseudo.manifest import (
     ManifestWriter,
@@ -51,13 +58,6 @@ from labelbridge.pseudo.manifest import (
 from labelbridge.pseudo.priors import allowed_tensor, apply_priors, top_k_soft, void_tensor
 from labelbridge.pseudo.report import IGNORE_NAME, build_report, write_report
 from labelbridge.pseudo.tta import TTAPredictor
-from labelbridge.files import (
-    encode_label_png,
-    encode_npz,
-    remove_stale_temp_files,
-    sha256_file,
-    write_bytes_atomic,
-)
 from labelbridge.taxonomy import Ontology, Taxonomy, load_ontology, load_taxonomy
 
 log = logging.getLogger(__name__)

@@ -110,6 +110,7 @@ class A2d2(SegmentationDataset):
 
     name = "a2d2"
     taxonomy_name = "a2d2"
+    release_folder = A2D2_FOLDER
     splits = ("all",)
     layout = (
         "camera_lidar_semantic/<YYYYMMDD_hhmmss>/camera/<cam>/<stamp>_camera_<pos>_<ID>.png + "
@@ -126,12 +127,6 @@ class A2d2(SegmentationDataset):
     ) -> None:
         self.cameras = list(cameras) if cameras is not None else None
         super().__init__(root, split, **kwargs)
-
-    @property
-    def release_dir(self) -> Path:
-        """``<root>/camera_lidar_semantic`` when it exists, else the root."""
-        sub = self.root / A2D2_FOLDER
-        return sub if sub.is_dir() else self.root
 
     def check_class_list(self) -> None:
         """Compare ``class_list.json`` (when present) with the taxonomy.

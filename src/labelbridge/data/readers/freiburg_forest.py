@@ -24,8 +24,6 @@ taxonomy; a colour outside it is an error naming the file. Splits: ``train``, ``
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from labelbridge.data.base import FilePair, SegmentationDataset
 from labelbridge.data.registry import register_dataset
 
@@ -39,16 +37,9 @@ LABEL_ENDINGS = ("_mask.png", "_Clipped.png")
 class FreiburgForest(SegmentationDataset):
     name = "freiburg_forest"
     taxonomy_name = "freiburg_forest"
+    release_folder = FREIBURG_FOLDER
     splits = ("train", "test")
     layout = "{train,test}/rgb/<name>_Clipped.jpg + {split}/GT_color/<name>_mask.png (colour)"
-
-    @property
-    def release_dir(self) -> Path:
-        """The root, or ``<root>/freiburg_forest_annotated`` when the root holds it instead."""
-        sub = self.root / FREIBURG_FOLDER
-        if not (self.root / self.split).is_dir() and sub.is_dir():
-            return sub
-        return self.root
 
     def list_pairs(self) -> list[FilePair]:
         split_dir = self.release_dir / self.split

@@ -283,6 +283,9 @@ class IddLabelIdsPreparer(Preparer):
     required = False
     holds_images = False
 
+    def present_splits(self) -> tuple[str, ...]:
+        return tuple(s for s in self.splits if (self.root / "gtFine" / s).is_dir())
+
     def tasks(self, split: str) -> list[PrepareTask]:
         label_dir = self.root / "gtFine" / split
         if not label_dir.is_dir():

@@ -20,8 +20,6 @@ Not confirmed: the image file names (the fixtures use an arbitrary stem).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from labelbridge.data.base import FilePair, SegmentationDataset
 from labelbridge.data.registry import register_dataset
 
@@ -32,17 +30,10 @@ TAS500_FOLDER = "tas500v1.1"
 class Tas500(SegmentationDataset):
     name = "tas500"
     taxonomy_name = "tas500"
+    release_folder = TAS500_FOLDER
     splits = ("train", "val", "test")
     unlabelled_splits = ("test",)
     layout = "tas500v1.1/{split}/<name>.png + tas500v1.1/{train,val}_labels_ids/<name>.png"
-
-    @property
-    def release_dir(self) -> Path:
-        """The root, or ``<root>/tas500v1.1`` when the root holds that folder instead."""
-        sub = self.root / TAS500_FOLDER
-        if not (self.root / self.split).is_dir() and sub.is_dir():
-            return sub
-        return self.root
 
     def list_pairs(self) -> list[FilePair]:
         base = self.release_dir

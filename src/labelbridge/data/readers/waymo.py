@@ -197,6 +197,9 @@ class WaymoPreparer(Preparer):
         super().__init__(root)
         self.unlabelled: dict[str, int] = {}
 
+    def present_splits(self) -> tuple[str, ...]:
+        return tuple(s for s in self.splits if (self.root / s).is_dir())
+
     def tasks(self, split: str) -> list[PrepareTask]:
         """Tasks of ``split``; reads only the key columns of both components.
 
@@ -264,12 +267,10 @@ class WaymoPreparer(Preparer):
             total += count
             unlabelled += count
         self.unlabelled[split] = unlabelled
-        logger.info(
-            "waymo %s: %d contexts, %d of %d camera images without a segmentation label (left out)",
+        self.note(
             split,
-            len(tasks),
-            unlabelled,
-            total,
+            f"{len(tasks)} contexts with labels; {unlabelled} of {total} camera images have no "
+            "segmentation label and are left out",
         )
         return tasks
 

@@ -34,12 +34,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from labelbridge.data.base import FilePair, SegmentationDataset
 from labelbridge.data.prepare import Preparer, PrepareTask, register_preparer
 from labelbridge.data.readers._panoptic import (
-    PanopticTable,
+    PanopticLabels,
     decode_panoptic_png,
     load_panoptic_json,
     semantic_png_bytes,
@@ -61,7 +59,7 @@ def semantic_name(image_name: str) -> str:
 
 
 @register_dataset
-class WildDash2(SegmentationDataset):
+class WildDash2(PanopticLabels, SegmentationDataset):
     name = "wilddash2"
     taxonomy_name = "wilddash2"
     splits = ("public",)
@@ -69,8 +67,6 @@ class WildDash2(SegmentationDataset):
         "images/<name>.jpg + labels/<name>_labelIds.png (pano2sem.py / datasets prepare), "
         "else panoptic.json + panoptic/<name>.png"
     )
-
-    _table: PanopticTable | None = None
 
     def list_pairs(self) -> list[FilePair]:
         image_dir = self.require_dir(self.source_root / "images", "image")
@@ -101,20 +97,6 @@ class WildDash2(SegmentationDataset):
             else:
                 self.missing_label(img, lab)
         return pairs
-
-    def read_label(self, path: Path) -> np.ndarray:
-        """``(H, W)`` int32 WildDash 2 ids (0 unlabelled): a semantic PNG, or decoded
-        from a panoptic PNG and its ``segments_info``.
-
-        Raises:
-            SampleError: unreadable file, no annotation for a panoptic PNG, or a segment
-                id without an entry (naming the PNG).
-        """
-        if self._table is None:
-            return super().read_label(path)
-        return decode_panoptic_png(
-            path, self._table.by_png.get(path.name), void_id=VOID_ID, table=self._table.path
-        )
 
 
 @register_preparer
