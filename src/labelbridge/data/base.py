@@ -261,9 +261,10 @@ def prepared_marker(root: Path) -> dict | None:
 
 
 def walk_files(folder: Path) -> list[Path]:
-    """Every file under ``folder``, sorted, following symlinked sub-folders (a dataset
-    assembled from links is read whole); a link back into a folder already visited is
-    not followed again."""
+    """Every entry under ``folder`` (files and sub-folders, as ``Path.rglob`` gives them),
+    sorted, following symlinked sub-folders (a dataset assembled from links is read
+    whole); a link back into a folder already visited is not followed again. Callers
+    filter by name, so a folder named like an image is kept and reported when read."""
     found: list[Path] = []
     seen: set[str] = set()
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
@@ -272,7 +273,7 @@ def walk_files(folder: Path) -> list[Path]:
             dirnames[:] = []
             continue
         seen.add(real)
-        found.extend(Path(dirpath) / name for name in filenames)
+        found.extend(Path(dirpath) / name for name in (*dirnames, *filenames))
     return sorted(found)
 
 

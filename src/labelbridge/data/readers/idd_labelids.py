@@ -68,6 +68,7 @@ from labelbridge.data.base import (
     FilePair,
     SampleError,
     SegmentationDataset,
+    walk_files,
 )
 from labelbridge.data.prepare import Preparer, PrepareTask, register_preparer
 from labelbridge.data.registry import register_dataset
@@ -239,7 +240,7 @@ class IddLabelIds(SegmentationDataset):
             )
         label_dir = self.require_dir(self.root / "gtFine" / self.split, "label")
         pairs = []
-        for img in sorted(image_dir.rglob("*")):
+        for img in walk_files(image_dir):
             suffix = next((s for s in IMAGE_SUFFIXES if img.name.endswith(s)), None)
             if suffix is None:
                 continue
@@ -294,7 +295,7 @@ class IddLabelIdsPreparer(Preparer):
                 f"gtFine/{split}/<seq>/<frame>{POLYGONS_SUFFIX}"
             )
         tasks = []
-        for js in sorted(label_dir.rglob(f"*{POLYGONS_SUFFIX}")):
+        for js in (p for p in walk_files(label_dir) if p.name.endswith(POLYGONS_SUFFIX)):
             rel = js.relative_to(self.root)
             out = rel.with_name(rel.name[: -len(POLYGONS_SUFFIX)] + LABELIDS_SUFFIX)
             tasks.append(PrepareTask(rel.as_posix(), (out.as_posix(),), str(js)))
