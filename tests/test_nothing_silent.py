@@ -94,3 +94,42 @@ def test_text_and_odd_files_as_checkpoint_give_a_message(text: str, tmp_path: Pa
     path.write_text(text, encoding="latin-1")
     with pytest.raises(CheckpointError, match="given.ckpt: not a PyTorch checkpoint"):
         torch_load(path)
+
+
+# ---------------------------------------------------------------------------- 3. signals
+@pytest.mark.parametrize(("signum", "code"), [(15, 143), (2, 130)])
+def test_signal_during_train_exits_nonzero_and_resumes(
+    signum: int, code: int, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from reliability_cases import setup_train
+
+    setup = setup_train(tmp_path)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.Popen(
+        ["labelbridge", *setup.args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    ckpts = tmp_path / setup.output
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(ckpts.rglob("*.ckpt")):
+        time.sleep(0.05)
+    assert proc.poll() is None, "training ended before the signal"
+    proc.send_signal(signal.Signals(signum))
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err[-2000:]
+    assert "Traceback" not in err
+    assert f"interrupted by {signal.Signals(signum).name}" in err and "resume" in err
+    again = subprocess.run(
+        ["labelbridge", *setup.args], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "resuming from" in again.stderr

@@ -32,3 +32,19 @@ class CheckpointError(UserError):
 class ResourceError(UserError):
     """The machine cannot do what was asked (out of memory with every fallback tried,
     disk full); the message says what was tried."""
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived (raised by the CLI's signal handlers; a
+    :class:`BaseException`, so no ``except Exception`` swallows it). Finished work is kept;
+    running the same command again resumes.
+
+    Attributes:
+        signum: the signal number.
+    """
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+        self.signum = signum

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 from typing import Any
 
 import typer
 
-from labelbridge.errors import UserError
+from labelbridge.errors import Interrupted, UserError
 
 app = typer.Typer(
     name="labelbridge",
@@ -74,9 +75,36 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def _raise_interrupted(signum: int, frame: object) -> None:
+    raise Interrupted(signum)
+
+
+def _raise_on_signals() -> dict[int, object]:
+    """SIGINT and SIGTERM raise :class:`Interrupted` in the main thread, so every command
+    stops through the same path: non-zero exit (130 / 143, as a shell reports a killed
+    job) and one line on stderr, never exit 0. (Lightning catches KeyboardInterrupt and
+    exits 1; its own SIGTERM handler only notes the signal and calls ours.)"""
+    import threading
+
+    previous: dict[int, object] = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, _raise_interrupted)
+    return previous
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app; user errors become one paragraph, exit 2."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    previous = _raise_on_signals()
+    try:
+        _run(argv, debug)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)  # type: ignore[arg-type]
+
+
+def _run(argv: list[str] | None, debug: bool) -> None:
     try:
         result = app(args=argv, standalone_mode=False)
         if isinstance(result, int) and not isinstance(result, bool) and result != 0:
@@ -88,9 +116,14 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+    except (KeyboardInterrupt, Interrupted) as exc:
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        print(
+            f"error: interrupted by {signal.Signals(signum).name}; finished work is kept: run "
+            "the same command again to resume",
+            file=sys.stderr,
+        )
+        sys.exit(128 + int(signum))  # 130 for SIGINT, 143 for SIGTERM
     except Exception as exc:  # click usage errors and friends
         usage_errors, aborts = _click_exception_types()
         if isinstance(exc, usage_errors):
