@@ -133,3 +133,23 @@ def test_signal_during_train_exits_nonzero_and_resumes(
     )
     assert again.returncode == 0, again.stderr[-2000:]
     assert "resuming from" in again.stderr
+
+
+# ---------------------------------------------------------------------------- 2. fingerprints
+def test_stage_fingerprint_counts_paths_by_where_they_lead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from labelbridge.pipeline import fingerprint
+
+    (tmp_path / "labelbridge_demo/world/source").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    relative = {"datasets": [{"root": "labelbridge_demo/world/source", "split": "train"}]}
+    absolute = {
+        "datasets": [{"root": str(tmp_path / "labelbridge_demo/world/source"), "split": "train"}]
+    }
+    assert fingerprint(relative) == fingerprint(absolute)
+    other = {"datasets": [{"root": "labelbridge_demo/world/source", "split": "val"}]}
+    assert fingerprint(other) != fingerprint(relative)
+    (tmp_path / "elsewhere").mkdir()
+    moved = {"datasets": [{"root": "elsewhere", "split": "train"}]}
+    assert fingerprint(moved) != fingerprint(relative)

@@ -107,6 +107,9 @@ def test_missing_pseudo_labels_raise_or_skip(toy: Path, tmp_path: Path) -> None:
     ds = SegmentationTorchDataset(skipping, taxonomy=skipping.taxonomy, labels=tmp_path / "pseudo")
     assert len(ds) == 2 and ds.indices == [0, 2]
     assert int(ds[1][1][5, 5]) == 2
+    # the skip is recorded like every other (training writes it to metrics.json)
+    missing = tmp_path / "pseudo" / f"{reader.pairs[1].key}.png"
+    assert [(r.path, r.kind) for r in skipping.skipped] == [(str(missing), "missing_label")]
 
 
 def test_pad_collate_pads_with_ignore() -> None:

@@ -79,10 +79,35 @@ def _write_text_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def fingerprint(data: Any) -> str:
-    """Short stable hash of JSON-able data (a stage's config)."""
+def _canonical(data: Any) -> Any:
+    """``data`` with every string that names an existing file or folder replaced by its
+    resolved absolute path, so ``labelbridge_demo/world`` and ``/abs/labelbridge_demo/world``
+    give one fingerprint."""
+    if isinstance(data, dict):
+        return {k: _canonical(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_canonical(v) for v in data]
+    if isinstance(data, str) and data and ("/" in data or os.sep in data):
+        try:
+            path = Path(data)
+            if path.exists():
+                return str(path.resolve())
+        except (OSError, ValueError):
+            pass
+    return data
+
+
+def legacy_fingerprint(data: Any) -> str:
+    """The fingerprint of runs made before paths were canonicalised (raw strings);
+    still accepted so those runs resume."""
     text = json.dumps(data, sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def fingerprint(data: Any) -> str:
+    """Short stable hash of JSON-able data (a stage's config); paths of existing files
+    count by where they lead, not how they are spelt (relative or absolute)."""
+    return legacy_fingerprint(_canonical(data))
 
 
 class RunState:
@@ -459,6 +484,8 @@ class _Runner:
         """
         fp = fingerprint(stage_config)
         record = self.state.stages.get(name)
+        if record is not None and record.get("fingerprint") == legacy_fingerprint(stage_config):
+            record["fingerprint"] = fp  # a run made before paths were canonicalised
         if record is not None and record.get("fingerprint") != fp and not derived:
             raise ConfigError(
                 f"{self.state.path}: stage {name!r} was {'completed' if record.get('status') == 'done' else 'started'} "

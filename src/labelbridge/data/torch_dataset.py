@@ -20,7 +20,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from labelbridge.constants import IGNORE_INDEX
-from labelbridge.data.base import SegmentationDataset, SkipRecord, read_label_png
+from labelbridge.data.base import MISSING_LABEL, SegmentationDataset, SkipRecord, read_label_png
 from labelbridge.errors import ConfigError, DatasetError, TaxonomyError
 from labelbridge.taxonomy import Taxonomy, load_taxonomy
 from labelbridge.yamlio import load_yaml
@@ -157,6 +157,11 @@ class SegmentationTorchDataset(Dataset):
             log.warning(
                 "%s: %d samples without pseudo-labels are skipped", self.pseudo_dir, len(missing)
             )
+            for i in missing:  # recorded like every other skip (metrics.json lists them)
+                path = self._pseudo_path(i)
+                self.reader.skipped.append(
+                    SkipRecord(str(path), f"{path}: no pseudo-label for this sample", MISSING_LABEL)
+                )
         gone = set(missing)
         return [i for i in indices if i not in gone]
 
