@@ -153,3 +153,11 @@ def test_stage_fingerprint_counts_paths_by_where_they_lead(
     (tmp_path / "elsewhere").mkdir()
     moved = {"datasets": [{"root": "elsewhere", "split": "train"}]}
     assert fingerprint(moved) != fingerprint(relative)
+
+
+def test_check_of_a_folder_without_any_split_is_not_ok(tmp_path: Path) -> None:
+    # a generic layout found no split at all: "OK" would be a silent success
+    for name in ("listfile", "folder"):
+        (tmp_path / name / "images").mkdir(parents=True)
+        with pytest.raises(DatasetError, match=f"no split of '{name}' found"):
+            check_dataset(name, tmp_path / name)

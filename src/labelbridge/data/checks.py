@@ -275,6 +275,10 @@ def check_dataset(
                 f"dataset {name!r} has no split(s) {unknown}; splits: {list(cls.splits)}"
             )
     root_path = resolve_root(root, name)
+    if not wanted:
+        raise DatasetError(
+            f"{root_path}: no split of {name!r} found (expected layout: {cls.layout})"
+        )
     reports = [
         check_split(name, root_path, s, sample=sample, verify_images=verify_images) for s in wanted
     ]
