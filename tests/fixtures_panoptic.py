@@ -153,20 +153,8 @@ def make_coco_panoptic(root: Path) -> LayoutFixture:
 def make_coco_panoptic_prepared(root: Path) -> LayoutFixture:
     """``datasets prepare coco_panoptic`` output of :func:`make_coco_panoptic`."""
     pub = make_coco_panoptic(root.parent / f"{root.name}_published")
-    prepare_dataset("coco_panoptic", pub.root, root, progress=False)
-    files = {}
-    for key, (image, _) in pub.files.items():
-        split = image.parent.name  # train2017 / val2017
-        files[key] = (image, root / f"panoptic_semseg_{split}" / f"{image.stem}.png")
-    return LayoutFixture(
-        "coco_panoptic",
-        root,
-        pub.taxonomy,
-        keys=pub.keys,
-        labels=pub.labels,
-        images=pub.images,
-        files=files,
-    )
+    # image.parent.name: train2017 / val2017
+    return _prepared(pub, root, lambda im: f"panoptic_semseg_{im.parent.name}/{im.stem}.png")
 
 
 # ---------------------------------------------------------------------------- WildDash 2
@@ -191,13 +179,16 @@ def make_wilddash2_panoptic(root: Path) -> LayoutFixture:
 def make_wilddash2_prepared(root: Path) -> LayoutFixture:
     """``datasets prepare wilddash2`` output of :func:`make_wilddash2_panoptic`."""
     pub = make_wilddash2_panoptic(root.parent / f"{root.name}_published")
-    prepare_dataset("wilddash2", pub.root, root, progress=False)
-    files = {
-        key: (image, root / f"labels/{image.stem}_labelIds.png")
-        for key, (image, _) in pub.files.items()
-    }
+    return _prepared(pub, root, lambda im: f"labels/{im.stem}_labelIds.png")
+
+
+def _prepared(pub: LayoutFixture, root: Path, label_of) -> LayoutFixture:
+    """Prepare the published fixture ``pub`` into ``root``: the same samples, labels at
+    ``root / label_of(image)``, images still in the published root."""
+    prepare_dataset(pub.dataset, pub.root, root, progress=False)
+    files = {key: (image, root / label_of(image)) for key, (image, _) in pub.files.items()}
     return LayoutFixture(
-        "wilddash2",
+        pub.dataset,
         root,
         pub.taxonomy,
         keys=pub.keys,

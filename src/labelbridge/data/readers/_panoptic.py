@@ -181,6 +181,15 @@ class PanopticLabels:
     void_id: ClassVar[int] = 0
     _table: PanopticTable | None = None
 
+    def panoptic_labels(
+        self, images: list[Path], json_path: Path, png_dir: Path
+    ) -> dict[Path, Path]:
+        """Load the segment table ``json_path`` (once, while listing) and give each image
+        its panoptic PNG in ``png_dir`` (the table's ``file_name``, else ``<stem>.png``)."""
+        self._table = load_panoptic_json(json_path)
+        by_image = self._table.png_by_image
+        return {img: png_dir / by_image.get(img.name, f"{img.stem}.png") for img in images}
+
     def read_label(self, path: Path) -> np.ndarray:
         """``(H, W)`` int32 category ids (``void_id`` where unlabelled).
 

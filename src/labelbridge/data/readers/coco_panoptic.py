@@ -160,11 +160,7 @@ class CocoPanoptic(PanopticLabels, SegmentationDataset):
                     f"{self.layout}"
                 )
             self.require_dir(png_dir, f"panoptic PNG (unzip annotations/panoptic_{base}2017.zip)")
-            self._table = load_panoptic_json(json_path)
-            labels = {}
-            for img in self._images(image_dir):
-                png = self._table.png_by_image.get(img.name)
-                labels[img] = png_dir / (png if png is not None else f"{img.stem}.png")
+            labels = self.panoptic_labels(self._images(image_dir), json_path, png_dir)
         pairs = []
         for img, lab in labels.items():
             if lab.exists():

@@ -87,11 +87,9 @@ class WildDash2(PanopticLabels, SegmentationDataset):
                 f"(panoptic ground truth) found; expected layout: {self.layout}"
             )
         self.require_dir(png_dir, "panoptic PNG")
-        self._table = load_panoptic_json(json_path)
+        images = sorted(p for p in image_dir.iterdir() if p.name.endswith(".jpg"))
         pairs = []
-        for img in sorted(p for p in image_dir.iterdir() if p.name.endswith(".jpg")):
-            png = self._table.png_by_image.get(img.name)
-            lab = png_dir / (png if png is not None else f"{img.stem}.png")
+        for img, lab in self.panoptic_labels(images, json_path, png_dir).items():
             if lab.exists():
                 pairs.append(FilePair(img, lab))
             else:
