@@ -794,7 +794,8 @@ def setup_pseudo(work: Path) -> StageSetup:
 
 
 def setup_train(work: Path) -> StageSetup:
-    """The toy 3-class folder dataset; 6 epochs of 4 steps + a 2-epoch fine-tune."""
+    """The toy 3-class folder dataset; 6 epochs of 4 steps + a 2-epoch fine-tune, with
+    random augmentation and a data-loading worker (both must resume bit-exactly)."""
     from test_train_toydata import make_toy_dataset
 
     make_toy_dataset(work / "toy", splits={"train": 12, "val": 3})
@@ -807,8 +808,8 @@ def setup_train(work: Path) -> StageSetup:
         "batch_size": 4,
         "steps_per_epoch": 4,
         "epochs": 6,
-        "num_workers": 0,
-        "augment": {"enabled": False},
+        "num_workers": 1,
+        "augment": {"scale_range": [0.75, 1.5], "crop": [32, 48]},
         "early_stopping": {"enabled": False},
         "finetune": {"enabled": True, "epochs": 2},
         "trainer": {
@@ -948,25 +949,56 @@ def stage_fingerprint(stage: str, output: Path) -> dict[str, Any]:
     """What must equal between an interrupted-and-resumed run and an uninterrupted one.
 
     * pseudo-label: the bytes of every label, confidence and soft-label file;
-    * train: the global step and epoch of each stage's ``last.ckpt`` and the steps of
-      its validation history;
-    * pipeline: the finished stages of ``state.json``, the names of the pseudo-label
-      files, and the global step, epoch and history of every training stage (the bytes
-      of pseudo-labels made by a teacher whose training was resumed may legitimately
-      differ in the last bits of its weights, so only names are compared here).
+    * train: the global step and epoch of each stage's ``last.ckpt``, the steps of its
+      validation history, and the weights (every tensor of the state dict, bit for bit)
+      of each stage's ``last.ckpt`` and of ``final.ckpt``;
+    * pipeline: the finished stages of ``state.json``, the bytes of every pseudo-label
+      file, and the steps and weights of every training stage as for train.
     """
     if stage == "pseudo-label":
         return {"files": _pseudo_bytes(output)}
     if stage == "train":
-        return {"steps": _train_steps(output)}
+        return {"steps": _train_steps(output), "weights": _train_weights(output)}
     state = json.loads((output / "state.json").read_text(encoding="utf-8"))
     done = sorted(k for k, v in state["stages"].items() if v.get("status") == "done")
-    pseudo = sorted(
-        f"{p.relative_to(output).as_posix()}/{name}"
-        for p in output.glob("iter*/pseudo_*")
-        for name in _pseudo_bytes(p)
-    )
-    return {"done": done, "pseudo": pseudo, "steps": _train_steps(output)}
+    pseudo = {
+        f"{p.relative_to(output).as_posix()}/{name}": digest
+        for p in sorted(output.glob("iter*/pseudo_*"))
+        for name, digest in _pseudo_bytes(p).items()
+    }
+    return {
+        "done": done,
+        "pseudo": pseudo,
+        "steps": _train_steps(output),
+        "weights": _train_weights(output),
+    }
+
+
+def weights_digest(checkpoint: Path) -> str:
+    """SHA-256 over the names, dtypes, shapes and bytes of a checkpoint's state dict (a
+    Lightning checkpoint's ``state_dict`` or a bare one), in key order."""
+    import hashlib
+
+    import torch
+
+    data = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = data.get("state_dict", data) if isinstance(data, dict) else data
+    h = hashlib.sha256()
+    for key in sorted(state):
+        tensor = state[key]
+        if not isinstance(tensor, torch.Tensor):
+            continue
+        t = tensor.detach().contiguous().cpu()
+        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _train_weights(run: Path) -> dict[str, str]:
+    """``{checkpoint path: weights digest}`` of every stage's ``last.ckpt`` and every
+    ``final.ckpt`` under ``run``."""
+    paths = sorted([*run.rglob("checkpoints/last.ckpt"), *run.rglob("final.ckpt")])
+    return {p.relative_to(run).as_posix(): weights_digest(p) for p in paths}
 
 
 def _pseudo_bytes(folder: Path) -> dict[str, str]:

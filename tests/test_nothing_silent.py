@@ -6,14 +6,16 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from fixtures_layouts import make_camvid, make_folder
 from labelbridge.data import create_dataset
 from labelbridge.data.checks import check_dataset
-from labelbridge.errors import DatasetError
+from labelbridge.errors import ConfigError, DatasetError
 
 
 # ---------------------------------------------------------------------------- 5. silent data
@@ -161,3 +163,93 @@ def test_check_of_a_folder_without_any_split_is_not_ok(tmp_path: Path) -> None:
         (tmp_path / name / "images").mkdir(parents=True)
         with pytest.raises(DatasetError, match=f"no split of '{name}' found"):
             check_dataset(name, tmp_path / name)
+
+
+# ------------------------------------------------------------ training resumes exactly
+class _Stop(Exception):
+    pass
+
+
+class _StopAtEpoch(L.Callback):
+    """Raises when ``stage`` (the stage folder's name) is about to start ``epoch``: the
+    previous epoch's checkpoint has been written, as at a kill between epochs."""
+
+    def __init__(self, stage: str, epoch: int) -> None:
+        self.stage, self.epoch = stage, epoch
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if (
+            Path(trainer.default_root_dir).name == self.stage
+            and trainer.current_epoch == self.epoch
+        ):
+            raise _Stop(f"{self.stage} epoch {self.epoch}")
+
+
+def _weights(checkpoint: Path) -> dict[str, torch.Tensor]:
+    return torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+
+
+def test_resumed_training_ends_with_the_uninterrupted_weights(tmp_path: Path) -> None:
+    """Random crops, flips and jitter, one data-loading worker, a fine-tune stage:
+    interrupted once in each stage and resumed, the final weights are bit-identical."""
+    from labelbridge.engine.train import run_training
+    from test_train_engine import toy_config
+    from test_train_toydata import make_toy_dataset
+
+    toy = make_toy_dataset(tmp_path / "toy", splits={"train": 16, "val": 5})
+    kw = {"epochs": 3, "num_workers": 1, "finetune": {"enabled": True, "epochs": 2}}
+    whole = run_training(toy_config(toy, tmp_path / "whole", **kw))
+    for stop in (_StopAtEpoch("train", 2), _StopAtEpoch("finetune", 1)):
+        with pytest.raises(_Stop):
+            run_training(toy_config(toy, tmp_path / "resumed", **kw), callbacks=[stop])
+    resumed = run_training(toy_config(toy, tmp_path / "resumed", **kw))
+    a, b = _weights(whole.final_checkpoint), _weights(resumed.final_checkpoint)
+    assert sorted(a) == sorted(b)
+    differing = [k for k in a if not torch.equal(a[k], b[k])]
+    assert differing == [], differing
+    assert resumed.metrics == whole.metrics
+    assert [h["step"] for h in resumed.history] == [h["step"] for h in whole.history]
+
+
+# ------------------------------------------------------- a changed config is not ignored
+def test_changed_settings_on_a_finished_run_are_refused_naming_them(tmp_path: Path) -> None:
+    from labelbridge.engine.train import run_training
+    from test_train_engine import toy_config
+    from test_train_toydata import make_toy_dataset
+
+    toy = make_toy_dataset(tmp_path / "toy", splits={"train": 8, "val": 2})
+    out = tmp_path / "run"
+    cfg = toy_config(toy, out, epochs=1, steps_per_epoch=2, finetune={"enabled": False})
+    first = run_training(cfg)
+    recorded = (out / "config.yaml").read_text(encoding="utf-8")
+    changed = toy_config(
+        toy, out, epochs=5, steps_per_epoch=2, finetune={"enabled": False}, optimizer={"lr": 0.5}
+    )
+    with pytest.raises(ConfigError) as err:
+        run_training(changed)
+    text = str(err.value)
+    assert str(out / "config.yaml") in text
+    assert "epochs: 1 -> 5" in text and "optimizer.lr: 0.01 -> 0.5" in text
+    assert "trainer" not in text  # only what changed is named
+    assert (out / "config.yaml").read_text(encoding="utf-8") == recorded
+    # settings that do not change the result resume (here: skip) the finished run
+    quiet = cfg.model_copy(
+        update={
+            "num_workers": 1,
+            "trainer": cfg.trainer.model_copy(update={"log_every_n_steps": 5}),
+        }
+    )
+    again = run_training(quiet)
+    assert again.metrics == first.metrics
+
+
+def test_changed_train_config_through_the_cli_exits_2_with_the_keys(tmp_path: Path) -> None:
+    from reliability_cases import run_cli, setup_train
+
+    setup = setup_train(tmp_path)
+    base = [*setup.args, "--set", "epochs=1", "--set", "finetune.enabled=false"]
+    assert run_cli(base, cwd=tmp_path).returncode == 0
+    proc = run_cli([*base, "--set", "batch_size=2"], cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "batch_size: 4 -> 2" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labelbridge.config.base import dump_config
+from labelbridge.config.base import canonical_paths, dump_config
 from labelbridge.config.pipeline import PipelineConfig, TrainingSection
 from labelbridge.config.pseudo import DatasetEntry, PseudoLabelConfig, TeacherConfig
 from labelbridge.config.train import TrainConfig, TrainDatasetConfig, ValDatasetConfig
@@ -79,24 +79,6 @@ def _write_text_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _canonical(data: Any) -> Any:
-    """``data`` with every string that names an existing file or folder replaced by its
-    resolved absolute path, so ``labelbridge_demo/world`` and ``/abs/labelbridge_demo/world``
-    give one fingerprint."""
-    if isinstance(data, dict):
-        return {k: _canonical(v) for k, v in data.items()}
-    if isinstance(data, list | tuple):
-        return [_canonical(v) for v in data]
-    if isinstance(data, str) and data and ("/" in data or os.sep in data):
-        try:
-            path = Path(data)
-            if path.exists():
-                return str(path.resolve())
-        except (OSError, ValueError):
-            pass
-    return data
-
-
 def legacy_fingerprint(data: Any) -> str:
     """The fingerprint of runs made before paths were canonicalised (raw strings);
     still accepted so those runs resume."""
@@ -107,7 +89,7 @@ def legacy_fingerprint(data: Any) -> str:
 def fingerprint(data: Any) -> str:
     """Short stable hash of JSON-able data (a stage's config); paths of existing files
     count by where they lead, not how they are spelt (relative or absolute)."""
-    return legacy_fingerprint(_canonical(data))
+    return legacy_fingerprint(canonical_paths(data))
 
 
 class RunState:

@@ -6,6 +6,7 @@ unknown keys). Errors name the file, the key path and, where known, the line.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -114,3 +115,57 @@ def dump_config(cfg: BaseModel, path: str | Path) -> None:
     Path(path).write_text(
         yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), encoding="utf-8"
     )
+
+
+def canonical_paths(data: Any) -> Any:
+    """``data`` (nested dicts and lists) with every string that names an existing file or
+    folder replaced by its resolved absolute path, so ``runs/world`` and
+    ``/abs/runs/world`` compare equal."""
+    if isinstance(data, dict):
+        return {k: canonical_paths(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [canonical_paths(v) for v in data]
+    if isinstance(data, str) and data and ("/" in data or os.sep in data):
+        try:
+            path = Path(data)
+            if path.exists():
+                return str(path.resolve())
+        except (OSError, ValueError):
+            pass
+    return data
+
+
+def config_changes(
+    old: Any, new: Any, *, ignore: tuple[str, ...] = (), prefix: str = ""
+) -> list[str]:
+    """Dotted keys whose values differ between two nested configs (paths compared by
+    :func:`canonical_paths`), each as ``"key: old -> new"``; keys in ``ignore`` (dotted,
+    e.g. ``trainer.log_every_n_steps``) are left out.
+
+    Example:
+        >>> config_changes({"a": 1, "b": {"c": [1, 2]}}, {"a": 2, "b": {"c": [1, 3]}})
+        ['a: 1 -> 2', 'b.c.1: 2 -> 3']
+    """
+    if prefix in ignore:
+        return []
+    old, new = canonical_paths(old), canonical_paths(new)
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for key in [*old, *(k for k in new if k not in old)]:
+            sub = f"{prefix}.{key}" if prefix else str(key)
+            out += config_changes(old.get(key), new.get(key), ignore=ignore, prefix=sub)
+        return out
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        out = []
+        for i, (a, b) in enumerate(zip(old, new, strict=True)):
+            out += config_changes(a, b, ignore=ignore, prefix=f"{prefix}.{i}" if prefix else str(i))
+        return out
+    if old == new:
+        return []
+    return [f"{prefix}: {_short(old)} -> {_short(new)}"]
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
+    text = text.removesuffix("...").strip()
+    return text if len(text) <= limit else text[: limit - 3] + "..."

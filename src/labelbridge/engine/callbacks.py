@@ -2,6 +2,9 @@
 
 * :class:`HistoryCallback` records every validation's metrics and learning rates; its
   state travels in checkpoints, so a resumed stage keeps the earlier history.
+* :class:`RandomStateCallback` saves the random number generators' states in every
+  checkpoint and puts them back when a stage resumes, so a resumed stage draws the same
+  augmentations and dropout masks as an uninterrupted one.
 * Stage markers: ``<stage dir>/stage_done.json``, written atomically (temporary file +
   rename) when a stage completes; a re-run skips a stage that has one.
 """
@@ -10,11 +13,14 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
+import torch
 
 #: Name of the file that marks a finished stage.
 STAGE_MARKER = "stage_done.json"
@@ -58,6 +64,76 @@ class HistoryCallback(L.Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.history = list(state_dict.get("history", []))
+
+
+class RandomStateCallback(L.Callback):
+    """Keeps the global random number generators (Python ``random``, numpy, torch CPU and
+    every CUDA device) in the checkpoints and restores them when training resumes.
+
+    Lightning restores weights, optimiser, schedulers, loops and callbacks, but not these
+    generators, so a resumed stage used to draw other crops, flips, colour jitter and
+    dropout masks than the uninterrupted run from the resumed epoch on. The states are
+    taken when a checkpoint is written (after that epoch's validation) and put back at
+    ``on_train_start``, i.e. after the sanity check, right where the uninterrupted run
+    goes on with the next epoch.
+
+    What this covers and what not:
+
+    * The sampler is a pure function of ``(seed, epoch)``
+      (:class:`~labelbridge.data.sampling.WeightedDatasetSampler`) and the data loaders
+      draw their worker seeds from their own generator, so neither touches these states.
+    * Data-loading workers draw no random numbers (augmentation runs on the batch in the
+      training process), so their seeds do not change a result.
+    * Under DDP the checkpoint holds rank 0's states and every rank gets them back; ranks
+      are seeded alike and draw alike, so their states are equal anyway.
+    * Non-deterministic kernels (some CUDA backward passes, cuDNN autotuning) still make
+      two GPU runs differ in the last bits, resumed or not; ``trainer.deterministic:
+      true`` removes that at a cost in speed. On CPU a resumed run is bit-identical.
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[str, Any] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "python": random.getstate(),
+            "numpy": _numpy_state_to_plain(np.random.get_state()),
+            "torch": torch.get_rng_state(),
+        }
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._pending = dict(state_dict)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        state, self._pending = self._pending, None
+        if not state:
+            return
+        random.setstate(state["python"])
+        np.random.set_state(_numpy_state_from_plain(state["numpy"]))
+        torch.set_rng_state(state["torch"])
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _numpy_state_to_plain(state: tuple) -> dict[str, Any]:
+    """numpy's legacy generator state as tensors and numbers (Lightning loads checkpoints
+    with ``weights_only=True``, which refuses numpy arrays)."""
+    name, keys, pos, has_gauss, gauss = state
+    return {
+        "name": str(name),
+        "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+        "pos": int(pos),
+        "has_gauss": int(has_gauss),
+        "gauss": float(gauss),
+    }
+
+
+def _numpy_state_from_plain(plain: dict[str, Any]) -> tuple:
+    keys = plain["keys"].numpy().astype(np.uint32)
+    return (plain["name"], keys, plain["pos"], plain["has_gauss"], plain["gauss"])
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

@@ -38,7 +38,6 @@ import lightning as L
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
-from labelbridge.config import dump_config
 from labelbridge.config.distill import DistillConfig, TargetDatasetConfig
 from labelbridge.data import create_dataset
 from labelbridge.data.base import SegmentationDataset, SkipRecord
@@ -48,11 +47,12 @@ from labelbridge.engine.callbacks import write_json_atomic
 from labelbridge.engine.distill_losses import TARGET_LABEL_OFFSET, DistillationTask, DistillWeights
 from labelbridge.engine.losses import total_loss
 from labelbridge.engine.module import SegmentationModule
-from labelbridge.engine.optim import build_optimizer, build_scheduler
+from labelbridge.engine.optim import build_optimizer
 from labelbridge.engine.train import (
     SegmentationDataModule,
     build_train_sets,
     build_val_sets,
+    claim_run_folder,
     is_global_zero,
     resume_or_run_stage,
     validate_checkpoint,
@@ -393,20 +393,7 @@ class DistillationModule(SegmentationModule):
             optimizer.add_param_group(
                 {"params": extra, "lr": self.optimizer_args["lr"], "name": "distill"}
             )
-        total = int(self.trainer.estimated_stepping_batches)
-        epochs = (
-            self.trainer.max_epochs
-            if self.trainer.max_epochs and self.trainer.max_epochs > 0
-            else 1
-        )
-        per_epoch = max(1, total // epochs)
-        scheduler = build_scheduler(
-            optimizer, total_steps=total, steps_per_epoch=per_epoch, **self.schedule_args
-        )
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }
+        return self.with_scheduler(optimizer)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:  # type: ignore[override]
         images, target = batch["source"]
@@ -544,8 +531,7 @@ def run_distillation(
         ConfigError / DatasetError / CheckpointError: problems with the inputs.
     """
     out = Path(out_dir) if out_dir is not None else cfg.output_dir
-    out.mkdir(parents=True, exist_ok=True)
-    dump_config(cfg, out / "config.yaml")
+    claim_run_folder(cfg, out)
     taxonomy = load_taxonomy(cfg.taxonomy)
     student_cfg = cfg.student_train_config()
     val_sets, val_specs = build_val_sets(student_cfg, taxonomy=taxonomy)

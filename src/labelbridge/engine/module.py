@@ -59,6 +59,25 @@ def val_set_spec(
     }
 
 
+def planned_steps(trainer: L.Trainer) -> tuple[int, int]:
+    """``(total optimiser steps of the stage, steps per epoch)``.
+
+    Taken from the datamodule's plan (``train_steps_per_epoch()``) when it has one:
+    Lightning's ``estimated_stepping_batches`` builds the train loader, and starts its
+    workers, before a resumed stage's loop state is restored, so their first batches
+    would come from epoch 0's draw instead of the resumed epoch's.
+    """
+    epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else 1
+    datamodule = trainer.datamodule
+    if datamodule is not None and hasattr(datamodule, "train_steps_per_epoch"):
+        per_epoch = int(datamodule.train_steps_per_epoch())
+        return per_epoch * epochs, per_epoch
+    total = trainer.estimated_stepping_batches
+    if not math.isfinite(total):
+        return int(trainer.max_steps), 1
+    return int(total), max(1, int(total) // epochs)
+
+
 class SegmentationModule(L.LightningModule):
     """Trains one :class:`~labelbridge.models.SegmentationModel` (attribute ``model``, so
     state-dict keys start with ``"model."``).
@@ -148,13 +167,12 @@ class SegmentationModule(L.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = build_optimizer(self.model, **self.optimizer_args)
-        total = int(self.trainer.estimated_stepping_batches)
-        epochs = (
-            self.trainer.max_epochs
-            if self.trainer.max_epochs and self.trainer.max_epochs > 0
-            else 1
-        )
-        per_epoch = max(1, total // epochs) if math.isfinite(total) else 1
+        return self.with_scheduler(optimizer)
+
+    def with_scheduler(self, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+        """``configure_optimizers``' answer: ``optimizer`` and its per-step schedule over
+        the stage's planned steps (:func:`planned_steps`)."""
+        total, per_epoch = planned_steps(self.trainer)
         scheduler = build_scheduler(
             optimizer, total_steps=total, steps_per_epoch=per_epoch, **self.schedule_args
         )

@@ -3,7 +3,8 @@ fine-tune stage) and :func:`validate_checkpoint`.
 
 A run folder holds::
 
-    <out>/config.yaml                 the resolved config of the last invocation
+    <out>/config.yaml                 the resolved config (a re-run with other settings
+                                      than it records is refused, see claim_run_folder)
     <out>/train/checkpoints/          stage 1: best-*.ckpt (selection mIoU) and last.ckpt
     <out>/train/logs/{tensorboard,csv}/
     <out>/train/stage_done.json       written atomically when stage 1 has finished
@@ -44,11 +45,14 @@ from typing import Any
 
 import lightning as L
 import torch
+import yaml
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from pydantic import BaseModel
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from labelbridge.config import dump_config
+from labelbridge.config.base import config_changes
 from labelbridge.config.train import TrainConfig, TrainDatasetConfig
 from labelbridge.data import create_dataset
 from labelbridge.data.sampling import ShardSampler, WeightedDatasetSampler
@@ -61,6 +65,7 @@ from labelbridge.data.torch_dataset import (
 from labelbridge.engine.callbacks import (
     STAGE_MARKER,
     HistoryCallback,
+    RandomStateCallback,
     read_stage_marker,
     write_json_atomic,
     write_stage_marker,
@@ -84,6 +89,19 @@ LAST_NAME = "last"
 METRICS_FILE = "metrics.json"
 #: JSON lines of training samples skipped under ``on_error: skip``.
 SKIP_LOG = "skipped.jsonl"
+#: The resolved config of a run folder.
+RUN_CONFIG = "config.yaml"
+#: Config keys that do not change what a run computes: a run folder may be resumed with
+#: other values of these (the sanity check draws no random numbers, see
+#: :class:`~labelbridge.engine.callbacks.RandomStateCallback`).
+RESULT_NEUTRAL_KEYS = (
+    "output",
+    "num_workers",
+    "trainer.enable_progress_bar",
+    "trainer.enable_model_summary",
+    "trainer.log_every_n_steps",
+    "trainer.num_sanity_val_steps",
+)
 
 
 @dataclass
@@ -203,18 +221,36 @@ class SegmentationDataModule(L.LightningDataModule):
             return 0, 1
         return self.trainer.global_rank, self.trainer.world_size
 
+    def _epoch_to_run(self) -> int:
+        """The epoch the trainer starts next (0 when not attached or fresh; ``k`` when a
+        stage resumes after ``k`` finished epochs)."""
+        if self.trainer is None:
+            return 0
+        return int(self.trainer.fit_loop.epoch_progress.current.processed)
+
     def _loader_kwargs(self) -> dict[str, Any]:
         return {
             "num_workers": self.num_workers,
             "collate_fn": pad_collate,
             "persistent_workers": self.num_workers > 0,
             "pin_memory": torch.cuda.is_available(),
+            # worker seeds come from the loader's own generator, not the global one, so
+            # creating a loader's iterator (every epoch, or once with persistent workers)
+            # does not shift the augmentation's random stream; see RandomStateCallback
+            "generator": torch.Generator().manual_seed(self.seed),
         }
+
+    def train_steps_per_epoch(self) -> int:
+        """Optimiser steps per epoch: ``steps_per_epoch``, else the summed dataset sizes
+        divided by the global batch size (at least 1)."""
+        _, world = self._rank_world()
+        sizes = [len(d) for d in self.train_sets]
+        return self.steps_per_epoch or max(1, sum(sizes) // (self.batch_size * world))
 
     def train_dataloader(self) -> DataLoader:
         rank, world = self._rank_world()
         sizes = [len(d) for d in self.train_sets]
-        steps = self.steps_per_epoch or max(1, sum(sizes) // (self.batch_size * world))
+        steps = self.train_steps_per_epoch()
         sampler = WeightedDatasetSampler(
             sizes,
             self.weights,
@@ -223,6 +259,10 @@ class SegmentationDataModule(L.LightningDataModule):
             rank=rank,
             world_size=world,
         )
+        # Lightning creates the loader's iterator before it calls ``set_epoch``, and
+        # worker processes fetch their first batches right then: a stage resumed at
+        # epoch k would draw epoch 0's samples for its first epoch
+        sampler.set_epoch(self._epoch_to_run())
         return DataLoader(
             ConcatDataset(self.train_sets),
             batch_size=self.batch_size,
@@ -424,6 +464,7 @@ def run_stage(
     )
     cbs: list[L.Callback] = [
         HistoryCallback(stage),
+        RandomStateCallback(),
         LearningRateMonitor(logging_interval="step"),
         checkpoint,
         latest,
@@ -507,6 +548,43 @@ def _copy_atomic(src: Path, dst: Path) -> None:
         raise
 
 
+def claim_run_folder(cfg: BaseModel, out: Path) -> None:
+    """Record ``cfg`` as ``out/config.yaml``, unless the folder already holds training
+    (a stage checkpoint or marker) done with other settings.
+
+    A re-run with the same settings resumes; with other settings it would skip finished
+    stages, or resume one half-way, under a config that does not describe the model.
+
+    Raises:
+        ConfigError: the folder's recorded config differs in a key that changes the
+            result (every key but :data:`RESULT_NEUTRAL_KEYS`); the message lists them.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / RUN_CONFIG
+    if path.is_file() and _holds_stage_work(out):
+        try:
+            old = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise ConfigError(
+                f"{path}: cannot read the config this run folder was trained with ({exc}); "
+                "use another output folder"
+            ) from None
+        changes = config_changes(old, cfg.model_dump(mode="json"), ignore=RESULT_NEUTRAL_KEYS)
+        if changes:
+            raise ConfigError(
+                f"{path}: this run folder holds training done with other settings; changed: "
+                f"{'; '.join(changes)}. Undo the changes to resume it, or train into another "
+                f"folder (--out DIR; to start from this run's model, set "
+                f"model.weights={out / FINAL_CHECKPOINT})"
+            )
+    dump_config(cfg, path)
+
+
+def _holds_stage_work(out: Path) -> bool:
+    """Whether any stage of the run folder has a checkpoint or a done-marker."""
+    return any(out.glob("*/checkpoints/*.ckpt")) or any(out.glob(f"*/{STAGE_MARKER}"))
+
+
 def run_training(
     cfg: TrainConfig, *, out_dir: Path | None = None, callbacks: list[L.Callback] | None = None
 ) -> TrainResult:
@@ -521,11 +599,11 @@ def run_training(
         The checkpoints, the final model's validation metrics and the history.
 
     Raises:
-        ConfigError / DatasetError / CheckpointError: problems with the inputs.
+        ConfigError / DatasetError / CheckpointError: problems with the inputs, or a run
+            folder trained with other settings (:func:`claim_run_folder`).
     """
     out = Path(out_dir) if out_dir is not None else cfg.output_dir
-    out.mkdir(parents=True, exist_ok=True)
-    dump_config(cfg, out / "config.yaml")
+    claim_run_folder(cfg, out)
     taxonomy = load_taxonomy(cfg.taxonomy)
     val_sets, val_specs = build_val_sets(cfg, taxonomy=taxonomy)
     extra = list(callbacks or [])
