@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from labelbridge.cli import app
 from labelbridge.config.pipeline import load_pipeline_config
 from labelbridge.data.synthetic import WorldSizes, generate_world
-from labelbridge.demo import FULL, QUICK, build_demo_config, run_demo
+from labelbridge.demo import FULL, QUICK, build_demo_config, ordering_line, run_demo
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,7 +49,12 @@ def test_quick_demo_writes_table_config_and_panels(quick_demo) -> None:
     panels = sorted(p.name for p in (out / "panels").glob("*.png"))
     assert len(panels) == len(quick_demo.panels) > 0
     assert {p.split("_")[0] + "_" + p.split("_")[1] for p in panels} == {"extra_a", "extra_b"}
-    assert "student with priors > Naive Student > teacher" in quick_demo.report.read_text()
+    report = quick_demo.report.read_text()
+    for label, holds in quick_demo.ordering.items():
+        teacher = next(r for r in data["rows"] if r["arm"] is None)["miou"][label]
+        line = ordering_line(quick_demo.pipeline, label)
+        assert f"- {line}" in report and f"teacher {100 * teacher:.1f}" in line
+        assert line.endswith("the paper's ordering") == holds
     # the written config is a valid pipeline config of this very run
     cfg = load_pipeline_config(out / "pipeline.yaml")
     assert cfg.run_dir == str(out / "run")

@@ -179,8 +179,14 @@ def test_resume_continues_from_last_checkpoint(world, teacher_file: Path, tmp_pa
         out / "distill" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False
     )
     assert first["global_step"] == 2
-    (out / "distill" / "stage_done.json").unlink()  # pretend the run was cut off
-    run_distillation(_config(world, teacher_file, out, epochs=2))
+    # pretend a 2-epoch run was cut off after its first epoch: its folder records the
+    # 2-epoch settings and no finished marker
+    (out / "distill" / "stage_done.json").unlink()
+    longer = _config(world, teacher_file, out, epochs=2)
+    from labelbridge.config import dump_config
+
+    dump_config(longer, out / "config.yaml")
+    run_distillation(longer)
     second = torch.load(
         out / "distill" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False
     )

@@ -120,9 +120,10 @@ def test_signal_during_train_exits_nonzero_and_resumes(
         stderr=subprocess.PIPE,
         text=True,
     )
+    # the latest state (not the best, saved just before it) is what a rerun resumes from
     ckpts = tmp_path / setup.output
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not list(ckpts.rglob("*.ckpt")):
+    while time.monotonic() < deadline and not list(ckpts.rglob("last.ckpt")):
         time.sleep(0.05)
     assert proc.poll() is None, "training ended before the signal"
     proc.send_signal(signal.Signals(signum))
@@ -134,7 +135,30 @@ def test_signal_during_train_exits_nonzero_and_resumes(
         ["labelbridge", *setup.args], cwd=tmp_path, env=env, capture_output=True, text=True
     )
     assert again.returncode == 0, again.stderr[-2000:]
-    assert "resuming from" in again.stderr
+    # the rerun continues a stage from its last state (on a stalled machine the signal may
+    # land after stage 1 finished; then that stage is kept and the fine-tune resumes)
+    assert "resuming from" in again.stderr or ("stage 'train' already finished" in again.stderr), (
+        again.stderr[-2000:]
+    )
+    assert "train: training from epoch 1" not in again.stderr, again.stderr[-2000:]
+
+
+def test_a_stage_cut_off_before_its_first_latest_state_starts_over_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from labelbridge.engine.train import _start_stage_over
+
+    ckpts = tmp_path / "checkpoints"
+    ckpts.mkdir()
+    (ckpts / "best-e000-s000004.ckpt").write_bytes(b"x")
+    (ckpts / "notes.txt").write_text("kept")
+    with caplog.at_level(logging.INFO, logger="labelbridge"):
+        _start_stage_over("train", ckpts, 6)
+    assert sorted(p.name for p in ckpts.iterdir()) == ["notes.txt"]
+    assert "removing 1 checkpoint(s)" in caplog.text and "best-e000-s000004.ckpt" in caplog.text
+    assert "train: training from epoch 1 of 6" in caplog.text
 
 
 # ---------------------------------------------------------------------------- 2. fingerprints
@@ -155,6 +179,23 @@ def test_stage_fingerprint_counts_paths_by_where_they_lead(
     (tmp_path / "elsewhere").mkdir()
     moved = {"datasets": [{"root": "elsewhere", "split": "train"}]}
     assert fingerprint(moved) != fingerprint(relative)
+
+
+def test_stage_fingerprint_does_not_change_when_the_stage_creates_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A teacher stage's config names its own output folder, which exists only once the
+    stage ran: the re-run must see the same fingerprint (the kill trials of the pipeline
+    were refused with 'completed with a different configuration')."""
+    from labelbridge.pipeline import stage_fingerprint
+
+    (tmp_path / "world").mkdir()
+    monkeypatch.chdir(tmp_path)
+    cfg = {"taxonomy": "world", "epochs": 2, "output": "run/teacher"}
+    before = stage_fingerprint(cfg)
+    (tmp_path / "run" / "teacher").mkdir(parents=True)
+    assert stage_fingerprint(cfg) == before
+    assert stage_fingerprint({**cfg, "epochs": 3}) != before
 
 
 def test_check_of_a_folder_without_any_split_is_not_ok(tmp_path: Path) -> None:
@@ -253,3 +294,130 @@ def test_changed_train_config_through_the_cli_exits_2_with_the_keys(tmp_path: Pa
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "batch_size: 4 -> 2" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+# ------------------------------------------------------------------ 8. partial downloads
+def test_check_of_a_partial_download_notes_the_absent_split(tmp_path: Path) -> None:
+    """KITTI without ``testing/``, RELLIS-3D without ``val.lst``: the downloaded splits are
+    checked and OK, the others are noted as absent (exit 0); asked for by name, an absent
+    split is a problem."""
+    from fixtures_layouts import make_kitti, make_rellis3d
+    from reliability_cases import run_cli
+
+    make_kitti(tmp_path / "kitti")
+    shutil.rmtree(tmp_path / "kitti" / "testing")
+    make_rellis3d(tmp_path / "rellis")
+    (tmp_path / "rellis" / "val.lst").unlink()
+    for name, root, absent in (("kitti", "kitti", "testing"), ("rellis3d", "rellis", "val")):
+        report = check_dataset(name, tmp_path / root)
+        assert report.ok, report.to_dict()
+        gone = report.split(absent)
+        assert gone.absent and gone.error is None and gone.num_problems == 0
+        assert all(s.pairs > 0 for s in report.splits if s.split != absent and s.labelled)
+        proc = run_cli(["datasets", "check", name, "--root", str(tmp_path / root)], cwd=tmp_path)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert f"{absent}: absent, not checked" in proc.stdout and "OK" in proc.stdout
+        named = check_dataset(name, tmp_path / root, [absent])
+        assert not named.ok and "not found" in named.split(absent).error
+    # a label folder missing beside its images is damage, not a partial download
+    shutil.rmtree(tmp_path / "kitti" / "training" / "semantic")
+    damaged = check_dataset("kitti", tmp_path / "kitti")
+    assert not damaged.ok and damaged.split("training").absent is None
+    assert "training/semantic: label folder" in damaged.split("training").error
+    # and a root holding no split at all is not a dataset
+    shutil.rmtree(tmp_path / "kitti" / "training")
+    with pytest.raises(DatasetError, match="no split"):
+        check_dataset("kitti", tmp_path / "kitti")
+
+
+# ---------------------------------------------------------------------------- 6. OS errors
+@pytest.mark.parametrize(
+    ("error", "code", "line"),
+    [
+        (
+            PermissionError(13, "Permission denied", "/data/run/train/last.ckpt"),
+            2,
+            "error: /data/run/train/last.ckpt: Permission denied",
+        ),
+        (
+            IsADirectoryError(21, "Is a directory", "/data/teacher.ckpt"),
+            2,
+            "error: /data/teacher.ckpt: Is a directory",
+        ),
+        (
+            OSError(28, "No space left on device"),
+            1,
+            "error: No space left on device; finished work is kept: free space and run the "
+            "same command again to resume",
+        ),
+        (
+            OSError(5, "Input/output error", "/mnt/nfs/img.png"),
+            1,
+            "error: /mnt/nfs/img.png: Input/output error",
+        ),
+    ],
+)
+def test_os_error_of_a_command_is_one_line_naming_the_file(
+    error: OSError,
+    code: int,
+    line: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from labelbridge.cli import taxonomy_cmds
+    from labelbridge.cli.app import main
+
+    def fail() -> list[str]:
+        raise error
+
+    monkeypatch.setattr(taxonomy_cmds, "list_taxonomies", fail)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["taxonomies"])
+    assert exit_info.value.code == code
+    err = capsys.readouterr().err
+    assert err.strip() == line and "Traceback" not in err
+    with pytest.raises(type(error)):  # --debug shows the traceback
+        main(["--debug", "taxonomies"])
+
+
+def test_os_error_naming_no_file_keeps_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An OS error without a file is a bug to report, not an input to fix."""
+    from labelbridge.cli import taxonomy_cmds
+    from labelbridge.cli.app import main
+
+    def fail() -> list[str]:
+        raise ConnectionResetError(104, "Connection reset by peer")
+
+    monkeypatch.setattr(taxonomy_cmds, "list_taxonomies", fail)
+    with pytest.raises(ConnectionResetError):
+        main(["taxonomies"])
+
+
+def test_predict_out_of_memory_names_the_image_and_the_way_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from labelbridge import models
+    from labelbridge.cli.app import main
+    from labelbridge.models import create_model, save_checkpoint
+    from labelbridge.taxonomy import load_taxonomy
+
+    tax = load_taxonomy("camvid")
+    ckpt = save_checkpoint(
+        tmp_path / "m.ckpt", create_model("tiny", tax.num_classes), spec="tiny", taxonomy=tax
+    )
+    Image.fromarray(np.zeros((40, 50, 3), np.uint8)).save(tmp_path / "a.png")
+
+    def out_of_memory(*args: object, **kwargs: object) -> torch.Tensor:
+        raise RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: "
+            "you tried to allocate 9663676416 bytes. Error code 12 (Cannot allocate memory)"
+        )
+
+    monkeypatch.setattr(models, "predict_logits", out_of_memory)
+    argv = ["predict", str(tmp_path / "a.png"), "--checkpoint", str(ckpt)]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--out", str(tmp_path / "o")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'a.png'}: out of memory segmenting this 50x40 image on cpu" in err
+    assert "--input-size (e.g. 25x20)" in err and "Traceback" not in err

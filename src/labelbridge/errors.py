@@ -21,6 +21,12 @@ class DatasetError(UserError):
     """A dataset file is missing, unreadable, or holds values outside its taxonomy."""
 
 
+class SplitAbsent(DatasetError):
+    """The files that make up a split (its image folder or list file) are not under the
+    root: a partial download, not a broken one. ``datasets check`` without ``--split``
+    notes such a split and checks the others."""
+
+
 class ConfigError(UserError):
     """A configuration file has unknown keys or wrong types."""
 

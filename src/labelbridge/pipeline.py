@@ -92,6 +92,25 @@ def fingerprint(data: Any) -> str:
     return legacy_fingerprint(canonical_paths(data))
 
 
+def stage_fingerprint(stage_config: Any) -> str:
+    """The fingerprint of a stage's config without its top-level ``output``: the stage's
+    own folder (``<run_dir>/<stage>``) is its identity already, and it is created by the
+    stage, so counting it would change the fingerprint between start and re-run."""
+    if isinstance(stage_config, dict):
+        stage_config = {k: v for k, v in stage_config.items() if k != "output"}
+    return fingerprint(stage_config)
+
+
+def earlier_fingerprints(stage_config: Any) -> set[str]:
+    """Fingerprints earlier versions recorded for the same stage config (still accepted,
+    so their runs resume): raw strings, and paths canonicalised with ``output`` kept."""
+    found = {legacy_fingerprint(stage_config)}
+    if isinstance(stage_config, dict) and "output" in stage_config:
+        rest = {k: v for k, v in stage_config.items() if k != "output"}
+        found.add(legacy_fingerprint({**canonical_paths(rest), "output": stage_config["output"]}))
+    return found
+
+
 class RunState:
     """``<run_dir>/state.json``: ``{"version": 1, "stages": {name: record}}``.
 
@@ -464,10 +483,10 @@ class _Runner:
         Raises:
             ConfigError: a non-derived stage started or finished with another config.
         """
-        fp = fingerprint(stage_config)
+        fp = stage_fingerprint(stage_config)
         record = self.state.stages.get(name)
-        if record is not None and record.get("fingerprint") == legacy_fingerprint(stage_config):
-            record["fingerprint"] = fp  # a run made before paths were canonicalised
+        if record is not None and record.get("fingerprint") in earlier_fingerprints(stage_config):
+            record["fingerprint"] = fp  # a run made by an earlier version
         if record is not None and record.get("fingerprint") != fp and not derived:
             raise ConfigError(
                 f"{self.state.path}: stage {name!r} was {'completed' if record.get('status') == 'done' else 'started'} "

@@ -21,6 +21,7 @@ import torch
 
 from labelbridge.data.base import SegmentationDataset
 from labelbridge.models.base import SegmentationModel
+from labelbridge.progress import Progress
 from labelbridge.taxonomy import Ontology, Taxonomy
 
 log = logging.getLogger(__name__)
@@ -266,7 +267,6 @@ def build_contingency(
         flip: average with the horizontally flipped prediction.
     """
     import torch.nn.functional as F
-    from tqdm import tqdm
 
     if model.num_classes != source.num_classes:
         raise ValueError(
@@ -277,7 +277,10 @@ def build_contingency(
         indices = np.sort(np.random.default_rng(seed).choice(indices, size=sample, replace=False))
     table = Contingency.empty(dataset.taxonomy, source)
     model = model.to(device).eval()
-    for i in tqdm(indices, desc=f"suggest {dataset.name}", disable=not progress, leave=False):
+    bar = Progress(
+        total=len(indices), desc=f"suggest {dataset.name}", enabled=progress, leave=False
+    )
+    for i in bar.track(indices):
         s = dataset[int(i)]
         if s.label is None:
             continue

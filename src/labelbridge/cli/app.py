@@ -8,6 +8,7 @@ arguments, builds objects from configs, and calls the library. A
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import signal
@@ -124,6 +125,12 @@ def _run(argv: list[str] | None, debug: bool) -> None:
             file=sys.stderr,
         )
         sys.exit(128 + int(signum))  # 130 for SIGINT, 143 for SIGTERM
+    except OSError as exc:
+        message = _os_error_message(exc)
+        if debug or message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2 if exc.errno in _USER_FIXABLE_ERRNOS else 1)
     except Exception as exc:  # click usage errors and friends
         usage_errors, aborts = _click_exception_types()
         if isinstance(exc, usage_errors):
@@ -132,6 +139,30 @@ def _run(argv: list[str] | None, debug: bool) -> None:
         if isinstance(exc, aborts):
             sys.exit(1)
         raise
+
+
+# a path the user gave or must fix: exit 2 (input error); other OS errors exit 1
+_USER_FIXABLE_ERRNOS = frozenset(
+    {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.ENOTDIR, errno.EISDIR}
+)
+_DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def _os_error_message(exc: OSError) -> str | None:
+    """One line for an OS error that escaped a command: the file and the system's reason
+    (``<file>: Permission denied``), or what a full disk means for the run; ``None`` for
+    an error that names no file (shown with its traceback: it is a bug, not input)."""
+    reason = exc.strerror or str(exc)
+    if exc.errno in _DISK_FULL_ERRNOS:
+        where = f" writing {exc.filename}" if exc.filename else ""
+        return (
+            f"{reason}{where}; finished work is kept: free space and run the same command "
+            "again to resume"
+        )
+    if exc.filename is None:
+        return None
+    target = f" -> {exc.filename2}" if exc.filename2 is not None else ""
+    return f"{exc.filename}{target}: {reason}"
 
 
 _ExceptionTypes = tuple[type[BaseException], ...]

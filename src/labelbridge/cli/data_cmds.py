@@ -59,6 +59,9 @@ def _print_split(s: SplitReport) -> None:
     if s.error:
         print(f"  {s.split}: ERROR {s.error}")
         return
+    if s.absent:
+        print(f"  {s.split}: absent, not checked ({s.absent})")
+        return
     if not s.labelled:
         print(
             f"  {s.split}: {s.unlabelled_images} unlabelled images (split published without labels)"
@@ -92,7 +95,9 @@ def datasets_check_cmd(
         None, "--root", help="Dataset root folder (default: $LABELBRIDGE_DATA/<name>)."
     ),
     split: list[str] | None = typer.Option(
-        None, "--split", help="Split to check (repeatable; default: all splits)."
+        None,
+        "--split",
+        help="Split to check (repeatable; default: every split that was downloaded, 'absent' noted for the others).",
     ),
     sample: int | None = typer.Option(
         None,

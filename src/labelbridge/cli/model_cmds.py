@@ -9,7 +9,7 @@ import typer
 from PIL import Image
 
 from labelbridge.cli.app import app, emit_json
-from labelbridge.errors import UserError
+from labelbridge.errors import ResourceError, UserError
 
 models_app = typer.Typer(
     help="List zoo models and import published checkpoints.", no_args_is_help=True
@@ -142,6 +142,7 @@ def predict_cmd(
 
     from labelbridge.data.base import read_image
     from labelbridge.models import image_to_tensor, load_checkpoint, predict_logits
+    from labelbridge.pseudo.tta import is_out_of_memory
     from labelbridge.viz.overlay import overlay_labels
 
     size = parse_size(input_size)
@@ -152,13 +153,24 @@ def predict_cmd(
         raise UserError(f"images share file stems {duplicates}; outputs would overwrite each other")
     out.mkdir(parents=True, exist_ok=True)
     written = []
+    id_dtype = np.uint8 if loaded.taxonomy.num_classes <= 256 else np.uint16
     for path in images:
         image = read_image(path)
-        with torch.inference_mode():
-            logits = predict_logits(loaded.model, image_to_tensor(image), input_size=size)
-        ids = logits.argmax(dim=1)[0].to(torch.uint8).cpu().numpy()
+        try:
+            with torch.inference_mode():
+                logits = predict_logits(loaded.model, image_to_tensor(image), input_size=size)
+        except (RuntimeError, MemoryError) as exc:
+            if not is_out_of_memory(exc):
+                raise
+            height, width = image.shape[:2]
+            raise ResourceError(
+                f"{path}: out of memory segmenting this {width}x{height} image on {device}; "
+                f"pass a smaller --input-size (e.g. {width // 2}x{height // 2}) or use a "
+                "device with more memory"
+            ) from None
+        ids = logits.argmax(dim=1)[0].cpu().numpy().astype(id_dtype)
         id_path, overlay_path = out / f"{path.stem}.png", out / f"{path.stem}_overlay.png"
-        Image.fromarray(ids, mode="L").save(id_path)
+        Image.fromarray(ids).save(id_path)
         Image.fromarray(overlay_labels(image, ids, loaded.taxonomy, alpha=OVERLAY_ALPHA)).save(
             overlay_path
         )

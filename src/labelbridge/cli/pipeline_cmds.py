@@ -81,7 +81,7 @@ def demo_cmd(
     trains both students and prints teacher / Naive Student / student with priors.
     Re-running with the same --out resumes.
     """
-    from labelbridge.demo import run_demo
+    from labelbridge.demo import ordering_line, run_demo
 
     start = time.perf_counter()
     result = run_demo(out, seed=seed, quick=quick)
@@ -98,8 +98,13 @@ def demo_cmd(
         return
     print(result.pipeline.table)
     print()
-    for label, ok in result.ordering.items():
-        print(f"{label}: student with priors > Naive Student > teacher: {'yes' if ok else 'no'}")
+    for label in result.ordering:
+        print(ordering_line(result.pipeline, label))
+    if quick and not all(result.ordering.values()):
+        print(
+            "(--quick trains for seconds: differences of a point or two are noise; run "
+            "without --quick for the full profile)"
+        )
     print(f"\npanels: {result.out_dir / 'panels'} ({len(result.panels)} files)")
     print(f"report: {result.report}")
     print(f"finished in {elapsed:.0f} s")

@@ -274,10 +274,13 @@ class TrainerConfig(StrictModel):
         devices: count, list of indices, or ``auto``.
         strategy: ``auto``, ``ddp``, ``ddp_spawn``, ...
         num_nodes: machines.
-        log_every_n_steps: logging interval.
+        log_every_n_steps: logging interval (at most the steps of one epoch).
         num_sanity_val_steps: validation batches run before training to catch errors.
-        enable_progress_bar: Lightning's progress bar.
-        enable_model_summary: print the model summary table when a stage starts.
+        enable_progress_bar: Lightning's progress bar where stderr is a terminal;
+            elsewhere a progress line with an ETA every $LABELBRIDGE_PROGRESS_INTERVAL
+            seconds (default 30).
+        enable_model_summary: log one line naming the model and its parameter counts when
+            a stage starts.
         deterministic: ``torch.use_deterministic_algorithms``-style determinism.
         sync_batchnorm: convert BatchNorm layers to SyncBatchNorm under DDP (small
             per-device batches).

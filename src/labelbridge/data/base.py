@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from labelbridge.constants import DATA_ROOT_ENV, IGNORE_INDEX
-from labelbridge.errors import DatasetError
+from labelbridge.errors import DatasetError, SplitAbsent
 from labelbridge.taxonomy import Taxonomy, load_taxonomy
 
 logger = logging.getLogger(__name__)
@@ -35,6 +35,9 @@ OnError = Literal["raise", "skip"]
 #: Marker file of a folder written by ``labelbridge datasets prepare`` (see
 #: :mod:`labelbridge.data.prepare`): which dataset, prepared from which source root.
 PREPARED_FILE = "prepared.json"
+#: ``what`` of :meth:`SegmentationDataset.require_dir` whose absence means the split was
+#: not downloaded (:class:`~labelbridge.errors.SplitAbsent`), not that it is broken.
+SPLIT_FOLDERS = ("image", "split")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 # Kinds of problems with one sample (SampleError.kind, SkipRecord.kind).
@@ -398,11 +401,14 @@ class SegmentationDataset:
         """``path`` if it is a folder.
 
         Raises:
-            DatasetError: naming the folder, what it should hold, and the layout.
+            SplitAbsent: the split's ``image`` (or whole ``split``) folder is missing.
+            DatasetError: another folder (labels) is missing; both name the folder, what it
+                should hold, and the layout.
         """
         if not path.is_dir():
             hint = f"; expected layout: {self.layout}" if self.layout else ""
-            raise DatasetError(
+            kind = SplitAbsent if what in SPLIT_FOLDERS else DatasetError
+            raise kind(
                 f"{path}: {what} folder of {self.name!r} split {self.split!r} not found{hint}"
             )
         return path
@@ -469,11 +475,11 @@ class SegmentationDataset:
         an image path lists an unlabelled image.
 
         Raises:
-            DatasetError: the file is missing (naming it and the layout) or a line has more
-                than two fields (file:line).
+            SplitAbsent: the file is missing (naming it and the layout).
+            DatasetError: a line has more than two fields (file:line).
         """
         if not list_file.is_file():
-            raise DatasetError(
+            raise SplitAbsent(
                 f"{list_file}: {what} not found ({hint + '; ' if hint else ''}"
                 f"expected layout: {self.layout})"
             )

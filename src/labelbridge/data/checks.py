@@ -27,7 +27,7 @@ from labelbridge.data.base import (
     resolve_root,
 )
 from labelbridge.data.registry import dataset_class
-from labelbridge.errors import DatasetError
+from labelbridge.errors import DatasetError, SplitAbsent
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +58,9 @@ class SplitReport:
         class_histogram: taxonomy class name -> pixel count over the checked labels
             (every class, zeros included).
         error: a problem with the whole split (missing folder, no images), else ``None``.
+        absent: why the split counts as not downloaded (its image folder or list file is
+            missing; see :class:`~labelbridge.errors.SplitAbsent`), else ``None``. Not a
+            problem when the split was not asked for by name.
     """
 
     split: str
@@ -72,6 +75,7 @@ class SplitReport:
     unreadable: list[FileProblem] = field(default_factory=list)
     class_histogram: dict[str, int] = field(default_factory=dict)
     error: str | None = None
+    absent: str | None = None
 
     @property
     def num_problems(self) -> int:
@@ -219,6 +223,9 @@ def check_split(
     report = SplitReport(split=split, labelled=split not in cls.unlabelled_splits)
     try:
         ds = cls(root, split, on_error="skip")
+    except SplitAbsent as exc:
+        report.absent = str(exc)
+        return report
     except DatasetError as exc:
         report.error = str(exc)
         return report
@@ -254,7 +261,10 @@ def check_dataset(
         name: registry name of the reader (``labelbridge datasets list``).
         root: dataset root (``None``: ``$LABELBRIDGE_DATA/<name>``).
         splits: splits to check (default: all published splits, or for the generic
-            folder layout all split folders present).
+            folder layout all split folders present). A split asked for by name must be
+            there; of the default ones, a split not downloaded (no image folder or list
+            file) is reported as ``absent`` and is no problem, as long as one split is
+            there.
         sample: open only this many images per split, evenly spread (counts of pairs
             and missing labels still cover the whole split).
         verify_images: decode images fully (finds truncated images; slower) instead
@@ -264,7 +274,8 @@ def check_dataset(
         The report; ``report.ok`` is ``False`` when any problem was found.
 
     Raises:
-        UserError: unknown dataset name, split or missing root.
+        UserError: unknown dataset name, split or missing root; no default split is
+            there (each absence named).
     """
     cls = dataset_class(name)
     wanted = list(splits) if splits else list(cls.available_splits(root))
@@ -282,6 +293,15 @@ def check_dataset(
     reports = [
         check_split(name, root_path, s, sample=sample, verify_images=verify_images) for s in wanted
     ]
+    if splits:  # asked for by name: its absence is the problem
+        for r in reports:
+            if r.absent:
+                r.error, r.absent = r.absent, None
+    elif all(r.absent for r in reports):
+        raise DatasetError(
+            f"{root_path}: no split of {name!r} found: "
+            + "; ".join(f"{r.split}: {r.absent}" for r in reports)
+        )
     return DatasetReport(
         dataset=name,
         root=str(root_path),

@@ -37,6 +37,7 @@ from typing import Any, ClassVar
 from labelbridge.data.base import PREPARED_FILE, SampleError, SkipRecord
 from labelbridge.errors import DatasetError, UserError
 from labelbridge.files import remove_stale_temp_files, write_bytes_atomic
+from labelbridge.progress import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -268,7 +269,6 @@ def prepare_dataset(
         UserError: unknown dataset or split, missing source files, an output folder of
             another dataset or source, a bad source file under ``on_error="raise"``.
     """
-    from tqdm import tqdm
 
     if jobs < 1:
         raise UserError(f"--jobs must be at least 1, got {jobs}")
@@ -315,14 +315,12 @@ def prepare_dataset(
             )
             report.splits.append(s)
             logger.info("%s %s: %d tasks, %d already done", name, split, len(tasks), s.already_done)
-            bar = tqdm(
+            bar = Progress(
                 total=len(tasks),
                 initial=s.already_done,
                 desc=f"prepare {name} {split}",
                 unit="file",
-                file=sys.stderr,
-                disable=not progress,
-                mininterval=1.0 if sys.stderr.isatty() else 30.0,
+                enabled=progress,
             )
             try:
                 if pool is None:

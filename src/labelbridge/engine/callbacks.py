@@ -5,6 +5,10 @@
 * :class:`RandomStateCallback` saves the random number generators' states in every
   checkpoint and puts them back when a stage resumes, so a resumed stage draws the same
   augmentations and dropout masks as an uninterrupted one.
+* :class:`ProgressLines` logs training progress with an ETA every few seconds where
+  stderr is not a terminal (Lightning's bar draws nothing there until the end), and
+  each validation's score; :class:`SummaryLine` says which model a stage trains, in one
+  line instead of Lightning's summary table.
 * Stage markers: ``<stage dir>/stage_done.json``, written atomically (temporary file +
   rename) when a stage completes; a re-run skips a stage that has one.
 """
@@ -12,9 +16,12 @@
 from __future__ import annotations
 
 import json
+import logging
+import math
 import os
 import random
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +31,107 @@ import torch
 
 #: Name of the file that marks a finished stage.
 STAGE_MARKER = "stage_done.json"
+
+log = logging.getLogger(__name__)
+
+
+class ProgressLines(L.Callback):
+    """Log ``"<stage>: epoch e/E, step s/S (p%), loss x, <elapsed> elapsed, about <eta>
+    left"`` every ``interval`` seconds of training, and ``"<stage>: epoch e/E validated:
+    <metric> x"`` after each validation (rank zero only). The ETA counts the steps left
+    of ``max_epochs`` at this run's pace; early stopping may end the stage sooner.
+
+    Args:
+        stage: stage name the lines start with.
+        interval: seconds between lines (default :func:`labelbridge.progress.line_interval`).
+        metric: logged value shown after each validation.
+    """
+
+    def __init__(self, stage: str, *, interval: float | None = None, metric: str) -> None:
+        from labelbridge.progress import line_interval
+
+        self.stage, self.metric = stage, metric
+        self.interval = line_interval() if interval is None else interval
+        self._start = self._last = 0.0
+        self._start_step = 0
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start = self._last = time.monotonic()
+        self._start_step = trainer.global_step
+
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        now = time.monotonic()
+        if not trainer.is_global_zero or now - self._last < self.interval:
+            return
+        self._last = now
+        log.info("%s", self.line(trainer, outputs, now))
+
+    def line(self, trainer: L.Trainer, outputs: Any, now: float) -> str:
+        """The progress line at the trainer's current step."""
+        from labelbridge.progress import format_duration
+
+        step, total = trainer.global_step, trainer.estimated_stepping_batches
+        text = f"{self.stage}: epoch {trainer.current_epoch + 1}/{trainer.max_epochs}, step {step}"
+        if math.isfinite(total) and total > 0:
+            text += f"/{int(total)} ({100.0 * step / total:.0f}%)"
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if isinstance(loss, torch.Tensor) and loss.numel() == 1:
+            text += f", loss {float(loss):.4g}"
+        elapsed = now - self._start
+        text += f", {format_duration(elapsed)} elapsed"
+        done = step - self._start_step
+        if done > 0 and math.isfinite(total) and total > step:
+            text += f", about {format_duration((total - step) * elapsed / done)} left"
+        return text
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or trainer.state.fn != "fit" or not trainer.is_global_zero:
+            return
+        value = trainer.callback_metrics.get(self.metric)
+        score = f"{float(value):.4f}" if value is not None else "not logged"
+        log.info(
+            "%s: epoch %d/%d validated: %s %s",
+            self.stage,
+            trainer.current_epoch + 1,
+            trainer.max_epochs,
+            self.metric,
+            score,
+        )
+
+
+class SummaryLine(L.Callback):
+    """Log ``"<stage>: model <spec>, <n> parameters (<m> trainable)"`` when fitting
+    starts (rank zero), in place of Lightning's summary table.
+
+    Args:
+        stage: stage name.
+        spec: model spec shown (the module's ``model_spec`` when ``None``).
+    """
+
+    def __init__(self, stage: str, spec: str | None = None) -> None:
+        self.stage, self.spec = stage, spec
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        params = list(pl_module.parameters())
+        total = sum(p.numel() for p in params)
+        trainable = sum(p.numel() for p in params if p.requires_grad)
+        spec = self.spec or getattr(pl_module, "model_spec", type(pl_module).__name__)
+        log.info(
+            "%s: model %s, %s parameters (%s trainable)",
+            self.stage,
+            spec,
+            f"{total:,}",
+            f"{trainable:,}",
+        )
 
 
 class HistoryCallback(L.Callback):

@@ -65,13 +65,16 @@ from labelbridge.data.torch_dataset import (
 from labelbridge.engine.callbacks import (
     STAGE_MARKER,
     HistoryCallback,
+    ProgressLines,
     RandomStateCallback,
+    SummaryLine,
     read_stage_marker,
     write_json_atomic,
     write_stage_marker,
 )
 from labelbridge.engine.module import SELECT_METRIC, SegmentationModule, val_set_spec
 from labelbridge.errors import CheckpointError, ConfigError
+from labelbridge.progress import stderr_is_terminal
 from labelbridge.taxonomy import Taxonomy, load_ontology, load_taxonomy
 
 log = logging.getLogger(__name__)
@@ -184,6 +187,19 @@ def build_val_sets(
     return datasets, specs
 
 
+def usable_workers(requested: int) -> int:
+    """``requested`` loader processes, at most the CPUs this process may use (logged when
+    fewer: more workers than CPUs only contend, and torch warns about it)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    if requested > cpus:
+        log.info("num_workers %d > %d usable CPUs: loading with %d", requested, cpus, cpus)
+        return cpus
+    return requested
+
+
 class SegmentationDataModule(L.LightningDataModule):
     """Weighted training batches over several datasets and one loader per val set.
 
@@ -193,7 +209,7 @@ class SegmentationDataModule(L.LightningDataModule):
         val_sets: validation datasets, in the module's ``val_sets`` order.
         batch_size: training batch size per process.
         val_batch_size: validation batch size per process.
-        num_workers: loader processes per training process.
+        num_workers: loader processes per training process (at most the usable CPUs).
         steps_per_epoch: batches per epoch and process (``None``: summed dataset sizes
             divided by the global batch size).
         seed: sampler seed.
@@ -214,7 +230,8 @@ class SegmentationDataModule(L.LightningDataModule):
         super().__init__()
         self.train_sets, self.weights, self.val_sets = train_sets, weights, val_sets
         self.batch_size, self.val_batch_size = batch_size, val_batch_size
-        self.num_workers, self.steps_per_epoch, self.seed = num_workers, steps_per_epoch, seed
+        self.num_workers = usable_workers(num_workers)
+        self.steps_per_epoch, self.seed = steps_per_epoch, seed
 
     def _rank_world(self) -> tuple[int, int]:
         if self.trainer is None:
@@ -333,8 +350,10 @@ def _trainer_kwargs(cfg: TrainConfig) -> dict[str, Any]:
         "num_nodes": t.num_nodes,
         "precision": cfg.precision,
         "deterministic": t.deterministic,
-        "enable_progress_bar": t.enable_progress_bar,
-        "enable_model_summary": t.enable_model_summary,
+        # the bar only where it can redraw; elsewhere ProgressLines logs (run_stage)
+        "enable_progress_bar": t.enable_progress_bar and stderr_is_terminal(),
+        # SummaryLine says the same in one line (run_stage)
+        "enable_model_summary": False,
         "sync_batchnorm": t.sync_batchnorm,
         "use_distributed_sampler": False,  # the samplers shard by rank themselves
     }
@@ -469,6 +488,10 @@ def run_stage(
         checkpoint,
         latest,
     ]
+    if cfg.trainer.enable_model_summary:
+        cbs.append(SummaryLine(stage))
+    if cfg.trainer.enable_progress_bar and not stderr_is_terminal():
+        cbs.append(ProgressLines(stage, metric=SELECT_METRIC))
     if cfg.early_stopping.enabled:
         cbs.append(
             EarlyStopping(
@@ -490,7 +513,7 @@ def run_stage(
         **_trainer_kwargs(cfg),
         max_epochs=max_epochs,
         gradient_clip_val=cfg.grad_clip,
-        log_every_n_steps=cfg.trainer.log_every_n_steps,
+        log_every_n_steps=_log_interval(cfg.trainer.log_every_n_steps, datamodule),
         num_sanity_val_steps=cfg.trainer.num_sanity_val_steps,
         default_root_dir=stage_dir,
         callbacks=cbs + list(callbacks),
@@ -500,6 +523,8 @@ def run_stage(
     resume = last if last.is_file() else None
     if resume is not None:
         log.info("%s: resuming from %s", stage, resume)
+    else:
+        _start_stage_over(stage, ckpt_dir, max_epochs)
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
     if trainer.interrupted:
         raise RuntimeError(
@@ -525,6 +550,32 @@ def run_stage(
             },
         )
     return best_path, history
+
+
+def _log_interval(every: int, datamodule: L.LightningDataModule) -> int:
+    """``every``, or the epoch's step count where an epoch is shorter (so that short
+    epochs still log their training loss, and Lightning does not warn about it)."""
+    steps = getattr(datamodule, "train_steps_per_epoch", None)
+    return max(1, min(every, steps())) if callable(steps) else every
+
+
+def _start_stage_over(stage: str, ckpt_dir: Path, max_epochs: int) -> None:
+    """Say that ``stage`` starts from its first epoch; remove the checkpoints an earlier
+    try left without a ``last.ckpt`` (it stopped between saving its first best and its
+    first latest state), so that the stage's best is one of this try's."""
+    stale = sorted(ckpt_dir.glob("*.ckpt")) if ckpt_dir.is_dir() else []
+    if stale:
+        log.info(
+            "%s: no %s.ckpt to resume from; removing %d checkpoint(s) of an earlier try "
+            "that stopped in its first epoch (%s) and starting over",
+            stage,
+            LAST_NAME,
+            len(stale),
+            ", ".join(p.name for p in stale),
+        )
+        for path in stale:
+            path.unlink()
+    log.info("%s: training from epoch 1 of %d", stage, max_epochs)
 
 
 def _fresh_version(folder: Path, stem: str) -> str:

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import itertools
 import logging
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from labelbridge.constants import IGNORE_INDEX
 from labelbridge.data.base import FilePair, SegmentationDataset, read_label_png
@@ -25,6 +23,7 @@ from labelbridge.evaluation.metrics import SegmentationMetrics
 from labelbridge.evaluation.projected import project_predictions
 from labelbridge.models.base import SegmentationModel
 from labelbridge.models.inference import image_to_tensor, predict_logits
+from labelbridge.progress import Progress
 from labelbridge.taxonomy import Ontology, Taxonomy
 
 logger = logging.getLogger(__name__)
@@ -113,7 +112,7 @@ def evaluate_prediction_folder(
     k_pred = pred_taxonomy.num_classes
     warned = False
     indices = _selected_indices(dataset, limit)
-    for i in tqdm(indices, desc="evaluate", file=sys.stderr, disable=not progress, unit="img"):
+    for i in Progress(total=len(indices), desc="evaluate", enabled=progress).track(indices):
         pair = dataset.pairs[i]
         pred_path = pred_dir / f"{pair.key}.png"
         if not pred_path.is_file():
@@ -239,9 +238,7 @@ def evaluate_model(
 
     images: list[np.ndarray] = []
     targets: list[np.ndarray] = []
-    bar = tqdm(
-        total=len(indices), desc="evaluate", file=sys.stderr, disable=not progress, unit="img"
-    )
+    bar = Progress(total=len(indices), desc="evaluate", enabled=progress)
     try:
         # iter_samples raises on bad files, or records and drops them under on_error="skip"
         for sample in itertools.islice(dataset.iter_samples(), len(indices)):

@@ -22,7 +22,6 @@ outputs) is refused instead of being mixed into.
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -47,6 +46,7 @@ from labelbridge.files import (
     sha256_file,
     write_bytes_atomic,
 )
+from labelbridge.progress import Progress
 from labelbridge.pseudo.distributed import Shard, barrier, detect_shard, local_cuda_device
 from labelbridge.pseudo.manifest import (
     ManifestWriter,
@@ -315,7 +315,7 @@ class PseudoLabeler:
         num_workers: decode and encode/write threads each (``0``: all in the main thread).
         confidence: write ``<key>_conf.png``; ``soft_top_k``: write ``<key>_soft.npz`` with
             this many classes (``0``: none); ``previews``: panels per dataset.
-        progress: show a tqdm bar on stderr.
+        progress: progress on stderr (:class:`labelbridge.progress.Progress`).
     """
 
     def __init__(
@@ -727,19 +727,9 @@ class PseudoLabeler:
         resumed: int,
         mine: int,
     ) -> tuple[int, int]:
-        from tqdm import tqdm
-
         lookups = evaluation_lookups(ontology, self.device)
         processed = failed = 0
-        bar = tqdm(
-            total=mine,
-            initial=resumed,
-            desc=name,
-            unit="img",
-            file=sys.stderr,
-            disable=not self.progress,
-            dynamic_ncols=True,
-        )
+        bar = Progress(total=mine, initial=resumed, desc=name, enabled=self.progress)
         read_pool = (
             ThreadPoolExecutor(self.num_workers, thread_name_prefix="lb-decode")
             if self.num_workers

@@ -50,12 +50,17 @@ class FallbackEvent:
         return {"scale": self.scale, "level": self.level, "error": self.error}
 
 
+_OOM_PHRASES = ("out of memory", "can't allocate memory", "not enough memory")
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
-    """Whether ``exc`` is an out-of-memory error (CUDA or allocator RuntimeError)."""
+    """Whether ``exc`` is an out-of-memory error: CUDA's, Python's ``MemoryError``, or an
+    allocator ``RuntimeError`` (CUDA "out of memory", CPU "can't allocate memory")."""
     oom_type = getattr(torch.cuda, "OutOfMemoryError", None)
-    if oom_type is not None and isinstance(exc, oom_type):
+    if isinstance(exc, MemoryError) or (oom_type is not None and isinstance(exc, oom_type)):
         return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and any(phrase in text for phrase in _OOM_PHRASES)
 
 
 def scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:

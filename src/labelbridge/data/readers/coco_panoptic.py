@@ -57,7 +57,7 @@ from labelbridge.data.readers._panoptic import (
     semantic_png_bytes,
 )
 from labelbridge.data.registry import register_dataset
-from labelbridge.errors import DatasetError
+from labelbridge.errors import DatasetError, SplitAbsent
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def read_urban_ids(roots: list[Path], split: str) -> tuple[Path, list[str]]:
         if path.is_file():
             break
     else:
-        raise DatasetError(
+        raise SplitAbsent(
             f"{urban_list_file(roots[0], split)}: list of COCO split {split!r} not found; copy "
             f"the reference's datasets/coco/lists/{base_split(split)}_urban_subset.txt "
             "(UniBwTAS/data-priors; 12-digit image ids, one per line) to <root>/lists/"

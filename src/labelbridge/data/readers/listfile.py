@@ -21,7 +21,7 @@ from pathlib import Path
 from labelbridge.data.base import FilePair, resolve_root
 from labelbridge.data.readers.folder import RootTaxonomy
 from labelbridge.data.registry import register_dataset
-from labelbridge.errors import DatasetError
+from labelbridge.errors import SplitAbsent
 
 LIST_SUFFIXES = (".txt", ".lst")
 
@@ -47,7 +47,7 @@ class ListFile(RootTaxonomy):
             if path.is_file():
                 return self.pairs_from_list_file(path)
         present = self.available_splits(self.root)
-        raise DatasetError(
+        raise SplitAbsent(
             f"{self.root / (self.split + '.txt')}: split {self.split!r} not found; list files "
             f"present: {list(present)}"
         )
