@@ -229,8 +229,9 @@ def main() -> None:
             "to the end. *Bad files right after a kill*: visible files that are empty or do not parse "
             "(temporary files and a torn manifest tail, which the next run removes, are not counted). *Files lost or "
             "corrupted after resume*: leftover temporary, empty or unparsable files plus outputs that differ from the "
-            "uninterrupted run (pseudo-label PNG/NPZ bytes; each training stage's global step, epoch and validation "
-            "history; the pipeline's finished stages).",
+            "uninterrupted run (pseudo-label PNG/NPZ bytes; each training stage's global step, epoch, validation "
+            "history and weights, every tensor bit for bit; the pipeline's finished stages and their weights). "
+            "A trial that resumes training with other weights than the uninterrupted run's counts as lost.",
             "",
             kill_table(trials),
         ]

@@ -57,6 +57,7 @@ CORRUPTIONS: tuple[str, ...] = (
     "missing_label",
     "unreadable_label",
     "empty_split",
+    "jpeg_label",
 )
 
 #: Console script of the package.
@@ -160,6 +161,9 @@ def corrupt(fx: LayoutFixture, split: str, corruption: str) -> tuple[str, Path]:
         label.unlink()
         label.mkdir()
         return key, label
+    if corruption == "jpeg_label":  # a label re-saved as JPEG under its own name
+        label.write_bytes(_jpeg_bytes(label, expected))
+        return key, label
     if corruption == "empty_split":
         for suffix in (".lst", ".txt"):  # layouts that list their split in a file
             split_list = fx.root / f"{split}{suffix}"
@@ -170,6 +174,25 @@ def corrupt(fx: LayoutFixture, split: str, corruption: str) -> tuple[str, Path]:
             fx.files[k][0].unlink()
         return key, fx.root
     raise ValueError(f"unknown corruption {corruption!r}")
+
+
+def _jpeg_bytes(label: Path, ids: np.ndarray) -> bytes:
+    """``label``'s picture as JPEG bytes (colour labels in colour, palette and id labels
+    as grey values); a label that is no picture (polygons, JSON) gives its ids in grey."""
+    import io
+
+    try:
+        with Image.open(label) as im:
+            im.load()
+            if im.mode in ("RGB", "RGBA"):
+                picture = im.convert("RGB")
+            else:
+                picture = Image.fromarray(np.clip(np.asarray(im), 0, 255).astype(np.uint8))
+    except (OSError, ValueError):
+        picture = Image.fromarray(np.clip(ids, 0, 255).astype(np.uint8))
+    buf = io.BytesIO()
+    picture.save(buf, format="JPEG", quality=95)
+    return buf.getvalue()
 
 
 _PRISTINE: dict[tuple[str, str], LayoutFixture] = {}
@@ -579,6 +602,31 @@ def _truncated_checkpoint(cwd: Path) -> tuple[list[str], list[str]]:
     ]
 
 
+def _yaml_as_checkpoint(cwd: Path) -> tuple[list[str], list[str]]:
+    (cwd / "teacher.yaml").write_text("teacher:\n  checkpoint: a.ckpt\n", encoding="utf-8")
+    Image.fromarray(np.zeros((6, 8, 3), np.uint8)).save(cwd / "img.png")
+    return ["predict", "img.png", "--checkpoint", "teacher.yaml", "--out", "pred"], [
+        "teacher.yaml",
+        "not a PyTorch checkpoint",
+    ]
+
+
+def _output_is_a_file(cwd: Path) -> tuple[list[str], list[str]]:
+    path = tiny_checkpoint(cwd / "m.ckpt", "cityscapes")
+    Image.fromarray(np.zeros((6, 8, 3), np.uint8)).save(cwd / "img.png")
+    (cwd / "pred").write_text("not a folder", encoding="utf-8")
+    return ["predict", "img.png", "--checkpoint", path.name, "--out", "pred"], ["pred: "]
+
+
+def _changed_finished_run(cwd: Path) -> tuple[list[str], list[str]]:
+    setup = setup_train(cwd)
+    base = [*setup.args, "--set", "epochs=1", "--set", "finetune.enabled=false"]
+    done = run_cli(base, cwd=cwd)
+    if done.returncode != 0:
+        raise RuntimeError(f"the first training run failed: {done.stderr[-2000:]}")
+    return [*base, "--set", "batch_size=2"], ["config.yaml", "changed: batch_size: 4 -> 2"]
+
+
 CLI_CASES: tuple[CliCase, ...] = (
     CliCase(
         "mapping: misspelt extra label",
@@ -613,6 +661,9 @@ CLI_CASES: tuple[CliCase, ...] = (
     CliCase("checkpoint taxonomy differs from the mapping's source", _taxonomy_mismatch),
     CliCase("strict weight loading: mismatched keys", _strict_loading),
     CliCase("checkpoint: truncated file", _truncated_checkpoint),
+    CliCase("checkpoint: a YAML file given as checkpoint", _yaml_as_checkpoint),
+    CliCase("output folder: a file of that name exists", _output_is_a_file),
+    CliCase("train: other settings on a finished run folder", _changed_finished_run, slow=True),
     CliCase(
         "usage: missing argument",
         lambda cwd: (["ontology", "check"], ["Missing argument"]),

@@ -147,3 +147,31 @@ def test_distill_compact_smoke_and_a_checkpoint_teacher(
     assert bad.returncode == 2
     assert "invalid run settings: teacher.input_scale: Input should be greater than 0" in bad.stderr
     assert not (tmp_path / "bad" / "smoke" / "pseudo").exists()
+
+
+def test_tour_times_measures_and_resumes(
+    camvid_root: Path, idd_lite_root: Path, weights_dir: Path, tmp_path: Path
+) -> None:
+    """The cheapest tour command measured through the console script; a second run finds
+    it in the store and does not run it again."""
+    cmd = [
+        sys.executable,
+        str(REPO / "benchmarks" / "tour_times.py"),
+        "--only",
+        "check",
+        "--no-results",
+        "--work",
+        str(tmp_path),
+    ]
+    first = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    stored = json.loads((tmp_path / "tour_times.json").read_text())
+    assert list(stored) == ["check"] and stored["check"]["seconds"][0] > 0
+    assert (
+        "| `labelbridge datasets check camvid --root .../camvid --json` | the command"
+        in first.stdout
+    )
+    assert "not measured" in first.stdout  # the others were not asked for
+    again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "check: running" not in again.stdout
+    assert json.loads((tmp_path / "tour_times.json").read_text()) == stored

@@ -139,3 +139,7 @@ def test_train_without_a_terminal_logs_progress_and_no_noise(tmp_path: Path) -> 
     for noise in ("FLOPs", "LeafSpec", "log_every_n_steps", "worker processes", "Warning"):
         assert noise not in err + proc.stdout, noise
     assert "┏" not in proc.stdout and "Params" not in proc.stdout
+    # Lightning's hparams.yaml files hold plain types (no python/tuple tags)
+    saved = sorted((tmp_path / "run").rglob("hparams.yaml"))
+    assert saved and all(yaml.safe_load(p.read_text())["augment"]["crop"] is None for p in saved)
+    assert yaml.safe_load(saved[0].read_text())["augment"]["scale_range"] == [0.5, 2.0]

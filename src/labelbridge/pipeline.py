@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -430,7 +431,7 @@ def evaluate_checkpoint(
                 batch_size=cfg.eval.batch_size,
                 device=cfg.eval.device,
                 limit=entry.limit,
-                progress=False,
+                progress=True,
             )
             value = float(metrics.miou)
             miou[entry.report_name] = None if math.isnan(value) else value
@@ -664,7 +665,7 @@ def run_pipeline(
             :func:`labelbridge.engine.train.run_training`); returns an object with
             ``final_checkpoint``.
         pseudo_fn: pseudo-labelling entry point (default
-            :func:`labelbridge.pseudo.run.run_pseudo_label`).
+            :func:`labelbridge.pseudo.run.run_pseudo_label`, with progress on stderr).
         evaluate_fn: ``(cfg, checkpoint=..., teacher=...) -> ({label: mIoU}, {label:
             {class: IoU}})`` (default :func:`evaluate_checkpoint`).
 
@@ -682,7 +683,7 @@ def run_pipeline(
     if pseudo_fn is None:
         from labelbridge.pseudo.run import run_pseudo_label
 
-        pseudo_fn = run_pseudo_label
+        pseudo_fn = functools.partial(run_pseudo_label, progress=True)
     if cfg.threads is not None:
         import torch
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -222,6 +222,19 @@ class AugmentConfig(StrictModel):
     crop: tuple[int, int] | None = None
     hflip: bool = True
     color_jitter: ColorJitterConfig = Field(default_factory=ColorJitterConfig)
+
+    def module_kwargs(self) -> dict[str, Any] | None:
+        """Keyword arguments of :class:`labelbridge.engine.augment.SegmentationAugment`
+        (``None`` when disabled), in plain types: they are saved as the module's
+        hyper-parameters, and Lightning's ``hparams.yaml`` must load with a safe loader."""
+        if not self.enabled:
+            return None
+        return {
+            "scale_range": list(self.scale_range),
+            "crop": list(self.crop) if self.crop is not None else None,
+            "hflip": self.hflip,
+            **self.color_jitter.model_dump(),
+        }
 
     @field_validator("scale_range")
     @classmethod

@@ -449,20 +449,12 @@ def build_distill_module(
     target_ontologies: list[str | None],
 ) -> DistillationModule:
     """The :class:`DistillationModule` of a config."""
-    augment = None
-    if cfg.augment.enabled:
-        augment = {
-            "scale_range": tuple(cfg.augment.scale_range),
-            "crop": tuple(cfg.augment.crop) if cfg.augment.crop is not None else None,
-            "hflip": cfg.augment.hflip,
-            **cfg.augment.color_jitter.model_dump(),
-        }
     return DistillationModule(
         model_spec=cfg.student.spec,
         taxonomy=taxonomy.to_dict(),
         optimizer=cfg.optimizer.model_dump(),
         schedule=cfg.schedule.model_dump(),
-        augment=augment,
+        augment=cfg.augment.module_kwargs(),
         val_sets=val_specs,
         weights=cfg.student.weights,
         reinit_classifier=cfg.student.reinit_classifier,

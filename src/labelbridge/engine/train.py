@@ -320,20 +320,12 @@ def build_module(
     schedule = cfg.schedule.model_dump()
     if not warmup:
         schedule["warmup_steps"] = schedule["warmup_epochs"] = 0
-    augment = None
-    if cfg.augment.enabled:
-        augment = {
-            "scale_range": tuple(cfg.augment.scale_range),
-            "crop": tuple(cfg.augment.crop) if cfg.augment.crop is not None else None,
-            "hflip": cfg.augment.hflip,
-            **cfg.augment.color_jitter.model_dump(),
-        }
     return SegmentationModule(
         model_spec=cfg.model.spec,
         taxonomy=taxonomy.to_dict(),
         optimizer=opt,
         schedule=schedule,
-        augment=augment,
+        augment=cfg.augment.module_kwargs(),
         val_sets=val_specs,
         weights=weights,
         reinit_classifier=cfg.model.reinit_classifier if weights is not None else False,
