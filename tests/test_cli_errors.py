@@ -48,3 +48,22 @@ def test_valid_mapping_exits_0(tmp_path: Path) -> None:
     proc = run_cli(["ontology", "check", "camvid11_to_cityscapes"], cwd=tmp_path)
     assert proc.returncode == 0 and proc.stderr == ""
     assert proc.stdout.startswith("OK ")
+
+
+@pytest.mark.parametrize(
+    ("text", "size"), [("960x704", (960, 704)), (" 64X48 ", (64, 48)), (None, None), ("", None)]
+)
+def test_sizes_parse_as_width_by_height(text: str | None, size: tuple[int, int] | None) -> None:
+    from labelbridge.cli.app import parse_size
+
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["0x5", "-3x4", "960", "axb", "12x", "1x2x3"])
+def test_bad_sizes_are_refused_naming_the_option(text: str) -> None:
+    """One parser for every WxH option (ontology suggest used to accept 0 and negatives)."""
+    from labelbridge.cli.app import parse_size
+    from labelbridge.errors import UserError
+
+    with pytest.raises(UserError, match=rf"--resize must be WIDTHxHEIGHT .* got '{text}'"):
+        parse_size(text, option="--resize")

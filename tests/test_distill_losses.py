@@ -29,7 +29,7 @@ from labelbridge.engine.distill_losses import (
 )
 from labelbridge.errors import ConfigError
 from labelbridge.models import TinySegNet
-from labelbridge.pseudo.priors import allowed_tensor
+from labelbridge.taxonomy.priors import allowed_tensor
 
 
 def _logits(values: list[list[float]]) -> torch.Tensor:

@@ -9,13 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from labelbridge.constants import IGNORE_INDEX
-from labelbridge.pseudo.priors import (
+from labelbridge.taxonomy import load_ontology
+from labelbridge.taxonomy.priors import (
     NonFiniteScoresError,
     allowed_tensor,
     apply_priors,
     top_k_soft,
 )
-from labelbridge.taxonomy import load_ontology
 
 # 3 source classes, 4 extra ids: 0 -> {0}, 1 -> {1, 2}, 2 -> {} (ignore), 3 -> all
 ALLOWED = np.array(

@@ -23,11 +23,15 @@ from labelbridge.errors import ConfigError
 from labelbridge.files import (
     TEMP_SUFFIX,
     OutputWriteError,
+    atomic_output,
+    copy_file_atomic,
     encode_label_png,
     encode_npz,
     remove_stale_temp_files,
     sha256_bytes,
     write_bytes_atomic,
+    write_json_atomic,
+    write_text_atomic,
 )
 from labelbridge.pseudo import manifest as manifest_mod
 from labelbridge.pseudo.manifest import (
@@ -70,6 +74,34 @@ def test_enospc_keeps_old_file_and_removes_temp(
     monkeypatch.undo()
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["x.png"]
+
+
+def test_a_block_that_fails_leaves_the_old_file_and_no_temp(tmp_path: Path) -> None:
+    """Checkpoints are written by torch.save into atomic_output: a failure half-way
+    (here after some bytes) leaves the earlier checkpoint as it was."""
+    target = tmp_path / "last.ckpt"
+    torch.save({"step": 1}, target)
+    with pytest.raises(RuntimeError, match="killed half-way"):
+        with atomic_output(target) as fh:
+            fh.write(b"partial bytes")
+            raise RuntimeError("killed half-way")
+    assert torch.load(target) == {"step": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+    with atomic_output(target) as fh:
+        torch.save({"step": 2}, fh)
+    assert torch.load(target) == {"step": 2}
+
+
+def test_text_json_and_copy_helpers_write_whole_files(tmp_path: Path) -> None:
+    write_text_atomic(tmp_path / "cfg" / "config.yaml", "epochs: 3\n")
+    assert (tmp_path / "cfg" / "config.yaml").read_text() == "epochs: 3\n"
+    write_json_atomic(tmp_path / "stage_done.json", {"path": Path("a/b"), "score": 0.5})
+    text = (tmp_path / "stage_done.json").read_text()
+    assert json.loads(text) == {"path": "a/b", "score": 0.5} and text.endswith("}\n")
+    copy_file_atomic(tmp_path / "stage_done.json", tmp_path / "copy" / "final.json")
+    assert (tmp_path / "copy" / "final.json").read_text() == text
+    leftovers = [p for p in tmp_path.rglob("*") if p.name.endswith(TEMP_SUFFIX)]
+    assert leftovers == []
 
 
 def test_encodings_are_deterministic_and_readable() -> None:

@@ -26,10 +26,10 @@ from labelbridge.files import TEMP_SUFFIX, OutputWriteError
 from labelbridge.models import TinySegNet
 from labelbridge.pseudo.distributed import Shard, parse_shard
 from labelbridge.pseudo.manifest import read_manifest, read_manifests
-from labelbridge.pseudo.priors import NonFiniteScoresError, allowed_tensor, apply_priors
 from labelbridge.pseudo.run import Teacher, preview_positions, run_pseudo_label
 from labelbridge.pseudo.tta import TTAPredictor
 from labelbridge.taxonomy import load_ontology, load_taxonomy
+from labelbridge.taxonomy.priors import NonFiniteScoresError, allowed_tensor, apply_priors
 
 H, W = 24, 32
 NAMES = [f"f{i:03d}" for i in range(6)]

@@ -16,7 +16,6 @@ import yaml
 
 from labelbridge.cli.app import main
 from labelbridge.constants import IGNORE_INDEX
-from labelbridge.pseudo.priors import allowed_tensor, apply_priors, void_tensor
 from labelbridge.taxonomy import IGNORE_ROW, Ontology, Taxonomy, list_mappings, load_ontology
 from labelbridge.taxonomy.formats import (
     labels_csv_text,
@@ -27,6 +26,7 @@ from labelbridge.taxonomy.formats import (
     reference_taxonomies,
     write_ontology,
 )
+from labelbridge.taxonomy.priors import allowed_tensor, apply_priors, void_tensor
 
 REFERENCE = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" / "data-priors"
 REFERENCE_CSVS = sorted(

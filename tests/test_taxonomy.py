@@ -216,3 +216,36 @@ def test_cli_taxonomies_json(capsys) -> None:
         and rows["mapillary_vistas_v1_2"]["train_classes"] == 63
     )
     assert "idd_level1_to_camvid11" in out["mappings"]
+
+
+def test_equality_is_decided_by_what_the_ids_mean() -> None:
+    """One rule per id space: train ids (model outputs, pseudo-labels, a mapping's source
+    side) compare train class names in order; raw labels read through a mapping compare
+    every class. A taxonomy's own name never decides."""
+    camvid = load_taxonomy("camvid11")
+    data = camvid.to_dict()
+    renamed = Taxonomy.from_dict({**data, "name": "camvid_copy"})
+    assert renamed.same_train_space(camvid) and renamed.same_label_space(camvid)
+    shifted = Taxonomy.from_dict(
+        {
+            **data,
+            "name": "camvid_shifted",
+            "classes": [
+                {**c, "id": c["id"] + 100} if not c.get("ignore") else c for c in data["classes"]
+            ],
+        }
+    )
+    assert shifted.same_train_space(camvid) and not shifted.same_label_space(camvid)
+    reordered = Taxonomy.from_dict(
+        {
+            **data,
+            "classes": [
+                {**c, "train_id": camvid.num_classes - 1 - c["train_id"]}
+                if not c.get("ignore")
+                else c
+                for c in data["classes"]
+            ],
+        }
+    )
+    assert not reordered.same_train_space(camvid) and not reordered.same_label_space(camvid)
+    assert not load_taxonomy("cityscapes").same_train_space(camvid)

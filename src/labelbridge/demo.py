@@ -32,6 +32,7 @@ from typing import Any
 from labelbridge.config.base import dump_config
 from labelbridge.config.pipeline import PipelineConfig
 from labelbridge.data.synthetic import WorldPaths, WorldSizes, generate_world
+from labelbridge.files import write_text_atomic
 from labelbridge.pipeline import PipelineResult, run_pipeline
 
 log = logging.getLogger(__name__)
@@ -338,7 +339,7 @@ def run_demo(
     ordering = {label: ordering_holds(result, label) for label in result.evaluation}
     panels = _collect_panels(cfg.run_path, out_dir / "panels", [e.name for e in cfg.extras])
     report = out_dir / "demo.md"
-    report.write_text(_demo_markdown(profile, result, ordering, panels, out_dir), encoding="utf-8")
+    write_text_atomic(report, _demo_markdown(profile, result, ordering, panels, out_dir))
     return DemoResult(
         out_dir=out_dir, pipeline=result, panels=panels, ordering=ordering, report=report
     )

@@ -1,6 +1,6 @@
-"""Atomic, deterministic output files.
+"""Atomic, deterministic output files: the one module that moves files into place.
 
-Every file is encoded in memory, written to a temporary name in the same folder,
+Every file is written to a temporary name in the same folder (:func:`atomic_output`),
 flushed and ``fsync``-ed, then moved into place with :func:`os.replace`, so a kill at any
 moment leaves either the old file, the new file, or nothing, never a partial one.
 Temporary names carry the host and process id; :func:`remove_stale_temp_files` deletes
@@ -16,11 +16,16 @@ import errno
 import hashlib
 import io
 import itertools
+import json
 import logging
 import os
+import shutil
 import socket
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 from PIL import Image
@@ -86,15 +91,28 @@ def _raise_write_error(path: Path, exc: OSError) -> None:
     raise OutputWriteError(f"{path}: cannot write output file: {exc}") from exc
 
 
-def write_bytes_atomic(path: str | Path, data: bytes) -> str:
-    """Write ``data`` to ``path`` atomically (temp file, fsync, rename).
+def _unlink_quietly(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:
+        pass
 
-    Returns:
-        the hex SHA-256 of ``data``.
+
+@contextmanager
+def atomic_output(path: str | Path, *, text: bool = False) -> Iterator[IO[Any]]:
+    """Open a temporary file beside ``path`` for writing; when the block ends, flush,
+    ``fsync``, move it onto ``path`` and ``fsync`` the folder. If the block raises, the
+    temporary file is removed and ``path`` is left as it was. The one way labelbridge
+    writes a file that must never be seen half-written (labels, checkpoints, markers,
+    configs, reports); parent folders are created.
+
+    Args:
+        path: the target file.
+        text: open in text mode (UTF-8) instead of binary.
 
     Raises:
-        OutputWriteError: the write failed (``ENOSPC`` and friends); no temporary or
-            partial file is left behind.
+        OutputWriteError: an ``OSError`` while writing (disk full, permissions), naming
+            ``path``; no temporary or partial file is left behind.
     """
     path = Path(path)
     try:
@@ -103,25 +121,50 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> str:
         _raise_write_error(path.parent, exc)
     tmp = _temp_path(path)
     try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
+        with open(tmp, "w" if text else "wb", encoding="utf-8" if text else None) as fh:
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except OSError as exc:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
+        _unlink_quietly(tmp)
         _raise_write_error(path, exc)
     except BaseException:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
+        _unlink_quietly(tmp)
         raise
     fsync_dir(path.parent)
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> str:
+    """Write ``data`` to ``path`` through :func:`atomic_output`.
+
+    Returns:
+        the hex SHA-256 of ``data``.
+
+    Raises:
+        OutputWriteError: the write failed (``ENOSPC`` and friends).
+    """
+    with atomic_output(path) as fh:
+        fh.write(data)
     return sha256_bytes(data)
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write UTF-8 ``text`` to ``path`` through :func:`atomic_output`."""
+    with atomic_output(path, text=True) as fh:
+        fh.write(text)
+
+
+def write_json_atomic(path: str | Path, data: Any) -> None:
+    """Write ``data`` as indented JSON (non-JSON values as ``str``) plus a newline to
+    ``path`` through :func:`atomic_output`."""
+    write_text_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def copy_file_atomic(src: str | Path, dst: str | Path) -> None:
+    """Copy ``src``'s bytes to ``dst`` through :func:`atomic_output`."""
+    with open(src, "rb") as source, atomic_output(dst) as fh:
+        shutil.copyfileobj(source, fh, length=1 << 20)
 
 
 def encode_label_png(labels: np.ndarray) -> bytes:

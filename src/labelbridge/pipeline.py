@@ -31,7 +31,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ from labelbridge.config.pipeline import PipelineConfig, TrainingSection
 from labelbridge.config.pseudo import DatasetEntry, PseudoLabelConfig, TeacherConfig
 from labelbridge.config.train import TrainConfig, TrainDatasetConfig, ValDatasetConfig
 from labelbridge.errors import CheckpointError, ConfigError
+from labelbridge.files import write_json_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -60,24 +60,6 @@ ARM_TITLES: dict[str, str] = {
 
 
 # --------------------------------------------------------------------------- state
-
-
-def _write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to ``path`` via a temporary file and an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def legacy_fingerprint(data: Any) -> str:
@@ -142,7 +124,7 @@ class RunState:
             self.stages = dict(data.get("stages", {}))
 
     def save(self) -> None:
-        _write_json_atomic(self.path, {"version": STATE_VERSION, "stages": self.stages})
+        write_json_atomic(self.path, {"version": STATE_VERSION, "stages": self.stages})
 
     def is_done(self, name: str) -> bool:
         return self.stages.get(name, {}).get("status") == "done"
@@ -603,8 +585,8 @@ class _Runner:
         evaluation = [e.report_name for e in cfg.evaluation_sets]
         table = format_table(rows, evaluation)
         md_path, json_path = self.run_dir / RESULTS_MD, self.run_dir / RESULTS_JSON
-        _write_text_atomic(md_path, _results_markdown(cfg, table, pseudo_stats))
-        _write_json_atomic(
+        write_text_atomic(md_path, _results_markdown(cfg, table, pseudo_stats))
+        write_json_atomic(
             json_path,
             {
                 "taxonomy": cfg.taxonomy,

@@ -70,6 +70,27 @@ def emit_json(data: Any) -> None:
     print(json.dumps(data, indent=2, sort_keys=False, default=str))
 
 
+def parse_size(text: str | None, *, option: str = "--input-size") -> tuple[int, int] | None:
+    """``"960x704"`` -> ``(960, 704)`` (width, height); ``None`` or ``""`` -> ``None``.
+    The one parser of ``WxH`` options.
+
+    Raises:
+        UserError: not two positive integers joined by ``x``; the message names ``option``.
+    """
+    if not text:
+        return None
+    w, sep, h = text.strip().lower().partition("x")
+    try:
+        size = (int(w), int(h))
+    except ValueError:
+        size = (0, 0)
+    if not sep or min(size) < 1:
+        raise UserError(
+            f"{option} must be WIDTHxHEIGHT with positive integers, e.g. 960x704, got {text!r}"
+        )
+    return size
+
+
 def fail(message: str, code: int = 2) -> None:
     """Print a user-facing error paragraph and exit."""
     print(f"error: {message}", file=sys.stderr)

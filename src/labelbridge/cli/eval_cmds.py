@@ -8,29 +8,11 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from labelbridge.cli.app import app, emit_json
+from labelbridge.cli.app import app, emit_json, parse_size
 from labelbridge.errors import UserError
 
 if TYPE_CHECKING:  # torch is imported only when the command runs
     from labelbridge.evaluation import SegmentationMetrics
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``"WxH"`` -> ``(W, H)``.
-
-    Raises:
-        UserError: not two positive integers separated by ``x``.
-    """
-    parts = text.lower().split("x")
-    try:
-        w, h = (int(p) for p in parts)
-    except ValueError:
-        raise UserError(
-            f"--input-size must look like WIDTHxHEIGHT (e.g. 1024x512), got {text!r}"
-        ) from None
-    if w < 1 or h < 1:
-        raise UserError(f"--input-size sides must be positive, got {text!r}")
-    return w, h
 
 
 def format_metrics(metrics: SegmentationMetrics) -> str:
@@ -132,7 +114,7 @@ def evaluate_cmd(
             reader,
             model_taxonomy=loaded.taxonomy,
             ontology=onto,
-            input_size=parse_size(input_size) if input_size else None,
+            input_size=parse_size(input_size),
             batch_size=batch_size,
             device=device,
             limit=limit,

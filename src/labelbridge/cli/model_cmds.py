@@ -8,7 +8,7 @@ import numpy as np
 import typer
 from PIL import Image
 
-from labelbridge.cli.app import app, emit_json
+from labelbridge.cli.app import app, emit_json, parse_size
 from labelbridge.errors import ResourceError, UserError
 
 models_app = typer.Typer(
@@ -20,26 +20,6 @@ app.add_typer(models_app, name="models")
 LIST_NUM_CLASSES = 19
 #: Opacity of the label colours in prediction overlays.
 OVERLAY_ALPHA = 0.5
-
-
-def parse_size(text: str | None) -> tuple[int, int] | None:
-    """``"960x704"`` -> ``(960, 704)`` (width, height); ``None`` passes through.
-
-    Raises:
-        UserError: not ``WxH`` with positive integers.
-    """
-    if text is None:
-        return None
-    w, sep, h = text.lower().partition("x")
-    try:
-        size = (int(w), int(h))
-    except ValueError:
-        size = (0, 0)
-    if not sep or min(size) < 1:
-        raise UserError(
-            f"--input-size must be WIDTHxHEIGHT with positive integers, e.g. 960x704, got {text!r}"
-        )
-    return size
 
 
 @models_app.command("list")

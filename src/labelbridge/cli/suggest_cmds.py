@@ -6,17 +6,8 @@ from pathlib import Path
 
 import typer
 
-from labelbridge.cli.app import emit_json, ontology_app
-
-
-def _parse_size(text: str | None) -> tuple[int, int] | None:
-    if not text:
-        return None
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise typer.BadParameter(f"expected WxH, got {text!r}") from None
-    return w, h
+from labelbridge.cli.app import emit_json, ontology_app, parse_size
+from labelbridge.files import write_text_atomic
 
 
 @ontology_app.command("suggest")
@@ -71,7 +62,7 @@ def ontology_suggest_cmd(
         source=loaded.taxonomy,
         sample=sample or None,
         seed=seed,
-        input_size=_parse_size(input_size),
+        input_size=parse_size(input_size),
         flip=flip,
         device=device,
     )
@@ -83,14 +74,13 @@ def ontology_suggest_cmd(
     )
     proposal = propose_mapping(table, th)
     proposal.to_ontology(loaded.taxonomy, reader.taxonomy)  # validates
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
+    write_text_atomic(
+        out,
         proposal.to_yaml(
             loaded.taxonomy, reader.taxonomy, note=f"{dataset}/{split}, {table.images} images"
         ),
-        encoding="utf-8",
     )
-    out.with_suffix(".csv").write_text(table.to_csv(), encoding="utf-8")
+    write_text_atomic(out.with_suffix(".csv"), table.to_csv())
     plot_contingency(
         table.shares(),
         [c.name for c in reader.taxonomy.classes],

@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from labelbridge.errors import ConfigError
+from labelbridge.files import write_text_atomic
 from labelbridge.yamlio import LinedYaml, load_yaml
 
 M = TypeVar("M", bound=BaseModel)
@@ -111,10 +112,9 @@ def load_config(model: type[M], path: str | Path, overrides: list[str] | None = 
 
 
 def dump_config(cfg: BaseModel, path: str | Path) -> None:
-    """Write a config back as YAML (used to record the resolved config of a run)."""
-    Path(path).write_text(
-        yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), encoding="utf-8"
-    )
+    """Write a config back as YAML, atomically (used to record the resolved config of a
+    run, which a resumed run compares with its own)."""
+    write_text_atomic(path, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
 
 
 def canonical_paths(data: Any) -> Any:

@@ -48,6 +48,7 @@ import yaml
 from PIL import Image
 
 from labelbridge.constants import IGNORE_INDEX
+from labelbridge.files import write_text_atomic
 from labelbridge.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
@@ -834,10 +835,7 @@ _MAPPING_HEADERS = {
 
 
 def _write_yaml(path: Path, data: dict, header: str = "") -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(header + yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(path, header + yaml.safe_dump(data, sort_keys=False))
 
 
 def _write_split(
@@ -947,7 +945,7 @@ def generate_world(
             )
         if ds.mapping is not None:
             _write_yaml(ds.mapping, _MAPPINGS[name], _MAPPING_HEADERS[name])
-    marker.write_text(json.dumps(params), encoding="utf-8")
+    write_text_atomic(marker, json.dumps(params))
     return world
 
 

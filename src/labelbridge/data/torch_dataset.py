@@ -31,11 +31,6 @@ log = logging.getLogger(__name__)
 PSEUDO_MANIFEST = "pseudo_labels.yaml"
 
 
-def same_label_space(a: Taxonomy, b: Taxonomy) -> bool:
-    """Whether two taxonomies define the same raw ids, names and train ids."""
-    return a.to_dict()["classes"] == b.to_dict()["classes"]
-
-
 def pseudo_label_taxonomy(folder: Path) -> str:
     """The ``taxonomy:`` entry of ``<folder>/pseudo_labels.yaml``.
 
@@ -66,7 +61,7 @@ def check_pseudo_taxonomy(folder: Path, taxonomy: Taxonomy) -> None:
         theirs = load_taxonomy(name, base_dir=folder)
     except TaxonomyError:
         theirs = None
-    if theirs is None or not same_label_space(theirs, taxonomy):
+    if theirs is None or not theirs.same_train_space(taxonomy):
         raise ConfigError(
             f"{folder / PSEUDO_MANIFEST}: pseudo-labels are in taxonomy {name!r}, but training "
             f"uses {taxonomy.name!r}; pseudo-label with a teacher of {taxonomy.name!r}"
@@ -125,7 +120,7 @@ class SegmentationTorchDataset(Dataset):
         if limit is not None:
             indices = indices[:limit]
         if labels == "gt":
-            if not same_label_space(reader.taxonomy, taxonomy):
+            if not reader.taxonomy.same_train_space(taxonomy):
                 raise ConfigError(
                     f"dataset {reader.name!r} ({reader.root}) has labels in taxonomy "
                     f"{reader.taxonomy.name!r}, not the training taxonomy {taxonomy.name!r}; "

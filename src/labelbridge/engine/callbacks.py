@@ -18,9 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import random
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,8 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+
+from labelbridge.files import write_json_atomic
 
 #: Name of the file that marks a finished stage.
 STAGE_MARKER = "stage_done.json"
@@ -242,22 +242,6 @@ def _numpy_state_to_plain(state: tuple) -> dict[str, Any]:
 def _numpy_state_from_plain(plain: dict[str, Any]) -> tuple:
     keys = plain["keys"].numpy().astype(np.uint32)
     return (plain["name"], keys, plain["pos"], plain["has_gauss"], plain["gauss"])
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to ``path`` via a temporary file in the same folder and a rename, so
-    readers never see a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, default=str)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_stage_marker(stage_dir: Path) -> dict[str, Any] | None:

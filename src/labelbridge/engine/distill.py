@@ -28,8 +28,6 @@ run). ``trainer.devices`` / ``strategy`` / ``num_nodes`` go to Lightning as in t
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,8 +40,7 @@ from labelbridge.config.distill import DistillConfig, TargetDatasetConfig
 from labelbridge.data import create_dataset
 from labelbridge.data.base import SegmentationDataset, SkipRecord
 from labelbridge.data.sampling import WeightedDatasetSampler
-from labelbridge.data.torch_dataset import pad_collate, resize_pair, same_label_space
-from labelbridge.engine.callbacks import write_json_atomic
+from labelbridge.data.torch_dataset import pad_collate, resize_pair
 from labelbridge.engine.distill_losses import TARGET_LABEL_OFFSET, DistillationTask, DistillWeights
 from labelbridge.engine.losses import total_loss
 from labelbridge.engine.module import SegmentationModule
@@ -58,9 +55,10 @@ from labelbridge.engine.train import (
     validate_checkpoint,
 )
 from labelbridge.errors import CheckpointError, ConfigError, DatasetError
+from labelbridge.files import atomic_output, write_json_atomic
 from labelbridge.models.base import SegmentationModel
-from labelbridge.pseudo.priors import allowed_tensor
 from labelbridge.taxonomy import Taxonomy, load_ontology, load_taxonomy
+from labelbridge.taxonomy.priors import allowed_tensor
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +166,7 @@ def build_target_sets(
         if entry.ontology is not None:
             onto = load_ontology(entry.ontology)
             _check_ontology(onto, taxonomy=taxonomy, what=f"target dataset {entry.name!r}")
-            if not same_label_space(onto.extra, reader.taxonomy):
+            if not onto.extra.same_label_space(reader.taxonomy):
                 raise ConfigError(
                     f"{onto.origin}: target dataset {entry.name!r} is in taxonomy {reader.taxonomy.name!r}, "
                     f"but the mapping's extra taxonomy is {onto.extra.name!r}"
@@ -187,7 +185,7 @@ def build_target_sets(
 
 
 def _check_ontology(onto: Any, *, taxonomy: Taxonomy, what: str) -> None:
-    if onto.source.train_names != taxonomy.train_names:
+    if not onto.source.same_train_space(taxonomy):
         raise ConfigError(
             f"{onto.origin}: the mapping's source taxonomy {onto.source.name!r} is not the distillation "
             f"taxonomy {taxonomy.name!r} ({what})"
@@ -262,7 +260,7 @@ def build_teacher(
         raise CheckpointError(f"{weights}: teacher weights not found (teacher.weights)")
     if spec is None:
         loaded = load_checkpoint(weights)
-        if loaded.taxonomy is not None and loaded.taxonomy.train_names != taxonomy.train_names:
+        if loaded.taxonomy is not None and not loaded.taxonomy.same_train_space(taxonomy):
             raise CheckpointError(
                 f"{weights}: the teacher predicts taxonomy {loaded.taxonomy.name!r}, the distillation "
                 f"uses {taxonomy.name!r}"
@@ -496,14 +494,8 @@ def export_student(checkpoint: Path, out: Path) -> None:
         )
     keep = {k: v for k, v in ckpt.items() if k not in _NOT_EXPORTED}
     keep["state_dict"] = state
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        torch.save(keep, tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(out) as fh:
+        torch.save(keep, fh)
 
 
 def run_distillation(

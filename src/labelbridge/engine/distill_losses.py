@@ -37,7 +37,7 @@ from labelbridge.constants import IGNORE_INDEX
 from labelbridge.engine.discriminator import OutputDiscriminator
 from labelbridge.errors import ConfigError
 from labelbridge.models.base import SegmentationModel
-from labelbridge.pseudo.priors import apply_priors
+from labelbridge.taxonomy.priors import apply_priors
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +216,7 @@ def teacher_pseudo_labels(
     with an ontology, ``p~(c) = p(c) * allowed[c]`` (the classes the pixel's extra ground
     truth allows), the label is ``argmax p~``, and a pixel whose allowed set is empty
     becomes ``IGNORE_INDEX`` (never class 0); this is
-    :func:`labelbridge.pseudo.priors.apply_priors`. Samples of a domain without an
+    :func:`labelbridge.taxonomy.priors.apply_priors`. Samples of a domain without an
     ontology get the plain argmax; padding pixels (all False) become ``IGNORE_INDEX``.
     With ``threshold``, pixels whose confidence renormalised over the allowed classes,
     ``max p~ / sum p~``, is below it become ``IGNORE_INDEX``.
@@ -567,7 +567,7 @@ class DistillationTask(nn.Module):
         temperature: KD temperature ``T``.
         pseudo_threshold: confidence threshold of target pseudo-labels, or ``None``.
         target_priors: per target domain, a ``(K, E)`` bool allowed tensor
-            (:func:`labelbridge.pseudo.priors.allowed_tensor`) or ``None`` (plain argmax).
+            (:func:`labelbridge.taxonomy.priors.allowed_tensor`) or ``None`` (plain argmax).
         kd_priors: restrict the teacher's soft labels on target images to the classes
             the target ontology allows (:func:`constrained_kl_distillation`); ``False``:
             distil the unconstrained teacher distribution there too.

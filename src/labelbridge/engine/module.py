@@ -145,10 +145,7 @@ class SegmentationModule(L.LightningModule):
                 )
             return None
         onto = load_ontology(spec["ontology"])
-        if (
-            onto.source.num_classes != self.taxonomy.num_classes
-            or onto.source.train_names != self.taxonomy.train_names
-        ):
+        if not onto.source.same_train_space(self.taxonomy):
             raise ConfigError(
                 f"{onto.origin}: the mapping's source taxonomy {onto.source.name!r} is not the training "
                 f"taxonomy {self.taxonomy.name!r} (val set {spec['label']!r})"

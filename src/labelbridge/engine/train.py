@@ -35,8 +35,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import shutil
-import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -69,11 +67,11 @@ from labelbridge.engine.callbacks import (
     RandomStateCallback,
     SummaryLine,
     read_stage_marker,
-    write_json_atomic,
     write_stage_marker,
 )
 from labelbridge.engine.module import SELECT_METRIC, SegmentationModule, val_set_spec
 from labelbridge.errors import CheckpointError, ConfigError
+from labelbridge.files import copy_file_atomic, write_json_atomic
 from labelbridge.progress import stderr_is_terminal
 from labelbridge.taxonomy import Taxonomy, load_ontology, load_taxonomy
 
@@ -165,7 +163,7 @@ def build_val_sets(
         target_taxonomy = taxonomy
         if entry.ontology is not None:
             onto = load_ontology(entry.ontology)
-            if onto.extra.train_names != reader.taxonomy.train_names:
+            if not onto.extra.same_train_space(reader.taxonomy):
                 raise ConfigError(
                     f"{onto.origin}: val set {entry.report_name!r} is in taxonomy {reader.taxonomy.name!r}, "
                     f"but the mapping's extra taxonomy is {onto.extra.name!r}"
@@ -580,17 +578,6 @@ def _fresh_version(folder: Path, stem: str) -> str:
     return name
 
 
-def _copy_atomic(src: Path, dst: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def claim_run_folder(cfg: BaseModel, out: Path) -> None:
     """Record ``cfg`` as ``out/config.yaml``, unless the folder already holds training
     (a stage checkpoint or marker) done with other settings.
@@ -713,7 +700,7 @@ def run_training(
         history += stage_history
     final = out / FINAL_CHECKPOINT
     if is_global_zero():
-        _copy_atomic(final_source, final)
+        copy_file_atomic(final_source, final)
     metrics = validate_checkpoint(
         cfg, final_source, taxonomy=taxonomy, val_sets=val_sets, val_specs=val_specs
     )

@@ -34,19 +34,19 @@ def _check_taxonomies(
 ) -> Taxonomy:
     """The evaluated taxonomy; raises when the taxonomies do not fit together."""
     if ontology is None:
-        if pred_taxonomy.name != dataset.taxonomy.name:
+        if not pred_taxonomy.same_train_space(dataset.taxonomy):
             raise OntologyError(
                 f"predictions are in taxonomy {pred_taxonomy.name!r} but dataset {dataset.name!r} "
                 f"is labelled in {dataset.taxonomy.name!r}; give an ontology mapping "
                 f"({dataset.taxonomy.name}_to_{pred_taxonomy.name}) to evaluate through its projection"
             )
         return dataset.taxonomy
-    if pred_taxonomy.name != ontology.source.name:
+    if not pred_taxonomy.same_train_space(ontology.source):
         raise OntologyError(
             f"{ontology.origin}: the mapping's source taxonomy is {ontology.source.name!r} but the "
             f"predictions are in {pred_taxonomy.name!r}"
         )
-    if dataset.taxonomy.name != ontology.extra.name:
+    if not dataset.taxonomy.same_train_space(ontology.extra):
         raise OntologyError(
             f"{ontology.origin}: the mapping's extra taxonomy is {ontology.extra.name!r} but dataset "
             f"{dataset.name!r} is labelled in {dataset.taxonomy.name!r}"

@@ -86,7 +86,7 @@ def evaluate_label_maps(
             ontology, or the number of predictions and targets differ.
     """
     if ontology is not None:
-        if taxonomy is not None and taxonomy.name != ontology.extra.name:
+        if taxonomy is not None and not taxonomy.same_train_space(ontology.extra):
             raise ValueError(
                 f"evaluated taxonomy {taxonomy.name!r} is not the ontology's extra taxonomy "
                 f"{ontology.extra.name!r} ({ontology.origin})"

@@ -15,8 +15,6 @@ config as plain data), so they are rebuilt without the hub or the original folde
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from typing import Any
 import torch
 
 from labelbridge.errors import CheckpointError, UserError
+from labelbridge.files import atomic_output
 from labelbridge.models.base import SegmentationModel
 from labelbridge.models.hf import HFSegmentationModel, hf_model_from_config_dict
 from labelbridge.models.state_dict import (
@@ -107,7 +106,7 @@ def save_checkpoint(
     taxonomy: Taxonomy,
     extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a labelbridge checkpoint atomically (temporary file + ``os.replace``).
+    """Write a labelbridge checkpoint atomically (:func:`labelbridge.files.atomic_output`).
 
     Args:
         path: target file; parent folders are created.
@@ -125,14 +124,8 @@ def save_checkpoint(
         spec, model.num_classes, taxonomy, **model_meta_extra(model), **(extra or {})
     )
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save({META_KEY: meta, STATE_KEY: state}, fh)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(target) as fh:
+        torch.save({META_KEY: meta, STATE_KEY: state}, fh)
     return target
 
 

@@ -1,8 +1,8 @@
 """Pseudo-labelling: test-time augmentation, ontology priors, atomic resumable writing.
 
 * :mod:`~labelbridge.pseudo.tta`: :class:`TTAPredictor` (flip + scales, OOM fallbacks);
-* :mod:`~labelbridge.pseudo.priors`: :func:`apply_priors` (masked argmax, ignore for
-  empty sets, errors for NaN/inf);
+* :func:`apply_priors` (masked argmax, ignore for empty sets, errors for NaN/inf), from
+  :mod:`~labelbridge.taxonomy.priors` (the ontology layer: distillation uses it too);
 * :mod:`~labelbridge.files` / :mod:`~labelbridge.pseudo.manifest`: atomic files,
   the resumable manifest;
 * :mod:`~labelbridge.pseudo.run`: :func:`run_pseudo_label`, the whole stage;
@@ -11,14 +11,14 @@
 
 from labelbridge.files import OutputWriteError
 from labelbridge.pseudo.distributed import Shard, detect_shard, parse_shard
-from labelbridge.pseudo.priors import (
+from labelbridge.pseudo.run import PseudoLabeler, Teacher, load_teacher, run_pseudo_label
+from labelbridge.pseudo.tta import FallbackEvent, TTAPredictor
+from labelbridge.taxonomy.priors import (
     NonFiniteScoresError,
     PriorOutput,
     allowed_tensor,
     apply_priors,
 )
-from labelbridge.pseudo.run import PseudoLabeler, Teacher, load_teacher, run_pseudo_label
-from labelbridge.pseudo.tta import FallbackEvent, TTAPredictor
 
 __all__ = [
     "FallbackEvent",

@@ -55,10 +55,10 @@ from labelbridge.pseudo.manifest import (
     read_manifests,
     verify_outputs,
 )
-from labelbridge.pseudo.priors import allowed_tensor, apply_priors, top_k_soft, void_tensor
 from labelbridge.pseudo.report import IGNORE_NAME, build_report, write_report
 from labelbridge.pseudo.tta import TTAPredictor
 from labelbridge.taxonomy import Ontology, Taxonomy, load_ontology, load_taxonomy
+from labelbridge.taxonomy.priors import allowed_tensor, apply_priors, top_k_soft, void_tensor
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ def check_teacher(teacher: Teacher, ontology: Ontology) -> None:
         CheckpointError: different taxonomy (name or class list) or output channels.
     """
     src, tt = ontology.source, teacher.taxonomy
-    if tt.name != src.name or tt.train_names != src.train_names:
+    if not tt.same_train_space(src):
         raise CheckpointError(
             f"{ontology.origin}: the mapping's source taxonomy {src.name!r} ({src.num_classes} classes) "
             f"differs from the teacher's taxonomy {tt.name!r} ({tt.num_classes} classes); the teacher "
@@ -578,7 +578,7 @@ class PseudoLabeler:
         start = time.perf_counter()
         shard = shard or Shard()
         check_teacher(self.teacher, ontology)
-        if dataset.taxonomy.name != ontology.extra.name:
+        if not dataset.taxonomy.same_label_space(ontology.extra):
             raise ConfigError(
                 f"dataset entry {entry.name!r}: reader {entry.reader!r} yields {dataset.taxonomy.name!r} labels "
                 f"but mapping {ontology.origin} maps from {ontology.extra.name!r}"

@@ -45,6 +45,7 @@ import yaml
 
 from labelbridge.constants import IGNORE_INDEX
 from labelbridge.errors import OntologyError, TaxonomyError, UserError
+from labelbridge.files import write_text_atomic
 from labelbridge.taxonomy.ontology import (
     IGNORE_ROW,
     UNLABELLED_POLICIES,
@@ -1077,12 +1078,8 @@ def write_ontology(
                 f"pass --no-labels-csv"
             )
         extra_files.append((companion, want))
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(text, encoding="utf-8")
-        for companion, want in extra_files:
-            companion.write_text(want, encoding="utf-8")
-            written.append(companion)
-    except OSError as exc:
-        raise UserError(f"{p}: cannot write: {exc}") from None
+    write_text_atomic(p, text)  # OutputWriteError (a UserError) names the file
+    for companion, want in extra_files:
+        write_text_atomic(companion, want)
+        written.append(companion)
     return written

@@ -176,6 +176,22 @@ class Taxonomy:
     def train_names(self) -> list[str]:
         return [c.name for c in self.train_classes]
 
+    # ------------------------------------------------------------------ equality
+    # Two taxonomies are "the same" for a purpose when the ids that purpose reads mean
+    # the same classes; their names (a renamed copy) do not matter.
+    def same_train_space(self, other: Taxonomy) -> bool:
+        """Whether train ids mean the same classes in both: the same train class names in
+        the same order. The rule for anything stored in train ids: model outputs and
+        checkpoints, pseudo-label PNGs, a mapping's source side, projected evaluation."""
+        return self.train_names == other.train_names
+
+    def same_label_space(self, other: Taxonomy) -> bool:
+        """Whether raw label files mean the same in both: the same classes (raw ids,
+        names, colours, ignore flags, train ids) and label format. The rule for reading
+        raw labels through a mapping (a mapping's extra side is indexed by raw ids)."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return (mine["classes"], self.label_format) == (theirs["classes"], other.label_format)
+
     @cached_property
     def train_colors(self) -> np.ndarray:
         """``(num_classes, 3)`` uint8 RGB colours of the train classes."""

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from labelbridge.constants import IGNORE_INDEX
+from labelbridge.files import write_bytes_atomic
 from labelbridge.taxonomy import Taxonomy
 
 #: Colour of ignored pixels in every panel.
@@ -150,6 +151,5 @@ def render_panel(
 def save_panel(path: str | Path, **kwargs: object) -> Path:
     """Render with :func:`render_panel` (same keyword arguments) and write ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(render_panel(**kwargs))  # type: ignore[arg-type]
+    write_bytes_atomic(path, render_panel(**kwargs))  # type: ignore[arg-type]
     return path

@@ -1,5 +1,9 @@
 """Ontology priors: keep only the scores of each pixel's allowed source classes, then argmax.
 
+Part of the ontology layer (it applies a mapping's ``allowed`` matrix), so pseudo-labelling
+and distillation use the one operation; imported on its own (``labelbridge.taxonomy``
+does not load torch).
+
 For a pixel whose extra ground truth is ``e``, ``p~(c) = p(c)`` if ``allowed[e, c]``
 else ``0``, and the pseudo-label is ``argmax_c p~(c)``. A pixel whose allowed set is empty
 (an all-False row: the mapping says "write ignore"), or whose masked scores are all zero,
