@@ -31,6 +31,7 @@ from typing import Any
 
 from labelbridge.config.base import dump_config
 from labelbridge.config.pipeline import PipelineConfig
+from labelbridge.data.pseudo_folder import PREVIEW_DIR
 from labelbridge.data.synthetic import WorldPaths, WorldSizes, generate_world
 from labelbridge.files import write_text_atomic
 from labelbridge.pipeline import PipelineResult, run_pipeline
@@ -260,7 +261,7 @@ def _collect_panels(run_dir: Path, out: Path, extras: list[str]) -> list[Path]:
     for arm in ("priors", "no_priors"):
         for extra in extras:
             previews = sorted(
-                (run_dir / "iter1" / f"pseudo_{arm}" / extra / "previews").glob("*.png")
+                (run_dir / "iter1" / f"pseudo_{arm}" / extra / PREVIEW_DIR).glob("*.png")
             )
             for src in previews[:PANELS_PER_DATASET]:
                 dst = out / f"{extra}_{arm}_{src.name}"

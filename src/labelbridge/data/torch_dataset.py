@@ -1,10 +1,6 @@
 """A torch ``Dataset`` over a reader: images plus train ids of a target taxonomy, from
-the reader's own labels (``"gt"``) or from a pseudo-label folder.
-
-Pseudo-label folders (written by ``labelbridge pseudo-label``) hold one PNG per sample,
-``<folder>/<sample key>.png``, with *source* train ids (uint8, ``IGNORE_INDEX`` =
-ignore), and ``<folder>/pseudo_labels.yaml`` naming that source taxonomy under
-``taxonomy:``.
+the reader's own labels (``"gt"``) or from a pseudo-label folder (its layout:
+:mod:`labelbridge.data.pseudo_folder`).
 """
 
 from __future__ import annotations
@@ -21,51 +17,11 @@ from torch.utils.data import Dataset
 
 from labelbridge.constants import IGNORE_INDEX
 from labelbridge.data.base import MISSING_LABEL, SegmentationDataset, SkipRecord, read_label_png
-from labelbridge.errors import ConfigError, DatasetError, TaxonomyError
-from labelbridge.taxonomy import Taxonomy, load_taxonomy
-from labelbridge.yamlio import load_yaml
+from labelbridge.data.pseudo_folder import check_pseudo_taxonomy, label_relpath
+from labelbridge.errors import ConfigError, DatasetError
+from labelbridge.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
-
-#: Name of the description file of a pseudo-label folder.
-PSEUDO_MANIFEST = "pseudo_labels.yaml"
-
-
-def pseudo_label_taxonomy(folder: Path) -> str:
-    """The ``taxonomy:`` entry of ``<folder>/pseudo_labels.yaml``.
-
-    Raises:
-        ConfigError: the folder or file is missing, or has no ``taxonomy`` string.
-    """
-    if not folder.is_dir():
-        raise ConfigError(f"{folder}: pseudo-label folder not found")
-    doc = load_yaml(folder / PSEUDO_MANIFEST)
-    data = doc.data
-    if not isinstance(data, dict) or not isinstance(data.get("taxonomy"), str):
-        raise ConfigError(
-            f"{doc.path}: needs 'taxonomy: <name>' (the taxonomy of the pseudo-labels)"
-        )
-    return data["taxonomy"]
-
-
-def check_pseudo_taxonomy(folder: Path, taxonomy: Taxonomy) -> None:
-    """Refuse a pseudo-label folder whose taxonomy is not ``taxonomy``.
-
-    Raises:
-        ConfigError: naming the folder's manifest and both taxonomies.
-    """
-    name = pseudo_label_taxonomy(folder)
-    if name == taxonomy.name:
-        return
-    try:
-        theirs = load_taxonomy(name, base_dir=folder)
-    except TaxonomyError:
-        theirs = None
-    if theirs is None or not theirs.same_train_space(taxonomy):
-        raise ConfigError(
-            f"{folder / PSEUDO_MANIFEST}: pseudo-labels are in taxonomy {name!r}, but training "
-            f"uses {taxonomy.name!r}; pseudo-label with a teacher of {taxonomy.name!r}"
-        )
 
 
 def resize_pair(
@@ -138,7 +94,7 @@ class SegmentationTorchDataset(Dataset):
 
     def _pseudo_path(self, index: int) -> Path:
         assert self.pseudo_dir is not None
-        return self.pseudo_dir / f"{self.reader.pairs[index].key}.png"
+        return self.pseudo_dir / label_relpath(self.reader.pairs[index].key)
 
     def _with_pseudo_labels(self, indices: list[int]) -> list[int]:
         missing = [i for i in indices if not self._pseudo_path(i).is_file()]

@@ -38,6 +38,13 @@ from torch import nn
 from labelbridge.config.pseudo import DatasetEntry, PseudoLabelConfig, TeacherConfig
 from labelbridge.constants import IGNORE_INDEX
 from labelbridge.data import Sample, SegmentationDataset, create_dataset
+from labelbridge.data.pseudo_folder import (
+    CONF_SUFFIX,
+    INFO_FILE,
+    SOFT_SUFFIX,
+    label_relpath,
+    preview_relpath,
+)
 from labelbridge.errors import CheckpointError, ConfigError, DatasetError
 from labelbridge.files import (
     encode_label_png,
@@ -62,11 +69,6 @@ from labelbridge.taxonomy.priors import allowed_tensor, apply_priors, top_k_soft
 
 log = logging.getLogger(__name__)
 
-#: File that describes a pseudo-label folder (read by training as a label source).
-INFO_NAME = "pseudo_labels.yaml"
-PREVIEW_DIR = "previews"
-CONF_SUFFIX = "_conf.png"
-SOFT_SUFFIX = "_soft.npz"
 #: Keys of ``pseudo_labels.yaml`` that must match to resume into an existing folder.
 FINGERPRINT_KEYS = ("taxonomy_def", "ontology", "dataset", "teacher", "tta", "priors", "outputs")
 
@@ -168,22 +170,6 @@ def preview_positions(total: int, count: int) -> list[int]:
     if count >= total:
         return list(range(total))
     return sorted({int(round(x)) for x in np.linspace(0, total - 1, count)})
-
-
-def output_relpath(key: str, suffix: str = ".png") -> str:
-    """Output path of a sample key, relative to the dataset's output folder.
-
-    Raises:
-        DatasetError: keys that would escape the folder (absolute, ``..``).
-    """
-    p = Path(key)
-    if p.is_absolute() or ".." in p.parts or not key:
-        raise DatasetError(f"sample key {key!r} is not a safe relative path")
-    return f"{p.as_posix()}{suffix}"
-
-
-def preview_relpath(key: str) -> str:
-    return f"{PREVIEW_DIR}/{key.replace('/', '__')}.png"
 
 
 def _fingerprint(settings: dict[str, Any], key: str) -> Any:
@@ -390,7 +376,7 @@ class PseudoLabeler:
         }
 
     def _prepare_folder(self, folder: Path, settings: dict[str, Any]) -> None:
-        info = folder / INFO_NAME
+        info = folder / INFO_FILE
         if info.is_file():
             try:
                 old = yaml.safe_load(info.read_text(encoding="utf-8")) or {}
@@ -507,13 +493,13 @@ class PseudoLabeler:
     ) -> dict[str, Any]:
         key = res.sample.key
         names = [*self.taxonomy.train_names, IGNORE_NAME]
-        rel = output_relpath(key)
+        rel = label_relpath(key)
         digests = {rel: write_bytes_atomic(folder / rel, encode_label_png(res.labels))}
         if res.confidence is not None:
-            crel = output_relpath(key, CONF_SUFFIX)
+            crel = label_relpath(key, CONF_SUFFIX)
             digests[crel] = write_bytes_atomic(folder / crel, encode_label_png(res.confidence))
         if res.soft_ids is not None and res.soft_probs is not None:
-            srel = output_relpath(key, SOFT_SUFFIX)
+            srel = label_relpath(key, SOFT_SUFFIX)
             digests[srel] = write_bytes_atomic(
                 folder / srel, encode_npz({"ids": res.soft_ids, "probs": res.soft_probs})
             )

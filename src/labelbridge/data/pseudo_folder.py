@@ -1,0 +1,83 @@
+"""The layout of a pseudo-label folder: what ``labelbridge pseudo-label`` writes and
+training reads as a label source (one contract, shared by the writer and the reader).
+
+::
+
+    <folder>/pseudo_labels.yaml       taxonomy: <source taxonomy>, and the run's settings
+    <folder>/<sample key>.png         source train ids, uint8 (IGNORE_INDEX = ignore)
+    <folder>/<sample key>_conf.png    confidence x 255 (optional)
+    <folder>/<sample key>_soft.npz    top-k soft labels (optional)
+    <folder>/previews/<key with / as __>.png
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from labelbridge.errors import ConfigError, DatasetError, TaxonomyError
+from labelbridge.taxonomy import Taxonomy, load_taxonomy
+from labelbridge.yamlio import load_yaml
+
+#: The folder's description file (``taxonomy:`` and the settings that made it).
+INFO_FILE = "pseudo_labels.yaml"
+
+
+def pseudo_label_taxonomy(folder: Path) -> str:
+    """The ``taxonomy:`` entry of ``<folder>/pseudo_labels.yaml``.
+
+    Raises:
+        ConfigError: the folder or file is missing, or has no ``taxonomy`` string.
+    """
+    if not folder.is_dir():
+        raise ConfigError(f"{folder}: pseudo-label folder not found")
+    doc = load_yaml(folder / INFO_FILE)
+    data = doc.data
+    if not isinstance(data, dict) or not isinstance(data.get("taxonomy"), str):
+        raise ConfigError(
+            f"{doc.path}: needs 'taxonomy: <name>' (the taxonomy of the pseudo-labels)"
+        )
+    return data["taxonomy"]
+
+
+def check_pseudo_taxonomy(folder: Path, taxonomy: Taxonomy) -> None:
+    """Refuse a pseudo-label folder whose taxonomy is not ``taxonomy``.
+
+    Raises:
+        ConfigError: naming the folder's manifest and both taxonomies.
+    """
+    name = pseudo_label_taxonomy(folder)
+    if name == taxonomy.name:
+        return
+    try:
+        theirs = load_taxonomy(name, base_dir=folder)
+    except TaxonomyError:
+        theirs = None
+    if theirs is None or not theirs.same_train_space(taxonomy):
+        raise ConfigError(
+            f"{folder / INFO_FILE}: pseudo-labels are in taxonomy {name!r}, but training "
+            f"uses {taxonomy.name!r}; pseudo-label with a teacher of {taxonomy.name!r}"
+        )
+
+
+LABEL_SUFFIX = ".png"
+CONF_SUFFIX = "_conf.png"
+SOFT_SUFFIX = "_soft.npz"
+PREVIEW_DIR = "previews"
+
+
+def label_relpath(key: str, suffix: str = LABEL_SUFFIX) -> str:
+    """Path of a sample's file (``suffix``: label, confidence or soft labels), relative to
+    the folder.
+
+    Raises:
+        DatasetError: keys that would escape the folder (absolute, ``..``, empty).
+    """
+    p = Path(key)
+    if p.is_absolute() or ".." in p.parts or not key:
+        raise DatasetError(f"sample key {key!r} is not a safe relative path")
+    return f"{p.as_posix()}{suffix}"
+
+
+def preview_relpath(key: str) -> str:
+    """Path of a sample's preview panel, relative to the folder."""
+    return f"{PREVIEW_DIR}/{key.replace('/', '__')}.png"
