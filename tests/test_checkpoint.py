@@ -164,3 +164,29 @@ def test_unknown_spec_and_key_mismatch(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="format_version 99"):
         load_checkpoint(tmp_path / "v.pt")
     assert issubclass(CheckpointError, UserError)
+
+
+def test_one_loader_for_every_model_reference(tmp_path: Path) -> None:
+    """Teachers of pseudo-labelling, distillation and the pipeline's evaluation all load
+    through load_model: a checkpoint, or a spec + weights + taxonomy."""
+    from labelbridge.errors import CheckpointError
+    from labelbridge.models import create_model, load_model, save_checkpoint
+    from labelbridge.taxonomy import load_taxonomy
+
+    tax = load_taxonomy("camvid11")
+    net = create_model("tiny", tax.num_classes)
+    ckpt = save_checkpoint(tmp_path / "m.ckpt", net, spec="tiny", taxonomy=tax)
+    from_file = load_model(checkpoint=ckpt)
+    assert from_file.spec == "tiny" and from_file.taxonomy.same_train_space(tax)
+    torch.save(net.state_dict(), tmp_path / "w.pth")
+    from_spec = load_model(spec="tiny", weights=tmp_path / "w.pth", taxonomy="camvid11")
+    assert not from_spec.model.training and from_spec.taxonomy.name == "camvid11"
+    saved, built = from_file.model.state_dict(), from_spec.model.state_dict()
+    assert saved.keys() == built.keys()
+    assert all(torch.equal(saved[k], built[k]) for k in saved)
+    with pytest.raises(CheckpointError, match=r"gone\.ckpt: teacher checkpoint not found"):
+        load_model(checkpoint=tmp_path / "gone.ckpt", what="teacher")
+    with pytest.raises(CheckpointError, match=r"gone\.pth: teacher weights not found"):
+        load_model(spec="tiny", weights=tmp_path / "gone.pth", taxonomy=tax, what="teacher")
+    with pytest.raises(ValueError, match="give a checkpoint, or a model spec"):
+        load_model(spec="tiny")

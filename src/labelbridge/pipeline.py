@@ -368,19 +368,22 @@ def _pseudo_stats(folder: Path, extras: list[str]) -> dict[str, dict[str, float 
 
 def _load_model(checkpoint: str | None, teacher: TeacherConfig | None) -> tuple[Any, Any]:
     """``(model, taxonomy)`` of a checkpoint or of a given teacher config."""
-    from labelbridge.models.checkpoint import load_checkpoint
+    from labelbridge.models import load_model
 
-    if checkpoint is not None:
-        loaded = load_checkpoint(checkpoint)
-        return loaded.model, loaded.taxonomy
-    assert teacher is not None and teacher.model is not None and teacher.taxonomy is not None
-    from labelbridge.models import create_model
-    from labelbridge.taxonomy import load_taxonomy
-
-    taxonomy = load_taxonomy(teacher.taxonomy)
-    return create_model(
-        teacher.model, num_classes=taxonomy.num_classes, weights=teacher.weights
-    ), taxonomy
+    if checkpoint is None and teacher is None:
+        raise ValueError("evaluate: give a checkpoint or a teacher")
+    loaded = (
+        load_model(checkpoint=checkpoint)
+        if checkpoint is not None
+        else load_model(
+            checkpoint=teacher.checkpoint,
+            spec=teacher.model,
+            weights=teacher.weights,
+            taxonomy=teacher.taxonomy,
+            what="teacher",
+        )
+    )
+    return loaded.model, loaded.taxonomy
 
 
 def evaluate_checkpoint(

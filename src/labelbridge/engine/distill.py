@@ -254,21 +254,25 @@ def build_teacher(
     Raises:
         CheckpointError: unreadable weights, or a checkpoint of another taxonomy.
     """
-    from labelbridge.models import create_model, load_checkpoint
+    from labelbridge.models import load_model
 
-    if not Path(weights).is_file():
-        raise CheckpointError(f"{weights}: teacher weights not found (teacher.weights)")
     if spec is None:
-        loaded = load_checkpoint(weights)
-        if loaded.taxonomy is not None and not loaded.taxonomy.same_train_space(taxonomy):
+        loaded = load_model(checkpoint=weights, what="teacher (teacher.weights)")
+        if not loaded.taxonomy.same_train_space(taxonomy):
             raise CheckpointError(
                 f"{weights}: the teacher predicts taxonomy {loaded.taxonomy.name!r}, the distillation "
                 f"uses {taxonomy.name!r}"
             )
-        model = loaded.model
     else:
-        model = create_model(spec, num_classes, weights=weights)
-    model.eval()
+        if not Path(weights).is_file():  # a randomly initialised teacher teaches nothing
+            raise CheckpointError(f"{weights}: teacher weights not found (teacher.weights)")
+        loaded = load_model(spec=spec, weights=weights, taxonomy=taxonomy, what="teacher")
+    model = loaded.model
+    if model.num_classes != num_classes:
+        raise CheckpointError(
+            f"{weights}: the teacher predicts {model.num_classes} classes, the distillation "
+            f"taxonomy {taxonomy.name!r} has {num_classes}"
+        )
     for p in model.parameters():
         p.requires_grad_(False)
     return model

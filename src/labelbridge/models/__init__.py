@@ -20,6 +20,7 @@ from labelbridge.models.hf import (
     semantic_to_mask_targets,
 )
 from labelbridge.models.inference import image_to_tensor, predict_logits
+from labelbridge.models.loading import load_model
 from labelbridge.models.zoo import MODELS, ModelSpec, count_parameters, create_model, parse_spec
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "image_to_tensor",
     "import_state_dict",
     "load_checkpoint",
+    "load_model",
     "parse_spec",
     "predict_logits",
     "save_checkpoint",

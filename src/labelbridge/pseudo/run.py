@@ -64,7 +64,7 @@ from labelbridge.pseudo.manifest import (
 )
 from labelbridge.pseudo.report import IGNORE_NAME, build_report, write_report
 from labelbridge.pseudo.tta import TTAPredictor
-from labelbridge.taxonomy import Ontology, Taxonomy, load_ontology, load_taxonomy
+from labelbridge.taxonomy import Ontology, Taxonomy, load_ontology
 from labelbridge.taxonomy.priors import allowed_tensor, apply_priors, top_k_soft, void_tensor
 
 log = logging.getLogger(__name__)
@@ -113,29 +113,27 @@ def load_teacher(cfg: TeacherConfig, device: torch.device) -> Teacher:
     Raises:
         CheckpointError: unreadable checkpoint or weights (from the model zoo).
     """
-    if cfg.checkpoint is not None:
-        from labelbridge.models.checkpoint import load_checkpoint
+    from labelbridge.models import load_model
 
+    loaded = load_model(
+        checkpoint=cfg.checkpoint,
+        spec=cfg.model,
+        weights=cfg.weights,
+        taxonomy=cfg.taxonomy,
+        what="teacher",
+    )
+    model, taxonomy = loaded.model, loaded.taxonomy
+    if cfg.checkpoint is not None:
         path = Path(cfg.checkpoint)
-        if not path.is_file():
-            raise CheckpointError(f"{path}: teacher checkpoint not found")
-        loaded = load_checkpoint(path)
-        model, taxonomy = loaded.model, loaded.taxonomy
         description = {
             "checkpoint": str(path.resolve()),
             "checkpoint_sha256": sha256_file(path),
-            "model": str(getattr(loaded, "spec", "")),
+            "model": loaded.spec,
         }
     else:
-        from labelbridge.models import create_model
-
-        taxonomy = load_taxonomy(str(cfg.taxonomy))
-        weights = Path(cfg.weights) if cfg.weights else None
-        if weights is not None and not weights.is_file():
-            raise CheckpointError(f"{weights}: teacher weights not found")
-        model = create_model(str(cfg.model), num_classes=taxonomy.num_classes, weights=weights)
         description = {"model": str(cfg.model), "taxonomy": taxonomy.name}
-        if weights is not None:
+        if cfg.weights:
+            weights = Path(cfg.weights)
             description.update(weights=str(weights.resolve()), weights_sha256=sha256_file(weights))
     model = model.to(device).eval()
     return Teacher(model=model, taxonomy=taxonomy, description=description)
