@@ -878,7 +878,7 @@ def setup_train(work: Path) -> StageSetup:
 
 def setup_pipeline(work: Path) -> StageSetup:
     """The tiny synthetic world; teacher, both pseudo-label arms, both students."""
-    from labelbridge.data.synthetic import WorldSizes, generate_world
+    from labelbridge.world import WorldSizes, generate_world
 
     generate_world(work / "world", seed=1, sizes=WorldSizes.tiny(), image_size=(64, 48))
     train = {

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from labelbridge.cli import app
 from labelbridge.config.pipeline import load_pipeline_config
-from labelbridge.data.synthetic import WorldSizes, generate_world
 from labelbridge.demo import FULL, QUICK, build_demo_config, ordering_line, run_demo
+from labelbridge.world import WorldSizes, generate_world
 
 REPO = Path(__file__).resolve().parents[1]
 

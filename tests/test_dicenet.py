@@ -17,7 +17,7 @@ from labelbridge.models.dicenet import (
     DiCENet,
     ShuffleDiCEBlock,
     StridedDiCE,
-    _resize_along,
+    resize_along,
 )
 from test_espnetv2 import _camvid_test_pairs, camvid_confusion
 
@@ -38,12 +38,12 @@ def _shift_kernel(conv: torch.nn.Conv2d, *, row: int, col: int) -> None:
 
 def test_resize_along_one_dimension_by_hand() -> None:
     x = torch.tensor([[0.0, 2.0]]).view(1, 1, 2, 1)
-    grown = _resize_along(x, 3, 2)  # bilinear, align_corners=True: 0, 1, 2
+    grown = resize_along(x, 3, 2)  # bilinear, align_corners=True: 0, 1, 2
     assert grown.flatten().tolist() == pytest.approx([0.0, 1.0, 2.0])
     y = torch.tensor([1.0, 3.0, 5.0, 7.0]).view(1, 1, 1, 4)
-    shrunk = _resize_along(y, 2, 3)  # adaptive average pooling: pairs averaged
+    shrunk = resize_along(y, 2, 3)  # adaptive average pooling: pairs averaged
     assert shrunk.flatten().tolist() == pytest.approx([2.0, 6.0])
-    assert _resize_along(y, 4, 3) is y
+    assert resize_along(y, 4, 3) is y
 
 
 def test_height_and_width_wise_convs_run_along_the_channels() -> None:

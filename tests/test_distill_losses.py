@@ -9,23 +9,26 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from labelbridge.config.distill import DistillTaskConfig
 from labelbridge.constants import IGNORE_INDEX
-from labelbridge.engine.discriminator import OutputDiscriminator
-from labelbridge.engine.distill_losses import (
+from labelbridge.distill.discriminator import OutputDiscriminator
+from labelbridge.distill.functional import (
     TARGET_LABEL_OFFSET,
-    DistillationTask,
-    DistillStep,
-    DistillWeights,
-    FeatureMatching,
-    LogitDistillation,
-    PseudoLabelCrossEntropy,
-    SourceCrossEntropy,
     agreement_mask,
     constrained_kl_distillation,
     kl_distillation,
     masked_cross_entropy,
     target_allowed,
     teacher_pseudo_labels,
+)
+from labelbridge.distill.task import DistillationTask
+from labelbridge.distill.terms import (
+    LOSS_TERMS,
+    DistillStep,
+    FeatureMatching,
+    LogitDistillation,
+    PseudoLabelCrossEntropy,
+    SourceCrossEntropy,
 )
 from labelbridge.errors import ConfigError
 from labelbridge.models import TinySegNet
@@ -274,10 +277,12 @@ def test_task_constrains_target_kd_only_with_kd_priors() -> None:
         task = DistillationTask(
             student=student,
             teacher=teacher,
-            weights=DistillWeights(ce_source=0, ce_source_aux=0, kd_aux=0, ce_pseudo=0),
-            temperature=1.0,
+            settings=DistillTaskConfig(
+                losses=dict(ce_source=0, ce_source_aux=0, kd_aux=0, ce_pseudo=0),
+                temperature=1.0,
+                kd_priors=flag,
+            ),
             target_priors=priors,
-            kd_priors=flag,
         )
         values[flag] = task(**kwargs)["kd_final"].item()
     with torch.no_grad():
@@ -316,7 +321,7 @@ def test_teacher_scale_enlarges_the_teacher_input_and_resizes_logits_back() -> N
     task = DistillationTask(
         student=student,
         teacher=teacher,
-        weights=DistillWeights(ce_source_aux=0, kd_aux=0, ce_pseudo=0),
+        settings=DistillTaskConfig(losses=dict(ce_source_aux=0, kd_aux=0, ce_pseudo=0)),
         teacher_scale=2.0,
     )
     images = torch.rand(2, 3, 8, 12)
@@ -328,7 +333,7 @@ def test_teacher_scale_enlarges_the_teacher_input_and_resizes_logits_back() -> N
     assert torch.allclose(out["logits"], expect, atol=1e-6)
     with pytest.raises(ValueError, match="teacher_scale must be > 0"):
         DistillationTask(
-            student=student, teacher=teacher, weights=DistillWeights(), teacher_scale=0
+            student=student, teacher=teacher, settings=DistillTaskConfig(), teacher_scale=0
         )
 
 
@@ -341,9 +346,11 @@ def test_distill_on_selects_batches_and_skips_the_source_teacher() -> None:
         task = DistillationTask(
             student=student,
             teacher=teacher,
-            weights=DistillWeights(ce_source=0, ce_source_aux=0, kd_aux=0, ce_pseudo=0),
-            temperature=1.0,
-            distill_on=images,
+            settings=DistillTaskConfig(
+                losses=dict(ce_source=0, ce_source_aux=0, kd_aux=0, ce_pseudo=0),
+                temperature=1.0,
+                distill_on=images,
+            ),
         )
         assert task.needs_source_teacher == (images != "target")
         values[images] = task(
@@ -365,9 +372,7 @@ def _task(**weights: float) -> DistillationTask:
     return DistillationTask(
         student=TinySegNet(3, width=4),
         teacher=TinySegNet(3, width=8),
-        weights=DistillWeights(**weights),
-        temperature=2.0,
-        discriminator_width=4,
+        settings=DistillTaskConfig(losses=weights, temperature=2.0, discriminator_width=4),
     )
 
 
@@ -375,6 +380,8 @@ def test_teacher_frozen_and_outside_state_dict_and_parameters() -> None:
     task = _task(feat=1.0, adv=0.1)
     teacher_params = {id(p) for p in task.teacher.parameters()}
     assert teacher_params.isdisjoint(id(p) for p in task.parameters())
+    # the task's parameters are its own (adapter, discriminator), not the student's
+    assert {id(p) for p in task.student.parameters()}.isdisjoint(id(p) for p in task.parameters())
     assert not any(k.startswith("_teacher") or ".teacher" in k for k in task.state_dict())
     assert all(not p.requires_grad for p in task.teacher.parameters())
     assert not task.teacher.training
@@ -415,6 +422,7 @@ def test_adversarial_term_trains_student_only_and_discriminator_term_disc_only()
     assert all(p.grad is None for p in task.discriminator.parameters())
     assert any(p.grad is not None for p in task.student.parameters())
     task.zero_grad(set_to_none=True)
+    task.student.zero_grad(set_to_none=True)  # the student is its trainer's, not the task's
     losses = task(
         source_images=x, source_labels=torch.zeros(1, 32, 32, dtype=torch.long), target_images=x
     )
@@ -437,14 +445,30 @@ def test_zero_weights_skip_terms_and_missing_outputs_are_config_errors() -> None
         DistillationTask(
             student=TinySegNet(3, width=4),
             teacher=NoAux(3, width=4),
-            weights=DistillWeights(ce_source_aux=0.0),
+            settings=DistillTaskConfig(losses=dict(ce_source_aux=0.0)),
         )
     with pytest.raises(ConfigError, match="classes"):
         DistillationTask(
-            student=TinySegNet(3, width=4), teacher=TinySegNet(4, width=4), weights=DistillWeights()
+            student=TinySegNet(3, width=4),
+            teacher=TinySegNet(4, width=4),
+            settings=DistillTaskConfig(),
         )
 
 
 def test_discriminator_output_shape() -> None:
     d = OutputDiscriminator(num_classes=3, width=4)
     assert tuple(d(torch.rand(2, 3, 64, 96)).shape) == (2, 1, 2, 3)
+
+
+def test_every_loss_weight_names_a_registered_term_built_in_that_order() -> None:
+    from labelbridge.config.distill import LossWeights
+
+    assert list(LOSS_TERMS) == list(LossWeights.model_fields)
+    every = _task(feat=1.0, adv=0.1)
+    assert [t.name for t in every.terms] == list(LOSS_TERMS)
+    # the discriminator's loss comes with the adversarial term only, and both share one
+    # discriminator, registered once on the task
+    no_adv = _task(feat=1.0, adv=0.0, disc=1.0)
+    assert "disc" not in [t.name for t in no_adv.terms] and no_adv.discriminator is None
+    assert sum(k.startswith("discriminator.") for k in every.state_dict()) > 0
+    assert not any(".disc" in k or "_disc" in k for k in every.state_dict())

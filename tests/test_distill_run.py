@@ -12,18 +12,13 @@ from typer.testing import CliRunner
 
 from labelbridge.cli import app
 from labelbridge.config.distill import DistillConfig, load_distill_config
-from labelbridge.data.synthetic import WorldSizes, generate_world
-from labelbridge.engine.distill import (
-    DistillationModule,
-    build_distill_module,
-    build_target_sets,
-    run_distillation,
-    target_collate,
-)
-from labelbridge.engine.distill_losses import TARGET_LABEL_OFFSET
+from labelbridge.distill import DistillationModule, build_distill_module, run_distillation
+from labelbridge.distill.data import build_target_sets, target_collate
+from labelbridge.distill.functional import TARGET_LABEL_OFFSET
 from labelbridge.errors import ConfigError
 from labelbridge.models import TinySegNet
 from labelbridge.taxonomy import load_taxonomy
+from labelbridge.world import WorldSizes, generate_world
 
 ALL_TERMS = ["ce_source", "ce_source_aux", "kd_final", "kd_aux", "feat", "ce_pseudo", "adv", "disc"]
 
@@ -52,7 +47,7 @@ def _config(world, teacher_file: Path, out: Path, **overrides) -> DistillConfig:
     )
     data = {
         "taxonomy": str(world.source_taxonomy),
-        "teacher": {"spec": "tiny:width=8", "weights": str(teacher_file)},
+        "teacher": {"model": "tiny:width=8", "weights": str(teacher_file)},
         "student": {"spec": "tiny:width=4"},
         "source": [{"name": "folder", "root": str(src.root), "split": "train"}],
         "target": [
@@ -126,7 +121,7 @@ def test_config_errors(world, teacher_file: Path, tmp_path: Path) -> None:
         _config(world, teacher_file, tmp_path / "run", target=[])
     path = tmp_path / "bad.yaml"
     path.write_text(
-        "taxonomy: x\nteacher: {weights: a}\nstudent: {spec: tiny}\nsource: [{name: camvid}]\nval: [{name: camvid}]\noutput: o\nlosess: {}\n"
+        "taxonomy: x\nteacher: {checkpoint: a}\nstudent: {spec: tiny}\nsource: [{name: camvid}]\nval: [{name: camvid}]\noutput: o\nlosess: {}\n"
     )
     with pytest.raises(ConfigError, match="losess"):
         load_distill_config(path)

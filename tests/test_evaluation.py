@@ -16,7 +16,7 @@ from labelbridge.evaluation import (
     metrics_from_counts,
     project_predictions,
 )
-from labelbridge.evaluation.confusion import _count_torch
+from labelbridge.evaluation.confusion import count_confusion
 from labelbridge.taxonomy import Ontology, list_mappings, load_ontology, load_taxonomy
 
 I = IGNORE_INDEX  # noqa: E741
@@ -98,7 +98,7 @@ def test_torch_numpy_and_batches_agree() -> None:
             ref[t, p if 0 <= p < 6 else 6] += 1
     assert a.counts.numpy().tolist() == ref.tolist()
     # the on-device path (used for CUDA tensors) gives the same counts; run here on CPU
-    dev = _count_torch(torch.from_numpy(pred), torch.from_numpy(target), 6, torch.device("cpu"))
+    dev = count_confusion(torch.from_numpy(pred), torch.from_numpy(target), 6, torch.device("cpu"))
     assert dev.tolist() == ref.tolist()
     # wide integer types and negative predictions take the same route
     wide = ConfusionMatrix(6)

@@ -19,12 +19,15 @@ LAYERS: dict[str, float] = {
     "progress": -1,
     "yamlio": -1,
     "taxonomy": 0,
+    # the demo world renders numpy scenes and writes taxonomies: taxonomy + shared helpers
+    "world": 0,
     "viz": 0.5,
     "config": 0.5,
     "data": 1,
     "models": 2,
     "engine": 3,
     "evaluation": 3,
+    "distill": 3.5,  # extends the training engine (engine), used by the CLI
     "pseudo": 4,
     "suggest": 4,
     "pipeline": 5,

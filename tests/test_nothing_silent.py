@@ -148,14 +148,14 @@ def test_a_stage_cut_off_before_its_first_latest_state_starts_over_and_says_so(
 ) -> None:
     import logging
 
-    from labelbridge.engine.train import _start_stage_over
+    from labelbridge.engine.stage import start_stage_over
 
     ckpts = tmp_path / "checkpoints"
     ckpts.mkdir()
     (ckpts / "best-e000-s000004.ckpt").write_bytes(b"x")
     (ckpts / "notes.txt").write_text("kept")
     with caplog.at_level(logging.INFO, logger="labelbridge"):
-        _start_stage_over("train", ckpts, 6)
+        start_stage_over("train", ckpts, 6)
     assert sorted(p.name for p in ckpts.iterdir()) == ["notes.txt"]
     assert "removing 1 checkpoint(s)" in caplog.text and "best-e000-s000004.ckpt" in caplog.text
     assert "train: training from epoch 1 of 6" in caplog.text

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from labelbridge.cli.app import main
-from labelbridge.cli.ontology_tools_cmds import ontology_diff
 from labelbridge.constants import IGNORE_INDEX
 from labelbridge.errors import OntologyError, UserError
 from labelbridge.taxonomy import Ontology, list_mappings, load_ontology, load_taxonomy
+from labelbridge.taxonomy.diff import diff_ontologies
 from labelbridge.yamlio import load_yaml_text
 
 MAPPINGS = list_mappings()
@@ -263,14 +263,14 @@ def test_ontology_diff_reports_rows_policy_projection(taxa: Path) -> None:
     )
     b_text = b_text.replace("unlabelled: x", "unlabelled: unconstrained\nmapping")
     b = Ontology.from_file(_write(other, b_text))
-    diff = ontology_diff(a, b)
+    diff = diff_ontologies(a, b).to_dict()
     assert diff["labels"]["X"] == {"added": [], "removed": ["b"]}
     assert diff["labels"]["Z"] == {"added": ["b"], "removed": []}
     assert diff["labels"]["void"] == {"added": ["a", "b", "c"], "removed": []}
     assert diff["unlabelled"] == {"a": "ignore", "b": "unconstrained"}
     assert diff["projection"] == {"b": {"a": "X", "b": "Z"}}
     assert not diff["identical"]
-    assert ontology_diff(a, a)["identical"]
+    assert diff_ontologies(a, a).identical
 
 
 def test_cli_diff_exit_code(tmp_path: Path, capsys) -> None:

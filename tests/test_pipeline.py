@@ -12,9 +12,9 @@ import pytest
 from labelbridge.config.pipeline import PipelineConfig, load_pipeline_config
 from labelbridge.config.pseudo import PseudoLabelConfig
 from labelbridge.config.train import TrainConfig
-from labelbridge.data.synthetic import WorldSizes, generate_world
 from labelbridge.errors import ConfigError
 from labelbridge.pipeline import RunState, format_table, plan_stages, run_pipeline
+from labelbridge.world import WorldSizes, generate_world
 
 
 def _config(run_dir: Path, world_root: Path, **changes) -> PipelineConfig:

@@ -19,7 +19,8 @@ from labelbridge.config.train import TrainConfig
 from labelbridge.constants import IGNORE_INDEX
 from labelbridge.data import create_dataset
 from labelbridge.engine.callbacks import STAGE_MARKER, read_stage_marker
-from labelbridge.engine.train import run_training, validate_checkpoint
+from labelbridge.engine.stage import validate_checkpoint
+from labelbridge.engine.train import run_training
 from labelbridge.errors import ConfigError
 from labelbridge.evaluation import ConfusionMatrix
 from labelbridge.models import load_checkpoint
@@ -199,11 +200,11 @@ def test_ddp_validation_matches_single_process(trained) -> None:
     """Two CPU processes (gloo) each score half of the 5 val images; the summed confusion
     matrix must equal the single-process one (no padding duplicates, no averaged mIoUs)."""
     cfg, result = trained
-    single = validate_checkpoint(cfg, result.final_checkpoint)
+    single = validate_checkpoint(cfg, result.final_checkpoint, model_spec=cfg.model.spec)
     ddp_cfg = cfg.model_copy(
         update={"trainer": cfg.trainer.model_copy(update={"devices": 2, "strategy": "ddp_spawn"})}
     )
-    ddp = validate_checkpoint(ddp_cfg, result.final_checkpoint)
+    ddp = validate_checkpoint(ddp_cfg, result.final_checkpoint, model_spec=cfg.model.spec)
     assert ddp["toy"]["pixels"] == single["toy"]["pixels"] == 5 * 47 * 64
     assert ddp["toy"]["mIoU"] == pytest.approx(single["toy"]["mIoU"], abs=1e-6)
     assert ddp["toy"]["pixel_accuracy"] == pytest.approx(single["toy"]["pixel_accuracy"], abs=1e-6)

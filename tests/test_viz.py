@@ -17,7 +17,7 @@ from labelbridge.viz.ontology_matrix import (
     ALLOWED_COLOR,
     IGNORE_ROW_COLOR,
     POLICY_COLOR,
-    _cell_kinds,
+    cell_kinds,
     plot_ontology_matrix,
 )
 
@@ -69,7 +69,7 @@ def _colour_present(png: Path, hex_color: str) -> bool:
 
 def test_ontology_matrix_cells_and_picture(tmp_path: Path) -> None:
     onto = load_ontology("camvid11_to_cityscapes")
-    kinds = _cell_kinds(onto)
+    kinds = cell_kinds(onto)
     assert kinds.shape == (12, 19)  # all 12 CamVid classes (Unlabelled included) x 19 Cityscapes
     cam, cs = onto.extra, onto.source
     assert kinds[cam.classes.index(cam.get("Car")), cs.train_id_of("truck")] == 1
@@ -97,7 +97,7 @@ def test_ontology_matrix_ignore_rows(tmp_path: Path) -> None:
             },
         }
     )
-    kinds = _cell_kinds(onto)
+    kinds = cell_kinds(onto)
     assert (kinds[1] == 3).all() and (kinds[7] == 3).all()  # non-drivable -> ignore; ignored class
     out = plot_ontology_matrix(onto, tmp_path / "idd.png", title="IDD")
     assert _colour_present(out, IGNORE_ROW_COLOR) and not _colour_present(out, POLICY_COLOR)

@@ -1,6 +1,6 @@
 """``labelbridge demo``: the whole method on an embedded procedural world, on a CPU.
 
-:func:`run_demo` renders the synthetic street world (:mod:`labelbridge.data.synthetic`:
+:func:`run_demo` renders the synthetic street world (:mod:`labelbridge.world`:
 a small clear-day source set, two large extra sets with other taxonomies, labelling
 policies and lighting, and a never-trained-on robustness set), writes the pipeline
 config of the demo next to it, runs the pipeline with both arms (ontology priors and
@@ -32,9 +32,9 @@ from typing import Any
 from labelbridge.config.base import dump_config
 from labelbridge.config.pipeline import PipelineConfig
 from labelbridge.data.pseudo_folder import PREVIEW_DIR
-from labelbridge.data.synthetic import WorldPaths, WorldSizes, generate_world
 from labelbridge.files import write_text_atomic
 from labelbridge.pipeline import PipelineResult, run_pipeline
+from labelbridge.world import WorldPaths, WorldSizes, generate_world
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class DemoProfile:
 
 FULL = DemoProfile(
     name="full",
-    sizes=WorldSizes(source_train=30, source_val=40, extra_a=200, extra_b=200, wild=80),
+    sizes=WorldSizes(source_train=30),  # the default world, with a smaller source train set
     image_size=(128, 96),
     model="tiny:width=32",
     epochs=8,
@@ -99,7 +99,7 @@ FULL = DemoProfile(
 
 QUICK = DemoProfile(
     name="quick",
-    sizes=WorldSizes(source_train=4, source_val=3, extra_a=4, extra_b=4, wild=3),
+    sizes=WorldSizes.tiny(),
     image_size=(64, 48),
     model="tiny",
     epochs=1,

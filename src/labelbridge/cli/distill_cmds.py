@@ -37,7 +37,7 @@ def distill_cmd(
     <out>/final.ckpt and validated.
     """
     from labelbridge.config.distill import load_distill_config
-    from labelbridge.engine.distill import run_distillation
+    from labelbridge.distill import run_distillation
 
     cfg = load_distill_config(config, overrides)
     result = run_distillation(cfg, out_dir=out)

@@ -82,10 +82,7 @@ def ontology_check_cmd(
             c.name: onto.allowed_names(c.name) + (["ignore"] if onto.void_allowed[c.id] else [])
             for c in onto.extra.classes
         },
-        "projection": {
-            name: (onto.extra.train_names[int(e)] if int(e) < onto.extra.num_classes else "ignore")
-            for name, e in zip(onto.source.train_names, onto.projection, strict=True)
-        },
+        "projection": onto.projection_names(),
     }
     if as_json:
         emit_json({**summary, **import_summary(onto)})

@@ -33,7 +33,8 @@ def train_cmd(
     from labelbridge.config.train import load_train_config
 
     cfg = load_train_config(config, overrides)  # config errors show before the heavy imports
-    from labelbridge.engine.train import is_global_zero, run_training
+    from labelbridge.engine.stage import is_global_zero
+    from labelbridge.engine.train import run_training
 
     result = run_training(cfg, out_dir=out)
     if not is_global_zero():

@@ -36,13 +36,18 @@ Relative paths are resolved against the working directory, as on the command lin
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from labelbridge.config.base import StrictModel, load_config
+from labelbridge.config.parts import (
+    DatasetLocation,
+    TeacherRef,
+    folder_name,
+    unique_report_names,
+)
 from labelbridge.config.pseudo import OutputsConfig, TTAConfig
 from labelbridge.config.train import (
     FinetuneConfig,
@@ -57,8 +62,6 @@ Arm = Literal["priors", "no_priors"]
 
 #: Keys of a training config that the pipeline fills in itself.
 PIPELINE_OWNED_TRAIN_KEYS: tuple[str, ...] = ("taxonomy", "datasets", "val", "output")
-
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 class TrainingSection(TrainConfig):
@@ -80,23 +83,18 @@ class TrainingSection(TrainConfig):
         return self
 
 
-class PipelineTeacher(StrictModel):
-    """The first teacher: trained here, or given.
+class PipelineTeacher(TeacherRef):
+    """The first teacher: trained here, or given as a model reference
+    (:class:`~labelbridge.config.parts.TeacherRef`: ``checkpoint``, or ``model`` +
+    ``weights`` + ``taxonomy``, which must be the pipeline's).
 
     Attributes:
         train: train it on ``source`` (see :class:`TrainingSection`).
-        checkpoint: a labelbridge checkpoint (or a published file that
-            :func:`labelbridge.models.checkpoint.load_checkpoint` recognises).
-        model: model spec of a given teacher (with ``weights`` and ``taxonomy``).
-        weights: weights file of ``model``.
-        taxonomy: taxonomy name or file of ``model``'s outputs (must be the pipeline's).
     """
 
+    reference_required: ClassVar[bool] = False
+
     train: TrainingSection | None = None
-    checkpoint: str | None = None
-    model: str | None = None
-    weights: str | None = None
-    taxonomy: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -112,46 +110,37 @@ class PipelineTeacher(StrictModel):
         return data
 
     @model_validator(mode="after")
-    def _one_form(self) -> PipelineTeacher:
-        forms = [self.train is not None, self.checkpoint is not None, self.model is not None]
-        if sum(forms) != 1:
+    def _trained_or_given(self) -> PipelineTeacher:
+        if (self.train is not None) == self.given:
             raise ValueError(
                 "give exactly one of 'train', 'checkpoint', or 'model' (+ 'weights', 'taxonomy')"
             )
-        if self.model is None and (self.weights is not None or self.taxonomy is not None):
-            raise ValueError("'weights' and 'taxonomy' go with 'model'")
         if self.model is not None and self.taxonomy is None:
             raise ValueError("a teacher given as 'model' needs its 'taxonomy'")
         return self
 
 
-class ExtraDatasetConfig(StrictModel):
-    """One extra dataset: pseudo-labelled by the teacher, then trained on by the student.
+class ExtraDatasetConfig(DatasetLocation):
+    """One extra dataset: pseudo-labelled by the teacher, then trained on by the student
+    (``root``, ``split``, ``on_error``, ``limit`` as in
+    :class:`~labelbridge.config.parts.DatasetLocation`; ``on_error`` applies to both).
 
     Attributes:
         name: unique name; the pseudo-label sub-folder.
         reader: reader registry name (``labelbridge datasets list``).
-        root: dataset root, or ``None`` for ``$LABELBRIDGE_DATA/<reader>``.
-        split: split name.
         ontology: mapping (name or file) from the reader's taxonomy to ``taxonomy``.
         weight: sampling weight in student training (see ``TrainDatasetConfig.weight``).
-        limit: only the first ``limit`` images.
     """
 
     name: str
     reader: str
-    root: str | None = None
-    split: str = "train"
     ontology: str
     weight: float = Field(default=1.0, gt=0)
-    limit: int | None = Field(default=None, ge=1)
 
     @field_validator("name")
     @classmethod
     def _safe_name(cls, value: str) -> str:
-        if not _NAME_RE.match(value):
-            raise ValueError(f"{value!r} must be a folder name of letters, digits, '.', '_' or '-'")
-        return value
+        return folder_name(value)
 
 
 class PipelinePseudoConfig(StrictModel):
@@ -244,12 +233,7 @@ class PipelineConfig(StrictModel):
         if dup:
             raise ValueError(f"extra dataset names must be unique; repeated: {dup}")
         for group, entries in (("val", self.val), ("evaluation", self.evaluation)):
-            labels = [v.report_name for v in entries]
-            dup = sorted({n for n in labels if labels.count(n) > 1})
-            if dup:
-                raise ValueError(
-                    f"{group} report names must be unique (give each a 'label'); repeated: {dup}"
-                )
+            unique_report_names(entries, group)
         if self.student is None and self.teacher.train is None:
             raise ValueError(
                 "a 'student' training section is needed when the teacher is not trained here"

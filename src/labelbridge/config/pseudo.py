@@ -22,76 +22,44 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from labelbridge.config.base import StrictModel, load_config
+from labelbridge.config.parts import DatasetLocation, TeacherRef, folder_name
 from labelbridge.constants import DEFAULT_TTA_SCALES
 
-#: Output sub-folder names: letters, digits, ``._-`` (no path separators).
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
-
-class TeacherConfig(StrictModel):
-    """The teacher: a checkpoint that carries its taxonomy, or a model spec + weights + taxonomy.
-
-    Attributes:
-        checkpoint: labelbridge/Lightning checkpoint, or a published file that
-            :func:`labelbridge.models.checkpoint.load_checkpoint` recognises.
-        model: model spec for :func:`labelbridge.models.create_model` (e.g. ``"espnetv2:s=2.0"``).
-        weights: weights file for ``model``.
-        taxonomy: taxonomy name or file of ``model``'s outputs.
-    """
-
-    checkpoint: str | None = None
-    model: str | None = None
-    weights: str | None = None
-    taxonomy: str | None = None
+class TeacherConfig(TeacherRef):
+    """The pseudo-labelling teacher: a model reference
+    (:class:`~labelbridge.config.parts.TeacherRef`) whose taxonomy is known: a checkpoint
+    carries it, a ``model`` needs ``taxonomy``."""
 
     @model_validator(mode="after")
-    def _one_form(self) -> TeacherConfig:
-        if self.checkpoint is not None:
-            if self.model is not None or self.weights is not None or self.taxonomy is not None:
-                raise ValueError(
-                    "give either 'checkpoint' or 'model' + 'weights' + 'taxonomy', not both"
-                )
-        elif self.model is None or self.taxonomy is None:
+    def _taxonomy_known(self) -> TeacherConfig:
+        if self.model is not None and self.taxonomy is None:
             raise ValueError("give 'checkpoint', or 'model' and 'taxonomy' (and usually 'weights')")
         return self
 
-    def describe(self) -> dict[str, str]:
-        """Plain description recorded in ``pseudo_labels.yaml``."""
-        return {k: v for k, v in self.model_dump().items() if v is not None}
 
-
-class DatasetEntry(StrictModel):
-    """One extra dataset to pseudo-label.
+class DatasetEntry(DatasetLocation):
+    """One extra dataset to pseudo-label (``root``, ``split``, ``on_error``, ``limit`` as
+    in :class:`~labelbridge.config.parts.DatasetLocation`; ``limit`` counts before sharding).
 
     Attributes:
         name: output sub-folder (``<output>/<name>/``); unique within the config.
         reader: registry name of the reader (``labelbridge datasets list``).
-        root: dataset root, or ``None`` for ``$LABELBRIDGE_DATA/<reader>``.
-        split: split name.
         ontology: mapping name or file; its extra taxonomy must be the reader's.
-        on_error: ``raise`` on a bad file, or ``skip`` it (listed in the report).
-        limit: only the first ``limit`` images of the split (before sharding).
     """
 
     name: str
     reader: str
-    root: str | None = None
-    split: str = "train"
     ontology: str
-    on_error: Literal["raise", "skip"] = "raise"
-    limit: int | None = Field(default=None, ge=1)
 
     @field_validator("name")
     @classmethod
     def _safe_name(cls, value: str) -> str:
-        if not _NAME_RE.match(value):
-            raise ValueError(f"{value!r} must be a folder name of letters, digits, '.', '_' or '-'")
-        return value
+        return folder_name(value)
 
 
 class TTAConfig(StrictModel):

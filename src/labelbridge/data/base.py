@@ -10,111 +10,89 @@ ids or colours outside the taxonomy) raise :class:`SampleError` (a
 ``on_error="skip"``, are recorded in :attr:`SegmentationDataset.skipped` and the sample
 is dropped: images without a label file are dropped while listing, bad files by
 :meth:`SegmentationDataset.iter_samples`. A wrong label is never returned silently.
+
+Here: :class:`SegmentationDataset` and the decoders of its files (:func:`read_image`,
+:func:`read_label_png`, ...). The sample types (:class:`Sample`, :class:`SampleError`, the
+problem kinds) live in :mod:`labelbridge.data.samples`, the listing helpers (roots,
+prepared folders, pairing images with labels) in :mod:`labelbridge.data.listing`; both
+are re-exported from here.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import ClassVar, TypeVar
 
 import numpy as np
 from PIL import Image
 
-from labelbridge.constants import DATA_ROOT_ENV, IGNORE_INDEX
-from labelbridge.errors import DatasetError, SplitAbsent
+from labelbridge.constants import IGNORE_INDEX
+from labelbridge.data.listing import (
+    IMAGE_EXTENSIONS,
+    PREPARED_FILE,
+    SPLIT_FOLDERS,
+    MissingLabelHandler,
+    PairListing,
+    pair_by_stem,
+    prepared_marker,
+    resolve_root,
+    walk_files,
+)
+from labelbridge.data.samples import (
+    CORRUPT,
+    MISSING_FILE,
+    MISSING_LABEL,
+    OTHER_PROBLEM,
+    PROBLEM_KINDS,
+    SIZE_MISMATCH,
+    UNKNOWN_LABEL,
+    UNREADABLE,
+    FilePair,
+    OnError,
+    Sample,
+    SampleError,
+    SkipRecord,
+)
+from labelbridge.errors import DatasetError
 from labelbridge.taxonomy import Taxonomy, load_taxonomy
+
+__all__ = [
+    "CORRUPT",
+    "IMAGE_EXTENSIONS",
+    "MISSING_FILE",
+    "MISSING_LABEL",
+    "OTHER_PROBLEM",
+    "PREPARED_FILE",
+    "PROBLEM_KINDS",
+    "SIZE_MISMATCH",
+    "SPLIT_FOLDERS",
+    "UNKNOWN_LABEL",
+    "UNREADABLE",
+    "DatasetInfo",
+    "FilePair",
+    "MissingLabelHandler",
+    "OnError",
+    "PairListing",
+    "Sample",
+    "SampleError",
+    "SegmentationDataset",
+    "SkipRecord",
+    "pair_by_stem",
+    "prepared_marker",
+    "read_image",
+    "read_image_size",
+    "read_label_png",
+    "read_label_rgb",
+    "resolve_root",
+    "walk_files",
+]
 
 logger = logging.getLogger(__name__)
 
-OnError = Literal["raise", "skip"]
-#: Marker file of a folder written by ``labelbridge datasets prepare`` (see
-#: :mod:`labelbridge.data.prepare`): which dataset, prepared from which source root.
-PREPARED_FILE = "prepared.json"
-#: ``what`` of :meth:`SegmentationDataset.require_dir` whose absence means the split was
-#: not downloaded (:class:`~labelbridge.errors.SplitAbsent`), not that it is broken.
-SPLIT_FOLDERS = ("image", "split")
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-
-# Kinds of problems with one sample (SampleError.kind, SkipRecord.kind).
-MISSING_LABEL = "missing_label"
-MISSING_FILE = "missing_file"
-UNREADABLE = "unreadable"
-CORRUPT = "corrupt"
-SIZE_MISMATCH = "size_mismatch"
-UNKNOWN_LABEL = "unknown_label"
-OTHER_PROBLEM = "other"  # recorded by code that does not classify the problem
-PROBLEM_KINDS = (
-    MISSING_LABEL,
-    MISSING_FILE,
-    UNREADABLE,
-    CORRUPT,
-    SIZE_MISMATCH,
-    UNKNOWN_LABEL,
-    OTHER_PROBLEM,
-)
-
-
-class SampleError(DatasetError):
-    """A problem with one file of one sample.
-
-    Attributes:
-        path: the offending file.
-        kind: one of :data:`PROBLEM_KINDS`.
-    """
-
-    def __init__(self, path: Path | str, kind: str, message: str) -> None:
-        super().__init__(f"{path}: {message}")
-        self.path = str(path)
-        self.kind = kind
-
-
-@dataclass
-class Sample:
-    """One image with its label map.
-
-    Attributes:
-        image: ``(H, W, 3)`` uint8 RGB.
-        label: ``(H, W)`` int32 raw ids of the dataset's taxonomy, or ``None`` when the
-            split has no labels.
-        dataset: dataset name (registry key).
-        split: split name.
-        key: the image's path relative to the dataset root, without extension; used to
-            mirror outputs (pseudo-labels are written to ``<out>/<key>.png``).
-        image_path: the image file.
-        label_path: the label file, or ``None``.
-    """
-
-    image: np.ndarray
-    label: np.ndarray | None
-    dataset: str
-    split: str
-    key: str
-    image_path: Path
-    label_path: Path | None = None
-
-
-@dataclass
-class SkipRecord:
-    """A file skipped under ``on_error="skip"``: which, why, and the kind of problem
-    (one of :data:`PROBLEM_KINDS`)."""
-
-    path: str
-    problem: str
-    kind: str = OTHER_PROBLEM
-
-
-@dataclass
-class FilePair:
-    """An image file and its label file (``None`` for unlabelled splits)."""
-
-    image: Path
-    label: Path | None
-    key: str = ""
+T = TypeVar("T")
 
 
 def _open_error(path: Path, what: str, exc: BaseException) -> SampleError:
@@ -128,18 +106,30 @@ def _open_error(path: Path, what: str, exc: BaseException) -> SampleError:
     return SampleError(path, CORRUPT, f"cannot decode {what} file (truncated or corrupt?): {exc}")
 
 
+def _decode(path: Path, what: str, decode: Callable[[Image.Image], T]) -> T:
+    """``decode`` applied to the opened ``path``; a failure to open or decode it (named
+    ``what``: ``"image"`` or ``"label"``) becomes a :class:`SampleError`."""
+    try:
+        with Image.open(path) as im:
+            return decode(im)
+    except SampleError:
+        raise
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise _open_error(Path(path), what, exc) from None
+
+
+def _rgb(im: Image.Image) -> np.ndarray:
+    im.load()
+    return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+
+
 def read_image(path: Path) -> np.ndarray:
     """Read an RGB image as ``(H, W, 3)`` uint8 (grey and palette images are converted).
 
     Raises:
         SampleError: missing, unreadable, truncated or corrupt file (named).
     """
-    try:
-        with Image.open(path) as im:
-            im.load()
-            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise _open_error(Path(path), "image", exc) from None
+    return _decode(path, "image", _rgb)
 
 
 def read_image_size(path: Path) -> tuple[int, int]:
@@ -148,11 +138,7 @@ def read_image_size(path: Path) -> tuple[int, int]:
     Raises:
         SampleError: missing, unreadable, or not an image.
     """
-    try:
-        with Image.open(path) as im:
-            return int(im.size[0]), int(im.size[1])
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise _open_error(Path(path), "image", exc) from None
+    return _decode(path, "image", lambda im: (int(im.size[0]), int(im.size[1])))
 
 
 def read_label_png(path: Path) -> np.ndarray:
@@ -167,43 +153,41 @@ def read_label_png(path: Path) -> np.ndarray:
             a JPEG (lossy: its values are not the ids written) whatever its name; an LA
             file with transparent pixels.
     """
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if im.format == "JPEG":
-                raise SampleError(
-                    path,
-                    CORRUPT,
-                    "label file is a JPEG image (lossy compression changes the ids near every "
-                    "edge); labels must be stored losslessly (PNG)",
-                )
-            if im.mode in ("RGB", "RGBA"):
-                raise SampleError(
-                    path,
-                    UNKNOWN_LABEL,
-                    f"label file is colour ({im.mode}) but this dataset stores class ids; "
-                    "use a taxonomy with label_format: color",
-                )
-            if im.mode in ("LA", "La", "PA"):
-                grey_alpha = np.asarray(im.convert("LA") if im.mode == "La" else im)
-                if (grey_alpha[..., 1] != 255).any():
-                    raise SampleError(
-                        path,
-                        UNKNOWN_LABEL,
-                        f"label file has mode {im.mode} with transparent pixels; expected one "
-                        "id channel (mode L, P, I or I;16)",
-                    )
-                return grey_alpha[..., 0].astype(np.int32)
-            arr = np.asarray(im, dtype=np.int32)
-            if arr.ndim != 2:
-                raise SampleError(
-                    path, UNKNOWN_LABEL, f"label file has mode {im.mode}; expected one id channel"
-                )
-            return arr.copy()
-    except SampleError:
-        raise
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise _open_error(Path(path), "label", exc) from None
+    return _decode(path, "label", lambda im: _label_ids(path, im))
+
+
+def _label_ids(path: Path, im: Image.Image) -> np.ndarray:
+    im.load()
+    if im.format == "JPEG":
+        raise SampleError(
+            path,
+            CORRUPT,
+            "label file is a JPEG image (lossy compression changes the ids near every "
+            "edge); labels must be stored losslessly (PNG)",
+        )
+    if im.mode in ("RGB", "RGBA"):
+        raise SampleError(
+            path,
+            UNKNOWN_LABEL,
+            f"label file is colour ({im.mode}) but this dataset stores class ids; "
+            "use a taxonomy with label_format: color",
+        )
+    if im.mode in ("LA", "La", "PA"):
+        grey_alpha = np.asarray(im.convert("LA") if im.mode == "La" else im)
+        if (grey_alpha[..., 1] != 255).any():
+            raise SampleError(
+                path,
+                UNKNOWN_LABEL,
+                f"label file has mode {im.mode} with transparent pixels; expected one "
+                "id channel (mode L, P, I or I;16)",
+            )
+        return grey_alpha[..., 0].astype(np.int32)
+    arr = np.asarray(im, dtype=np.int32)
+    if arr.ndim != 2:
+        raise SampleError(
+            path, UNKNOWN_LABEL, f"label file has mode {im.mode}; expected one id channel"
+        )
+    return arr.copy()
 
 
 def read_label_rgb(path: Path) -> np.ndarray:
@@ -212,78 +196,10 @@ def read_label_rgb(path: Path) -> np.ndarray:
     Raises:
         SampleError: missing, unreadable, truncated or corrupt file.
     """
-    try:
-        with Image.open(path) as im:
-            im.load()
-            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise _open_error(Path(path), "label", exc) from None
+    return _decode(path, "label", _rgb)
 
 
-def resolve_root(root: str | Path | None, dataset: str) -> Path:
-    """Dataset root: the argument, else ``$LABELBRIDGE_DATA/<dataset>``.
-
-    Raises:
-        DatasetError: neither given, or the folder does not exist.
-    """
-    if root is None:
-        base = os.environ.get(DATA_ROOT_ENV)
-        if not base:
-            raise DatasetError(
-                f"no root given for dataset {dataset!r}: pass --root DIR or set ${DATA_ROOT_ENV} "
-                f"to the folder that holds '{dataset}/'"
-            )
-        root = Path(base) / dataset
-    path = Path(root)
-    if not path.is_dir():
-        raise DatasetError(f"{path}: dataset root of {dataset!r} is not a folder")
-    return path
-
-
-def prepared_marker(root: Path) -> dict | None:
-    """The contents of ``root``'s :data:`PREPARED_FILE`, or ``None`` when ``root`` is not
-    a prepared folder.
-
-    Raises:
-        DatasetError: the marker is unreadable or its source root does not exist.
-    """
-    path = root / PREPARED_FILE
-    if not path.is_file():
-        return None
-    try:
-        marker = json.loads(path.read_text())
-        source = Path(marker["source_root"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DatasetError(f"{path}: unreadable prepared-folder marker: {exc}") from None
-    if not marker.get("holds_images") and not source.is_dir():
-        raise DatasetError(
-            f"{path}: this folder was prepared from {source}, which is gone; the images are "
-            "read from there (pass --root of a folder prepared from the present copy)"
-        )
-    return marker
-
-
-def walk_files(folder: Path) -> list[Path]:
-    """Every entry under ``folder`` (files and sub-folders, as ``Path.rglob`` gives them),
-    sorted, following symlinked sub-folders (a dataset assembled from links is read
-    whole); a link back into a folder already visited is not followed again. Callers
-    filter by name, so a folder named like an image is kept and reported when read."""
-    found: list[Path] = []
-    seen: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        real = os.path.realpath(dirpath)
-        if real in seen:
-            dirnames[:] = []
-            continue
-        seen.add(real)
-        found.extend(Path(dirpath) / name for name in (*dirnames, *filenames))
-    return sorted(found)
-
-
-MissingLabelHandler = Callable[[Path, Path | None], None]
-
-
-class SegmentationDataset:
+class SegmentationDataset(PairListing):
     """Base reader. Subclasses set the class attributes and implement :meth:`list_pairs`.
 
     Args:
@@ -381,141 +297,6 @@ class SegmentationDataset:
         """Split names present for ``root`` (default: the published :attr:`splits`)."""
         return cls.splits
 
-    # ------------------------------------------------------------------ listing helpers
-    @property
-    def release_dir(self) -> Path:
-        """The root, or ``<root>/<release_folder>`` when the root holds that folder and not
-        the split's own folder (users pass either the unpacked folder or its parent)."""
-        if self.release_folder:
-            sub = self.root / self.release_folder
-            if sub.is_dir() and not (self.root / self.split).is_dir():
-                return sub
-        return self.root
-
-    @property
-    def has_labels(self) -> bool:
-        """``False`` for splits published without labels."""
-        return self.split not in self.unlabelled_splits
-
-    def require_dir(self, path: Path, what: str) -> Path:
-        """``path`` if it is a folder.
-
-        Raises:
-            SplitAbsent: the split's ``image`` (or whole ``split``) folder is missing.
-            DatasetError: another folder (labels) is missing; both name the folder, what it
-                should hold, and the layout.
-        """
-        if not path.is_dir():
-            hint = f"; expected layout: {self.layout}" if self.layout else ""
-            kind = SplitAbsent if what in SPLIT_FOLDERS else DatasetError
-            raise kind(
-                f"{path}: {what} folder of {self.name!r} split {self.split!r} not found{hint}"
-            )
-        return path
-
-    def missing_label(self, image: Path, expected: Path | None) -> None:
-        """An image without its label file: raise, or record it under ``on_error="skip"``.
-
-        Raises:
-            SampleError: kind ``missing_label``, naming the image and the expected label.
-        """
-        where = f" (expected {expected})" if expected is not None else ""
-        err = SampleError(image, MISSING_LABEL, f"no label file for this image{where}")
-        if self.on_error == "raise":
-            raise err
-        logger.debug("skipping %s", err)
-        self.skipped.append(SkipRecord(str(image), str(err), MISSING_LABEL))
-
-    def pairs_by_suffix(
-        self,
-        image_dir: Path,
-        label_dir: Path | None,
-        *,
-        image_suffix: str | tuple[str, ...],
-        label_suffix: str,
-        recursive: bool = True,
-    ) -> list[FilePair]:
-        """Pair ``image_dir/**/<base><image_suffix>`` with ``label_dir/**/<base><label_suffix>``
-        (same sub-folder). ``label_dir=None`` lists images only (unlabelled split).
-
-        Args:
-            image_dir: folder of the split's images.
-            label_dir: folder of the split's labels, or ``None``.
-            image_suffix: file name ending(s) of images, e.g. ``"_leftImg8bit.png"``.
-            label_suffix: file name ending of labels, e.g. ``"_gtFine_labelIds.png"``.
-            recursive: search sub-folders (city / sequence folders).
-        """
-        suffixes = (image_suffix,) if isinstance(image_suffix, str) else tuple(image_suffix)
-        candidates = walk_files(image_dir) if recursive else image_dir.iterdir()
-        pairs = []
-        for img in sorted(candidates):
-            suffix = next((s for s in suffixes if img.name.endswith(s)), None)
-            if suffix is None:  # a folder named like an image is kept: reading reports it
-                continue
-            if label_dir is None:
-                pairs.append(FilePair(img, None))
-                continue
-            rel = img.relative_to(image_dir)
-            lab = label_dir / rel.parent / f"{rel.name[: -len(suffix)]}{label_suffix}"
-            if lab.exists():
-                pairs.append(FilePair(img, lab))
-            else:
-                self.missing_label(img, lab)
-        return pairs
-
-    def pairs_from_list_file(
-        self, list_file: Path, *, what: str = "split file", hint: str = ""
-    ) -> list[FilePair]:
-        """Pairs listed in a text file, one ``<image path> [<label path>]`` per line (blank
-        lines skipped), in file order.
-
-        Paths are relative to the root. An absolute path that does not exist (list files
-        written on the publisher's machine, e.g. SegNet's ``/SegNet/CamVid/train/x.png``)
-        is taken as its longest trailing part that exists under the root. A line with only
-        an image path lists an unlabelled image.
-
-        Raises:
-            SplitAbsent: the file is missing (naming it and the layout).
-            DatasetError: a line has more than two fields (file:line).
-        """
-        if not list_file.is_file():
-            raise SplitAbsent(
-                f"{list_file}: {what} not found ({hint + '; ' if hint else ''}"
-                f"expected layout: {self.layout})"
-            )
-        pairs = []
-        for lineno, line in enumerate(list_file.read_text().splitlines(), start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) > 2:
-                raise DatasetError(
-                    f"{list_file}:{lineno}: expected '<image path> [<label path>]', got "
-                    f"{len(fields)} fields"
-                )
-            image = self._listed_path(fields[0])
-            if len(fields) == 1:
-                pairs.append(FilePair(image, None))
-                continue
-            label = self._listed_path(fields[1])
-            if label.exists():
-                pairs.append(FilePair(image, label))
-            else:
-                self.missing_label(image, label)
-        return pairs
-
-    def _listed_path(self, text: str) -> Path:
-        relative = Path(text.lstrip("/"))
-        path = self.root / relative
-        if path.exists() or not text.startswith("/"):
-            return path
-        parts = relative.parts
-        for start in range(1, len(parts)):
-            candidate = self.root.joinpath(*parts[start:])
-            if candidate.exists():
-                return candidate
-        return path
-
     # ------------------------------------------------------------------ reading
     def _with_key(self, pair: FilePair) -> FilePair:
         if not pair.key:
@@ -600,38 +381,3 @@ class DatasetInfo:
     #: ``"required"`` (read only after ``datasets prepare``), ``"optional"`` (prepare
     #: makes reading faster) or ``""`` (no prepare step).
     prepare: str = ""
-
-
-def pair_by_stem(
-    images: list[Path],
-    labels: list[Path],
-    *,
-    label_dir: Path,
-    on_missing: MissingLabelHandler | None = None,
-) -> list[FilePair]:
-    """Pair images and labels by file stem (any image extension).
-
-    Args:
-        images: image files.
-        labels: label files.
-        label_dir: where labels were looked for (named in messages).
-        on_missing: called with ``(image, None)`` for an image without a label
-            (e.g. :meth:`SegmentationDataset.missing_label`); default: raise.
-
-    Raises:
-        DatasetError: an image without a label (when ``on_missing`` is not given),
-            naming both paths.
-    """
-    by_stem = {p.stem: p for p in labels}
-    pairs = []
-    for img in sorted(images):
-        lab = by_stem.get(img.stem)
-        if lab is None:
-            if on_missing is None:
-                raise SampleError(
-                    img, MISSING_LABEL, f"no label file with stem {img.stem!r} in {label_dir}"
-                )
-            on_missing(img, label_dir / f"{img.stem}.png")
-            continue
-        pairs.append(FilePair(img, lab))
-    return pairs

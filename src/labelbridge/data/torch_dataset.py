@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -22,6 +24,8 @@ from labelbridge.errors import ConfigError, DatasetError
 from labelbridge.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def resize_pair(
@@ -156,24 +160,49 @@ class SegmentationTorchDataset(Dataset):
         return resize_pair(sample.image, target, self.resize)
 
     def __getitem__(self, position: int) -> tuple[torch.Tensor, torch.Tensor]:
-        attempts = 0
-        while True:
-            try:
-                image, target = self.load_pair(position)
-                break
-            except DatasetError as exc:
-                if self.reader.on_error == "raise" or attempts >= len(self.indices) - 1:
-                    raise
-                bad_path = self.reader.pairs[self.indices[position]].image
-                self.reader.skipped.append(SkipRecord(str(bad_path), str(exc)))
-                log.warning("skipping a bad sample: %s", exc)
-                if self.skip_log is not None:
-                    append_skip_record(self.skip_log, str(bad_path), str(exc))
-                position = (position + 1) % len(self.indices)
-                attempts += 1
+        image, target = load_or_skip(
+            self.reader, self.indices, position, self.load_pair, skip_log=self.skip_log
+        )
         image_t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).contiguous()
         target_t = torch.from_numpy(np.ascontiguousarray(target)).to(torch.int64)
         return image_t, target_t
+
+
+def load_or_skip(
+    reader: SegmentationDataset,
+    indices: list[int],
+    position: int,
+    load: Callable[[int], T],
+    *,
+    skip_log: Path | None = None,
+) -> T:
+    """``load(position)``; under the reader's ``on_error="skip"``, a sample that fails with a
+    :class:`~labelbridge.errors.DatasetError` is logged, recorded in ``reader.skipped``
+    (and in ``skip_log``) and replaced by the next position, cyclically.
+
+    Args:
+        reader: the dataset reader (its ``on_error``, ``pairs`` and ``skipped``).
+        indices: reader index of each position.
+        position: the position asked for.
+        load: reads one position.
+        skip_log: JSON-lines file every skip is appended to, or ``None``.
+
+    Raises:
+        DatasetError: under ``on_error="raise"``, or when no position can be read.
+    """
+    for attempt in range(len(indices)):
+        try:
+            return load(position)
+        except DatasetError as exc:
+            if reader.on_error == "raise" or attempt == len(indices) - 1:
+                raise
+            bad_path = str(reader.pairs[indices[position]].image)
+            reader.skipped.append(SkipRecord(bad_path, str(exc)))
+            log.warning("skipping a bad sample: %s", exc)
+            if skip_log is not None:
+                append_skip_record(skip_log, bad_path, str(exc))
+            position = (position + 1) % len(indices)
+    raise DatasetError(f"{reader.root}: no samples to read")
 
 
 def pad_collate(

@@ -1,11 +1,13 @@
 """Training: the LightningModule, augmentation on device, optimisers and schedules,
-callbacks, and the training entry points (teacher / student with source fine-tune)."""
+callbacks, the data module, one resumable stage runner (``stage``) and the training
+entry point (teacher / student with source fine-tune)."""
 
 import warnings
 
 from labelbridge.engine.augment import SegmentationAugment
 from labelbridge.engine.module import SELECT_METRIC, SegmentationModule, val_set_spec
-from labelbridge.engine.train import TrainResult, run_training, validate_checkpoint
+from labelbridge.engine.stage import validate_checkpoint
+from labelbridge.engine.train import TrainResult, run_training
 
 # Two warnings every run printed that ask nothing of a user: Lightning's pytree helper
 # builds torch's deprecated ``LeafSpec`` (its own upgrade), and a resumed stage's

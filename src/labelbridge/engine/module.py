@@ -163,12 +163,11 @@ class SegmentationModule(L.LightningModule):
         return next((i for i, s in enumerate(self.val_sets) if s.get("select")), 0)
 
     def configure_optimizers(self) -> dict[str, Any]:
+        """The model's optimiser (plus :meth:`extra_parameter_groups`) and its per-step
+        schedule over the stage's planned steps (:func:`planned_steps`)."""
         optimizer = build_optimizer(self.model, **self.optimizer_args)
-        return self.with_scheduler(optimizer)
-
-    def with_scheduler(self, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-        """``configure_optimizers``' answer: ``optimizer`` and its per-step schedule over
-        the stage's planned steps (:func:`planned_steps`)."""
+        for group in self.extra_parameter_groups():
+            optimizer.add_param_group(group)
         total, per_epoch = planned_steps(self.trainer)
         scheduler = build_scheduler(
             optimizer, total_steps=total, steps_per_epoch=per_epoch, **self.schedule_args
@@ -183,17 +182,36 @@ class SegmentationModule(L.LightningModule):
         """``(B, 3, H, W)`` float in ``[0, 1]`` -> ``(B, C, H, W)`` logits."""
         return self.model(images)
 
-    def training_step(
-        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
-    ) -> torch.Tensor:
-        images, target = batch
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        """Sum the :meth:`step_losses` of ``batch`` and log each as ``train/<name>``."""
+        losses, batch_size = self.step_losses(batch)
+        loss, values = total_loss(losses, step=self.global_step)
+        for name, value in values.items():
+            self.log(f"train/{name}", value, prog_bar=name == "loss", batch_size=batch_size)
+        return loss
+
+    # ------------------------------------------------------------------ hooks
+    def prepare(
+        self, images: torch.Tensor, target: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(B, 3, H, W)`` uint8 images and ``(B, H, W)`` labels -> images in ``[0, 1]``
+        and labels, augmented together on the device in training."""
         images = images.float() / 255.0
         if self.augment is not None:
             images, target = self.augment(images, target)
-        loss, values = total_loss(self.model.compute_loss(images, target), step=self.global_step)
-        for name, value in values.items():
-            self.log(f"train/{name}", value, prog_bar=name == "loss", batch_size=images.shape[0])
-        return loss
+        return images, target
+
+    def step_losses(self, batch: Any) -> tuple[dict[str, torch.Tensor], int]:
+        """Hook: ``({"loss": total, **terms}, batch size)`` of one training batch. Here the
+        model's own loss (:meth:`SegmentationModel.compute_loss`) on ``(images, target)``;
+        a subclass (distillation) computes its own terms."""
+        images, target = self.prepare(*batch)
+        return self.model.compute_loss(images, target), images.shape[0]
+
+    def extra_parameter_groups(self) -> list[dict[str, Any]]:
+        """Hook: optimiser parameter groups besides the model's (trained modules that are
+        not part of the exported model, e.g. a feature adapter). None here."""
+        return []
 
     # ------------------------------------------------------------------ validation
     def on_validation_epoch_start(self) -> None:

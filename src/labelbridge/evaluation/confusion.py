@@ -65,7 +65,9 @@ def _count_numpy(pred: np.ndarray, target: np.ndarray, k: int) -> np.ndarray:
     )
 
 
-def _count_torch(pred: ArrayLike, target: ArrayLike, k: int, device: torch.device) -> torch.Tensor:
+def count_confusion(
+    pred: ArrayLike, target: ArrayLike, k: int, device: torch.device
+) -> torch.Tensor:
     """``(K, K + 1)`` int64 counts computed on ``device`` (no boolean compaction)."""
     p = _as_long_tensor(pred, device).reshape(-1)
     t = _as_long_tensor(target, device).reshape(-1)
@@ -176,7 +178,7 @@ class ConfusionMatrix:
             counts = _count_numpy(_as_numpy(pred), _as_numpy(target), self.num_classes)
             self.counts += torch.from_numpy(counts)
         else:
-            self.counts += _count_torch(pred, target, self.num_classes, self.counts.device)
+            self.counts += count_confusion(pred, target, self.num_classes, self.counts.device)
 
     def reset(self) -> None:
         """Zero all counts (the device stays)."""

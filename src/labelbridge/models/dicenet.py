@@ -123,7 +123,7 @@ class CBR(nn.Module):
         return self.cbr(x)
 
 
-def _resize_along(x: torch.Tensor, size: int, dim: int) -> torch.Tensor:
+def resize_along(x: torch.Tensor, size: int, dim: int) -> torch.Tensor:
     """Resize ``x`` ``(B, C, H, W)`` along ``dim`` (2: height, 3: width) to ``size``:
     bilinear (``align_corners=True``) when growing, adaptive average pooling when
     shrinking; the other side is kept."""
@@ -169,16 +169,16 @@ class DiCE(nn.Module):
     def _height_wise(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, H, W)`` -> ``(B, C, H, W)``: rows become channels of the conv."""
         h = x.shape[2]
-        y = _resize_along(x, self.height, 2).transpose(1, 2)  # (B, height, C, W)
+        y = resize_along(x, self.height, 2).transpose(1, 2)  # (B, height, C, W)
         y = self.conv_height(y).transpose(1, 2)  # (B, C, height, W)
-        return _resize_along(y, h, 2)
+        return resize_along(y, h, 2)
 
     def _width_wise(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, H, W)`` -> ``(B, C, H, W)``: columns become channels of the conv."""
         w = x.shape[3]
-        y = _resize_along(x, self.width, 3).transpose(1, 3)  # (B, width, H, C)
+        y = resize_along(x, self.width, 3).transpose(1, 3)  # (B, width, H, C)
         y = self.conv_width(y).transpose(1, 3)  # (B, C, H, width)
-        return _resize_along(y, w, 3)
+        return resize_along(y, w, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, in_ch, H, W)`` -> ``(B, out_ch, H, W)``."""

@@ -61,32 +61,25 @@ SEGFORMER_VARIANTS: dict[str, dict[str, Any]] = {
         "decoder_hidden_size": 768,
     },
 }
+
+
+def _swin(embed_dim: int, depths: list[int], window_size: int) -> dict[str, Any]:
+    """Swin backbone sizes: 32 channels per attention head, the heads doubling per stage."""
+    heads = [embed_dim // 32 * 2**stage for stage in range(4)]
+    return {
+        "embed_dim": embed_dim,
+        "depths": depths,
+        "num_heads": heads,
+        "window_size": window_size,
+    }
+
+
 #: Swin-T/S/B/L backbone sizes (Liu et al., ICCV 2021) as used by Mask2Former.
 SWIN_VARIANTS: dict[str, dict[str, Any]] = {
-    "swin-t": {
-        "embed_dim": 96,
-        "depths": [2, 2, 6, 2],
-        "num_heads": [3, 6, 12, 24],
-        "window_size": 7,
-    },
-    "swin-s": {
-        "embed_dim": 96,
-        "depths": [2, 2, 18, 2],
-        "num_heads": [3, 6, 12, 24],
-        "window_size": 7,
-    },
-    "swin-b": {
-        "embed_dim": 128,
-        "depths": [2, 2, 18, 2],
-        "num_heads": [4, 8, 16, 32],
-        "window_size": 12,
-    },
-    "swin-l": {
-        "embed_dim": 192,
-        "depths": [2, 2, 18, 2],
-        "num_heads": [6, 12, 24, 48],
-        "window_size": 12,
-    },
+    "swin-t": _swin(96, [2, 2, 6, 2], window_size=7),
+    "swin-s": _swin(96, [2, 2, 18, 2], window_size=7),
+    "swin-b": _swin(128, [2, 2, 18, 2], window_size=12),
+    "swin-l": _swin(192, [2, 2, 18, 2], window_size=12),
 }
 #: ConvNeXt backbone sizes (Liu et al., CVPR 2022) for UperNet.
 CONVNEXT_VARIANTS: dict[str, dict[str, Any]] = {

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labelbridge.config.pipeline import PipelineConfig
 from labelbridge.config.pseudo import TeacherConfig
+
+if TYPE_CHECKING:
+    from labelbridge.evaluation import SetScores
 
 log = logging.getLogger(__name__)
 
@@ -37,40 +39,25 @@ def _load_model(checkpoint: str | None, teacher: TeacherConfig | None) -> tuple[
 
 def evaluate_checkpoint(
     cfg: PipelineConfig, *, checkpoint: str | None, teacher: TeacherConfig | None = None
-) -> tuple[dict[str, float | None], dict[str, dict[str, float | None]]]:
-    """mIoU (and per-class IoU) of one model on every evaluation set.
+) -> SetScores:
+    """mIoU (and per-class IoU) of one model on every evaluation set of ``cfg``, with the
+    settings of ``cfg.eval`` (:func:`labelbridge.evaluation.evaluate_on_sets`).
 
     Returns:
         ``({label: mIoU}, {label: {class: IoU}})``, values in ``[0, 1]`` or ``None``.
     """
-    import torch
-
-    from labelbridge.data import create_dataset
-    from labelbridge.evaluation import evaluate_model
-    from labelbridge.taxonomy import load_ontology
+    from labelbridge.evaluation import evaluate_on_sets
 
     model, taxonomy = _load_model(checkpoint, teacher)
-    miou: dict[str, float | None] = {}
-    per_class: dict[str, dict[str, float | None]] = {}
-    with torch.inference_mode():
-        for entry in cfg.evaluation_sets:
-            dataset = create_dataset(entry.name, entry.root, entry.split, on_error=entry.on_error)
-            ontology = load_ontology(entry.ontology) if entry.ontology else None
-            metrics = evaluate_model(
-                model,
-                dataset,
-                model_taxonomy=taxonomy,
-                ontology=ontology,
-                input_size=cfg.eval.input_size,
-                batch_size=cfg.eval.batch_size,
-                device=cfg.eval.device,
-                limit=entry.limit,
-                progress=True,
-            )
-            value = float(metrics.miou)
-            miou[entry.report_name] = None if math.isnan(value) else value
-            per_class[entry.report_name] = metrics.to_dict()["per_class_iou"]
-    return miou, per_class
+    return evaluate_on_sets(
+        model,
+        taxonomy,
+        cfg.evaluation_sets,
+        input_size=cfg.eval.input_size,
+        batch_size=cfg.eval.batch_size,
+        device=cfg.eval.device,
+        progress=True,
+    )
 
 
 def file_identity(path: str | None) -> list[Any]:

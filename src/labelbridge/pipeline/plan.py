@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from labelbridge.config.parts import DatasetLocation
 from labelbridge.config.pipeline import PipelineConfig, TrainingSection
 from labelbridge.config.pseudo import DatasetEntry, PseudoLabelConfig, TeacherConfig
 from labelbridge.config.train import TrainConfig, TrainDatasetConfig, ValDatasetConfig
@@ -69,6 +70,12 @@ def build_train_config(
     return TrainConfig.model_validate(data)
 
 
+def location(entry: DatasetLocation) -> dict[str, Any]:
+    """The location part of a dataset entry (root, split, on_error, limit), to build
+    another entry of the same data."""
+    return {k: getattr(entry, k) for k in DatasetLocation.model_fields}
+
+
 def student_datasets(cfg: PipelineConfig, pseudo_dir: Path) -> list[TrainDatasetConfig]:
     """Source datasets (ground truth) plus every extra read with its pseudo-labels."""
     out = [d.model_copy() for d in cfg.source]
@@ -76,11 +83,9 @@ def student_datasets(cfg: PipelineConfig, pseudo_dir: Path) -> list[TrainDataset
         out.append(
             TrainDatasetConfig(
                 name=extra.reader,
-                root=extra.root,
-                split=extra.split,
+                **location(extra),
                 labels={"pseudo": str(pseudo_dir / extra.name)},
                 weight=extra.weight,
-                limit=extra.limit,
                 source=False,
             )
         )
@@ -94,14 +99,7 @@ def build_pseudo_config(
     return PseudoLabelConfig(
         teacher=teacher,
         datasets=[
-            DatasetEntry(
-                name=e.name,
-                reader=e.reader,
-                root=e.root,
-                split=e.split,
-                ontology=e.ontology,
-                limit=e.limit,
-            )
+            DatasetEntry(name=e.name, reader=e.reader, ontology=e.ontology, **location(e))
             for e in cfg.extras
         ],
         tta=cfg.pseudo.tta,
@@ -116,12 +114,9 @@ def build_pseudo_config(
 
 
 def given_teacher(cfg: PipelineConfig) -> TeacherConfig | None:
+    """The pseudo-labelling teacher of round 1 when the pipeline is given one."""
     t = cfg.teacher
-    if t.checkpoint is not None:
-        return TeacherConfig(checkpoint=t.checkpoint)
-    if t.model is not None:
-        return TeacherConfig(model=t.model, weights=t.weights, taxonomy=t.taxonomy)
-    return None
+    return TeacherConfig(**t.describe()) if t.given else None
 
 
 def train_checkpoint(result: Any, stage: str) -> str:

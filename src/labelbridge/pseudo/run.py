@@ -17,150 +17,63 @@ skips images whose manifest record and files agree; results are deterministic (f
 order, fixed encodings, deterministic cuDNN; fix ``threads`` for identical bytes across
 machines). A folder made with other settings (teacher checksum, mapping, TTA, priors,
 outputs) is refused instead of being mixed into.
+
+Here: :class:`PseudoLabeler` (one dataset entry) and :func:`run_pseudo_label` (every
+entry of a config). The parts: :mod:`~labelbridge.pseudo.teacher` (loading and checking
+the teacher), :mod:`~labelbridge.pseudo.labelling` (one batch: TTA, priors, statistics;
+one image's files), :mod:`~labelbridge.pseudo.loop` (decode ahead, batch, write in
+order), :mod:`~labelbridge.pseudo.resume` (the settings that must match, what is done).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections import deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import yaml
-from torch import nn
 
-from labelbridge.config.pseudo import DatasetEntry, PseudoLabelConfig, TeacherConfig
-from labelbridge.constants import IGNORE_INDEX
+from labelbridge.config.pseudo import DatasetEntry, PseudoLabelConfig
 from labelbridge.data import Sample, SegmentationDataset, create_dataset
-from labelbridge.data.pseudo_folder import (
-    CONF_SUFFIX,
-    INFO_FILE,
-    SOFT_SUFFIX,
-    label_relpath,
-    preview_relpath,
-)
-from labelbridge.errors import CheckpointError, ConfigError, DatasetError
-from labelbridge.files import (
-    encode_label_png,
-    encode_npz,
-    remove_stale_temp_files,
-    sha256_file,
-    write_bytes_atomic,
-)
+from labelbridge.errors import ConfigError
+from labelbridge.files import remove_stale_temp_files
 from labelbridge.progress import Progress
-from labelbridge.pseudo.distributed import Shard, barrier, detect_shard, local_cuda_device
-from labelbridge.pseudo.manifest import (
-    ManifestWriter,
-    manifest_name,
-    merge_manifests,
-    read_manifests,
-    verify_outputs,
+from labelbridge.pseudo.distributed import Shard, barrier, detect_shard
+from labelbridge.pseudo.labelling import (
+    ImageResult,
+    PriorTensors,
+    evaluation_lookups,
+    label_batch,
+    write_result,
 )
-from labelbridge.pseudo.report import IGNORE_NAME, build_report, write_report
+from labelbridge.pseudo.loop import label_positions
+from labelbridge.pseudo.manifest import manifest_name, merge_manifests, read_manifests
+from labelbridge.pseudo.report import build_report, write_report
+from labelbridge.pseudo.resume import FINGERPRINT_KEYS, positions_to_do, prepare_folder
+from labelbridge.pseudo.teacher import Teacher, check_teacher, load_teacher, resolve_device
 from labelbridge.pseudo.tta import TTAPredictor
-from labelbridge.taxonomy import Ontology, Taxonomy, load_ontology
-from labelbridge.taxonomy.priors import allowed_tensor, apply_priors, top_k_soft, void_tensor
+from labelbridge.taxonomy import Ontology, load_ontology
+from labelbridge.taxonomy.priors import allowed_tensor, void_tensor
+
+__all__ = [
+    "FINGERPRINT_KEYS",
+    "DatasetSummary",
+    "PseudoLabeler",
+    "Teacher",
+    "check_teacher",
+    "evaluation_lookups",
+    "load_teacher",
+    "preview_positions",
+    "resolve_device",
+    "run_pseudo_label",
+]
 
 log = logging.getLogger(__name__)
 
-#: Keys of ``pseudo_labels.yaml`` that must match to resume into an existing folder.
-FINGERPRINT_KEYS = ("taxonomy_def", "ontology", "dataset", "teacher", "tta", "priors", "outputs")
 
-
-# ---------------------------------------------------------------------------- teacher
-@dataclass
-class Teacher:
-    """A loaded teacher.
-
-    Attributes:
-        model: the network in eval mode on its device (model contract of
-            :class:`~labelbridge.models.SegmentationModel`).
-        taxonomy: taxonomy of its outputs (``model`` predicts ``taxonomy.num_classes``).
-        description: provenance recorded in ``pseudo_labels.yaml``.
-    """
-
-    model: nn.Module
-    taxonomy: Taxonomy
-    description: dict[str, Any] = field(default_factory=dict)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA (this process's local rank) when available, else CPU.
-
-    Raises:
-        ConfigError: ``cuda`` asked for but not available.
-    """
-    if name == "auto":
-        return torch.device(local_cuda_device() if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(
-                f"device {name!r}: CUDA is not available on this machine; use device: cpu or auto"
-            )
-        return torch.device(local_cuda_device() if name == "cuda" else name)
-    return torch.device(name)
-
-
-def load_teacher(cfg: TeacherConfig, device: torch.device) -> Teacher:
-    """Load the configured teacher onto ``device`` in eval mode.
-
-    Raises:
-        CheckpointError: unreadable checkpoint or weights (from the model zoo).
-    """
-    from labelbridge.models import load_model
-
-    loaded = load_model(
-        checkpoint=cfg.checkpoint,
-        spec=cfg.model,
-        weights=cfg.weights,
-        taxonomy=cfg.taxonomy,
-        what="teacher",
-    )
-    model, taxonomy = loaded.model, loaded.taxonomy
-    if cfg.checkpoint is not None:
-        path = Path(cfg.checkpoint)
-        description = {
-            "checkpoint": str(path.resolve()),
-            "checkpoint_sha256": sha256_file(path),
-            "model": loaded.spec,
-        }
-    else:
-        description = {"model": str(cfg.model), "taxonomy": taxonomy.name}
-        if cfg.weights:
-            weights = Path(cfg.weights)
-            description.update(weights=str(weights.resolve()), weights_sha256=sha256_file(weights))
-    model = model.to(device).eval()
-    return Teacher(model=model, taxonomy=taxonomy, description=description)
-
-
-def check_teacher(teacher: Teacher, ontology: Ontology) -> None:
-    """The teacher must predict exactly the mapping's source taxonomy.
-
-    Raises:
-        CheckpointError: different taxonomy (name or class list) or output channels.
-    """
-    src, tt = ontology.source, teacher.taxonomy
-    if not tt.same_train_space(src):
-        raise CheckpointError(
-            f"{ontology.origin}: the mapping's source taxonomy {src.name!r} ({src.num_classes} classes) "
-            f"differs from the teacher's taxonomy {tt.name!r} ({tt.num_classes} classes); the teacher "
-            f"must predict the mapping's source classes"
-        )
-    channels = getattr(teacher.model, "num_classes", None)
-    if channels is not None and int(channels) != src.num_classes:
-        raise CheckpointError(
-            f"the teacher has {channels} output channels but taxonomy {src.name!r} has "
-            f"{src.num_classes} classes"
-        )
-
-
-# ---------------------------------------------------------------------------- helpers
 def preview_positions(total: int, count: int) -> list[int]:
     """``count`` evenly spaced positions in ``0..total-1`` (the images that get previews)."""
     if count <= 0 or total <= 0:
@@ -168,20 +81,6 @@ def preview_positions(total: int, count: int) -> list[int]:
     if count >= total:
         return list(range(total))
     return sorted({int(round(x)) for x in np.linspace(0, total - 1, count)})
-
-
-def _fingerprint(settings: dict[str, Any], key: str) -> Any:
-    """The part of a settings entry that must match to resume (file locations may move;
-    the teacher is identified by its checksum)."""
-    value = settings.get(key)
-    if key == "ontology" and isinstance(value, dict):
-        mapping = value.get("mapping")
-        if isinstance(mapping, dict):  # notes are commentary, not meaning
-            return {k: v for k, v in mapping.items() if k != "notes"}
-        return mapping
-    if key == "teacher" and isinstance(value, dict):
-        return {k: v for k, v in value.items() if k not in ("checkpoint", "weights")}
-    return value
 
 
 def _listing_skip(dataset: SegmentationDataset, record: Any) -> dict[str, str]:
@@ -192,53 +91,6 @@ def _listing_skip(dataset: SegmentationDataset, record: Any) -> dict[str, str]:
     except ValueError:
         key = path.with_suffix("").as_posix()
     return {"key": key, "input": str(path), "error": str(record.problem)}
-
-
-def evaluation_lookups(
-    ontology: Ontology, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Tables for the agreement with the extra ground truth.
-
-    Returns:
-        ``projection`` ``(256,)`` int64: source train id (or ``IGNORE_INDEX``) -> extra
-        train id or ``IGNORE_INDEX``; ``gt_lut`` ``(E,)`` int64: extra raw id -> extra train
-        id, ``IGNORE_INDEX`` for ignored or unknown ids.
-    """
-    projection = torch.full((IGNORE_INDEX + 1,), IGNORE_INDEX, dtype=torch.int64)
-    projection[: ontology.source.num_classes] = torch.from_numpy(
-        ontology.projection.astype(np.int64)
-    )
-    lut = ontology.extra.lut.astype(np.int64)
-    lut[lut < 0] = IGNORE_INDEX
-    return projection.to(device), torch.from_numpy(lut).to(device)
-
-
-def _images_to_tensor(samples: list[Sample], device: torch.device) -> torch.Tensor:
-    batch = torch.from_numpy(np.stack([s.image for s in samples]))  # (B, H, W, 3) uint8
-    return batch.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
-
-
-def _labels_to_tensor(samples: list[Sample], device: torch.device) -> torch.Tensor:
-    batch = torch.from_numpy(np.stack([s.label for s in samples]).astype(np.int64, copy=False))
-    return batch.to(device, non_blocking=True)
-
-
-@dataclass
-class _Result:
-    """Everything the writer needs for one image (CPU arrays)."""
-
-    position: int
-    sample: Sample
-    labels: np.ndarray  # (H, W) uint8
-    pixels: np.ndarray  # (K+1,) int64, last = ignore
-    changed: np.ndarray  # (K+1,) int64
-    conf_sum: np.ndarray  # (K+1,) float64
-    confidence: np.ndarray | None = None  # (H, W) uint8
-    soft_ids: np.ndarray | None = None  # (k, H, W) uint8
-    soft_probs: np.ndarray | None = None  # (k, H, W) float16
-    teacher: np.ndarray | None = None  # (H, W) uint8, for previews
-    agreement: tuple[int, int, int] | None = None  # labelled, pseudo agrees, teacher agrees
-    fallbacks: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -373,174 +225,6 @@ class PseudoLabeler:
             "outputs": {"confidence": self.confidence, "soft_top_k": self.soft_top_k},
         }
 
-    def _prepare_folder(self, folder: Path, settings: dict[str, Any]) -> None:
-        info = folder / INFO_FILE
-        if info.is_file():
-            try:
-                old = yaml.safe_load(info.read_text(encoding="utf-8")) or {}
-            except yaml.YAMLError as exc:
-                raise ConfigError(
-                    f"{info}: unreadable ({exc}); delete it or choose another output"
-                ) from None
-            if not isinstance(old, dict):
-                old = {}
-            diffs = [
-                k for k in FINGERPRINT_KEYS if _fingerprint(old, k) != _fingerprint(settings, k)
-            ]
-            if diffs:
-                raise ConfigError(
-                    f"{info}: this folder holds pseudo-labels made with other settings "
-                    f"(differing: {', '.join(diffs)}); choose another output folder or delete it"
-                )
-        text = yaml.safe_dump(settings, sort_keys=False, allow_unicode=True)
-        write_bytes_atomic(info, text.encode("utf-8"))
-
-    # ------------------------------------------------------------------ computing
-    def _compute(
-        self,
-        batch: list[tuple[int, Sample]],
-        priors_t: tuple[torch.Tensor, torch.Tensor | None] | None,
-        preview: set[int],
-        lookups: tuple[torch.Tensor, torch.Tensor],
-    ) -> list[_Result]:
-        samples = [s for _, s in batch]
-        images = _images_to_tensor(samples, self.device)
-        has_gt = all(s.label is not None for s in samples)
-        gt = _labels_to_tensor(samples, self.device) if has_gt else None
-        n_events = len(self.predictor.events)
-        probs = self.predictor.predict(images)
-        what = f"image {samples[0].key}" + (f" (+{len(samples) - 1})" if len(samples) > 1 else "")
-        allowed_t, void_t = priors_t if priors_t is not None else (None, None)
-        out = apply_priors(
-            probs, gt if allowed_t is not None else None, allowed_t, void_t=void_t, what=what
-        )
-        events = [e.to_dict() for e in self.predictor.events[n_events:]]
-        k = self.taxonomy.num_classes
-        b = len(samples)
-        # per-image class statistics, vectorised: class index K stands for ignore
-        idx = torch.where(out.labels == IGNORE_INDEX, torch.full_like(out.labels, k), out.labels)
-        offset = (idx + torch.arange(b, device=idx.device).view(b, 1, 1) * (k + 1)).flatten()
-        pixels = torch.bincount(offset, minlength=b * (k + 1)).view(b, k + 1)
-        changed = torch.bincount(offset[out.changed.flatten()], minlength=b * (k + 1)).view(
-            b, k + 1
-        )
-        conf_sum = torch.bincount(
-            offset, weights=out.confidence.flatten().double(), minlength=b * (k + 1)
-        ).view(b, k + 1)
-        labels_np = out.labels.to(torch.uint8).cpu().numpy()
-        conf_np = (
-            (out.confidence * 255.0).round_().to(torch.uint8).cpu().numpy()
-            if self.confidence
-            else None
-        )
-        soft_ids = soft_probs = None
-        if self.soft_top_k:
-            ids, sp = top_k_soft(out.masked, out.labels, self.soft_top_k)
-            soft_ids, soft_probs = ids.cpu().numpy(), sp.cpu().numpy()
-        teacher_np = None
-        if any(p in preview for p, _ in batch):
-            teacher_np = out.teacher.to(torch.uint8).cpu().numpy()
-        pixels_np, changed_np, conf_np_sum = (
-            pixels.cpu().numpy(),
-            changed.cpu().numpy(),
-            conf_sum.cpu().numpy(),
-        )
-        agreement = None
-        if gt is not None:
-            # agreement with the extra ground truth, projected to the extra taxonomy
-            projection, gt_lut = lookups
-            gt_train = gt_lut[gt.clamp(0, gt_lut.numel() - 1)]
-            labelled = gt_train != IGNORE_INDEX
-            agree_p = (projection[out.labels] == gt_train) & labelled
-            agree_t = (projection[out.teacher] == gt_train) & labelled
-            agreement = (
-                torch.stack(
-                    [
-                        labelled.flatten(1).sum(1),
-                        agree_p.flatten(1).sum(1),
-                        agree_t.flatten(1).sum(1),
-                    ],
-                    1,
-                )
-                .cpu()
-                .numpy()
-            )
-        results = []
-        for i, (pos, sample) in enumerate(batch):
-            results.append(
-                _Result(
-                    position=pos,
-                    sample=sample,
-                    labels=labels_np[i],
-                    pixels=pixels_np[i],
-                    changed=changed_np[i],
-                    conf_sum=conf_np_sum[i],
-                    confidence=None if conf_np is None else conf_np[i],
-                    soft_ids=None if soft_ids is None else soft_ids[i],
-                    soft_probs=None if soft_probs is None else soft_probs[i],
-                    teacher=teacher_np[i] if teacher_np is not None and pos in preview else None,
-                    agreement=None if agreement is None else tuple(int(v) for v in agreement[i]),
-                    fallbacks=events,
-                )
-            )
-        return results
-
-    # ------------------------------------------------------------------ writing
-    def _write(
-        self, folder: Path, res: _Result, ontology: Ontology, dataset: str
-    ) -> dict[str, Any]:
-        key = res.sample.key
-        names = [*self.taxonomy.train_names, IGNORE_NAME]
-        rel = label_relpath(key)
-        digests = {rel: write_bytes_atomic(folder / rel, encode_label_png(res.labels))}
-        if res.confidence is not None:
-            crel = label_relpath(key, CONF_SUFFIX)
-            digests[crel] = write_bytes_atomic(folder / crel, encode_label_png(res.confidence))
-        if res.soft_ids is not None and res.soft_probs is not None:
-            srel = label_relpath(key, SOFT_SUFFIX)
-            digests[srel] = write_bytes_atomic(
-                folder / srel, encode_npz({"ids": res.soft_ids, "probs": res.soft_probs})
-            )
-        if res.teacher is not None:
-            from labelbridge.viz.panels import render_panel
-
-            png = render_panel(
-                res.sample.image,
-                res.sample.label,
-                res.teacher,
-                res.labels,
-                source=self.taxonomy,
-                extra=ontology.extra,
-                title=f"{dataset}: {key}",
-                priors=self.priors,
-            )
-            write_bytes_atomic(folder / preview_relpath(key), png)
-        record: dict[str, Any] = {
-            "key": key,
-            "input": str(res.sample.image_path),
-            "output": rel,
-            "sha256": digests,
-            "height": int(res.labels.shape[0]),
-            "width": int(res.labels.shape[1]),
-            "pixels": {names[c]: int(n) for c, n in enumerate(res.pixels) if n},
-            "changed": {names[c]: int(n) for c, n in enumerate(res.changed) if n},
-            "changed_by_priors": int(res.changed.sum()),
-            "confidence_sum": {
-                names[c]: round(float(v), 4) for c, v in enumerate(res.conf_sum) if res.pixels[c]
-            },
-        }
-        if res.agreement is not None:
-            labelled, agree_pseudo, agree_teacher = res.agreement
-            record["agreement"] = {
-                "labelled": labelled,
-                "pseudo": agree_pseudo,
-                "teacher": agree_teacher,
-            }
-        if res.fallbacks:
-            record["fallbacks"] = res.fallbacks
-        return record
-
-    # ------------------------------------------------------------------ one dataset
     def run_dataset(
         self,
         *,
@@ -575,19 +259,14 @@ class PseudoLabeler:
             )
         folder.mkdir(parents=True, exist_ok=True)
         remove_stale_temp_files(folder)
-        self._prepare_folder(folder, self.settings(entry, ontology))
+        prepare_folder(folder, self.settings(entry, ontology))
         keys = [dataset.pairs[p].key for p in range(total)]
         listing_skips = [_listing_skip(dataset, rec) for rec in getattr(dataset, "skipped", [])]
         for skip in listing_skips:
             log.warning("skipped while listing: %s", skip["error"])
         previews = set(preview_positions(total, self.previews))
-        done = read_manifests(folder)
         mine = [p for p in range(total) if shard.selects(p)]
-        todo = []
-        for p in mine:
-            needs_preview = p in previews and not (folder / preview_relpath(keys[p])).is_file()
-            if needs_preview or not verify_outputs(done.get(keys[p], {}), folder):
-                todo.append(p)
+        todo = positions_to_do(folder, keys, mine, previews)
         resumed = len(mine) - len(todo)
         if resumed:
             log.info(
@@ -644,66 +323,12 @@ class PseudoLabeler:
             report=report,
         )
 
-    def _samples(
-        self, dataset: SegmentationDataset, positions: list[int], pool: ThreadPoolExecutor | None
-    ) -> Iterator[tuple[int, Sample | DatasetError]]:
-        """Samples in order, decoded ahead by ``pool`` (errors are yielded, not raised)."""
-
-        def load(pos: int) -> Sample | DatasetError:
-            try:
-                return dataset.load(pos)
-            except DatasetError as exc:
-                return exc
-
-        if pool is None:
-            for pos in positions:
-                yield pos, load(pos)
-            return
-        depth = max(2, 2 * self.num_workers) + self.batch_size
-        ahead: deque[tuple[int, Future]] = deque()
-        it = iter(positions)
-        for pos in it:
-            ahead.append((pos, pool.submit(load, pos)))
-            if len(ahead) >= depth:
-                break
-        try:
-            while ahead:
-                pos, fut = ahead.popleft()
-                nxt = next(it, None)
-                if nxt is not None:
-                    ahead.append((nxt, pool.submit(load, nxt)))
-                yield pos, fut.result()
-        finally:
-            for _, fut in ahead:
-                fut.cancel()
-
-    def _batches(
-        self, stream: Iterator[tuple[int, Sample | DatasetError]]
-    ) -> Iterator[list[tuple[int, Sample | DatasetError]]]:
-        """Consecutive items grouped into batches of equal image size (errors alone)."""
-        batch: list[tuple[int, Sample | DatasetError]] = []
-        for pos, item in stream:
-            if isinstance(item, DatasetError):
-                if batch:
-                    yield batch
-                    batch = []
-                yield [(pos, item)]
-                continue
-            if batch and (
-                len(batch) >= self.batch_size or batch[0][1].image.shape != item.image.shape
-            ):  # type: ignore[union-attr]
-                yield batch
-                batch = []
-            batch.append((pos, item))
-        if batch:
-            yield batch
-
     def _process(
         self,
         folder: Path,
         dataset: SegmentationDataset,
         todo: list[int],
-        priors_t: tuple[torch.Tensor, torch.Tensor | None] | None,
+        priors_t: PriorTensors,
         previews: set[int],
         ontology: Ontology,
         name: str,
@@ -711,90 +336,42 @@ class PseudoLabeler:
         resumed: int,
         mine: int,
     ) -> tuple[int, int]:
+        """Label ``todo`` (:func:`~labelbridge.pseudo.loop.label_positions`); returns
+        ``(processed, failed)``."""
         lookups = evaluation_lookups(ontology, self.device)
-        processed = failed = 0
-        bar = Progress(total=mine, initial=resumed, desc=name, enabled=self.progress)
-        read_pool = (
-            ThreadPoolExecutor(self.num_workers, thread_name_prefix="lb-decode")
-            if self.num_workers
-            else None
+
+        def compute(batch: list[tuple[int, Sample]]) -> list[ImageResult]:
+            return label_batch(
+                self.predictor,
+                batch,
+                device=self.device,
+                priors_t=priors_t,
+                preview=previews,
+                lookups=lookups,
+                confidence=self.confidence,
+                soft_top_k=self.soft_top_k,
+            )
+
+        def write(res: ImageResult) -> dict[str, Any]:
+            return write_result(
+                folder,
+                res,
+                taxonomy=self.taxonomy,
+                ontology=ontology,
+                dataset=name,
+                priors=self.priors,
+            )
+
+        return label_positions(
+            dataset,
+            todo,
+            manifest_path=folder / manifest_name(shard.index, shard.count),
+            compute=compute,
+            write=write,
+            bar=Progress(total=mine, initial=resumed, desc=name, enabled=self.progress),
+            num_workers=self.num_workers,
+            batch_size=self.batch_size,
         )
-        write_pool = (
-            ThreadPoolExecutor(self.num_workers, thread_name_prefix="lb-write")
-            if self.num_workers
-            else None
-        )
-        manifest = ManifestWriter(folder / manifest_name(shard.index, shard.count))
-        pending: deque[Future | dict[str, Any]] = deque()
-        max_pending = 2 * max(1, self.num_workers) + self.batch_size
-
-        def finish(item: Future | dict[str, Any]) -> None:
-            nonlocal processed
-            record = item.result() if isinstance(item, Future) else item
-            manifest.append(record)
-            if "error" not in record:
-                processed += 1
-            bar.update(1)
-
-        def drain(block_until: int) -> None:
-            while pending and (
-                len(pending) > block_until
-                or not isinstance(pending[0], Future)
-                or pending[0].done()
-            ):
-                finish(pending.popleft())
-
-        def submit(fn: Callable[[], dict[str, Any]]) -> None:
-            if write_pool is None:
-                pending.append(fn())
-            else:
-                pending.append(write_pool.submit(fn))
-
-        try:
-            for batch in self._batches(self._samples(dataset, todo, read_pool)):
-                first = batch[0][1]
-                if isinstance(first, DatasetError):
-                    if dataset.on_error == "raise":
-                        raise first
-                    pos = batch[0][0]
-                    log.warning("skipping %s", first)
-                    failed += 1
-                    pending.append(
-                        {
-                            "key": dataset.pairs[pos].key,
-                            "input": str(dataset.pairs[pos].image),
-                            "error": str(first),
-                        }
-                    )
-                    drain(max_pending)
-                    continue
-                results = self._compute(batch, priors_t, previews, lookups)  # type: ignore[arg-type]
-                for res in results:
-                    submit(lambda res=res: self._write(folder, res, ontology, name))
-                drain(max_pending)
-            drain(0)
-        except BaseException:
-            # keep every image whose files are in place; then stop
-            for item in pending:
-                if isinstance(item, Future):
-                    item.cancel()
-            if write_pool is not None:
-                write_pool.shutdown(wait=True, cancel_futures=True)
-            for item in pending:
-                if isinstance(item, dict) or (not item.cancelled() and item.exception() is None):
-                    try:
-                        manifest.append(item if isinstance(item, dict) else item.result())
-                    except Exception:  # noqa: BLE001 - the original error is raised below
-                        break
-            raise
-        finally:
-            manifest.close()
-            bar.close()
-            if read_pool is not None:
-                read_pool.shutdown(wait=True, cancel_futures=True)
-            if write_pool is not None:
-                write_pool.shutdown(wait=True)
-        return processed, failed
 
 
 # ---------------------------------------------------------------------------- entry point

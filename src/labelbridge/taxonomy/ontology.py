@@ -37,8 +37,9 @@ import numpy as np
 
 from labelbridge.constants import IGNORE_INDEX
 from labelbridge.errors import OntologyError, TaxonomyError
+from labelbridge.taxonomy.classes import NameMatch, TaxonomyClass
 from labelbridge.taxonomy.registry import load_taxonomy, mapping_path
-from labelbridge.taxonomy.taxonomy import NameMatch, Taxonomy
+from labelbridge.taxonomy.taxonomy import Taxonomy
 from labelbridge.yamlio import LinedYaml, load_yaml
 
 #: Policies for extra pixels whose class is ignored in the extra taxonomy.
@@ -162,6 +163,24 @@ class Ontology:
         """Source class names allowed for pixels of extra class ``extra_name``."""
         row = self.allowed[self.extra.get(extra_name).id]
         return [self.source.train_names[k] for k in np.flatnonzero(row)]
+
+    def projection_names(self) -> dict[str, str]:
+        """:attr:`projection` by name: ``{source class: extra label}`` for every source
+        train class, :data:`IGNORE_ROW` where it has no counterpart in the extra taxonomy."""
+        return {
+            name: (self.extra.train_names[int(e)] if int(e) != IGNORE_INDEX else IGNORE_ROW)
+            for name, e in zip(self.source.train_names, self.projection, strict=True)
+        }
+
+    def name_match_counts(self) -> dict[str, int]:
+        """How many names were resolved each way other than exactly, ``{kind: count}``
+        (kinds of :data:`~labelbridge.taxonomy.classes.MATCH_KINDS`, in the order first
+        met in :attr:`name_matches`)."""
+        counts: dict[str, int] = {}
+        for match in self.name_matches:
+            kind = match.rsplit("(", 1)[-1].rstrip(")")
+            counts[kind] = counts.get(kind, 0) + 1
+        return counts
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self, *, base_dir: Path | None = None) -> dict[str, Any]:
@@ -331,24 +350,25 @@ class Ontology:
             raise OntologyError(
                 f"{at('projection')}: 'projection' must map source classes to extra labels"
             )
+
+        def projected(tax: Taxonomy, name: Any, loc: str, what: str) -> TaxonomyClass:
+            """The one class of ``tax`` a projection entry names (``what`` for messages)."""
+            try:
+                match = tax.lookup(str(name))
+                found = tax.get(str(name))
+            except TaxonomyError as exc:
+                raise OntologyError(f"{loc}: unknown {what} in projection: {exc}") from None
+            note(loc, match)
+            return found
+
         overrides: dict[str, str] = {}
         for sname, ename in overrides_raw.items():
             loc = at("projection", sname)
-            try:
-                smatch = src.lookup(str(sname))
-                scls = src.get(str(sname))
-            except TaxonomyError as exc:
-                raise OntologyError(f"{loc}: unknown source class in projection: {exc}") from None
-            note(loc, smatch)
+            scls = projected(src, sname, loc, "source class")
             if ename == IGNORE_ROW:
                 overrides[scls.name] = IGNORE_ROW
                 continue
-            try:
-                ematch = ext.lookup(str(ename))
-                ecls = ext.get(str(ename))
-            except TaxonomyError as exc:
-                raise OntologyError(f"{loc}: unknown extra label in projection: {exc}") from None
-            note(loc, ematch)
+            ecls = projected(ext, ename, loc, "extra label")
             if ecls.ignore:
                 raise OntologyError(f"{loc}: projection target {ecls.name!r} is an ignored class")
             overrides[scls.name] = ecls.name

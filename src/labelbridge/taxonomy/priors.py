@@ -114,7 +114,7 @@ def apply_priors(
         gt: ``(B, H, W)`` integer extra raw ids, or ``None`` when ``allowed_t`` is ``None``.
         allowed_t: ``(K, E)`` bool (see :func:`allowed_tensor`), or ``None`` for no priors.
         mask: ``(B, K, H, W)`` bool, the allowed classes per pixel already gathered (e.g.
-            :func:`labelbridge.engine.distill_losses.target_allowed`), instead of ``gt``
+            :func:`labelbridge.distill.functional.target_allowed`), instead of ``gt``
             and ``allowed_t``; pixels with no allowed class become ``IGNORE_INDEX``.
         void_t: ``(E,)`` bool, rows with the void option (:func:`void_tensor`), with
             ``gt`` and ``allowed_t``; ``None``: no row has it.

@@ -10,13 +10,16 @@ Two id spaces matter:
   losses and metrics use train ids.
 
 Derived tables (lookup from raw to train ids, palettes) are computed once from the data.
+
+The parts of a taxonomy (:class:`TaxonomyClass`, name matching) are in
+:mod:`labelbridge.taxonomy.classes`, the file reader and validator behind
+:meth:`Taxonomy.from_dict` / :meth:`Taxonomy.from_file` in
+:mod:`labelbridge.taxonomy.taxonomy_file`; both are importable from here too.
 """
 
 from __future__ import annotations
 
 import difflib
-import re
-from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -25,64 +28,27 @@ import numpy as np
 
 from labelbridge.constants import IGNORE_INDEX
 from labelbridge.errors import TaxonomyError
-from labelbridge.yamlio import LinedYaml, load_yaml
+from labelbridge.taxonomy.classes import (
+    LABEL_FORMATS,
+    MATCH_KINDS,
+    NameMatch,
+    TaxonomyClass,
+    normalize_name,
+)
+from labelbridge.taxonomy.taxonomy_file import taxonomy_from_dict, taxonomy_from_file
+
+__all__ = [
+    "LABEL_FORMATS",
+    "MATCH_KINDS",
+    "UNKNOWN_ID",
+    "NameMatch",
+    "Taxonomy",
+    "TaxonomyClass",
+    "normalize_name",
+]
 
 #: Sentinel in the raw->train lookup table for raw ids that are not in the taxonomy.
 UNKNOWN_ID: int = -1
-
-LABEL_FORMATS = ("id", "color")
-
-#: How a name was resolved by :meth:`Taxonomy.lookup`.
-MATCH_KINDS = ("exact", "alias", "normalized", "group")
-_SEPARATORS = re.compile(r"[\s_\-]+")
-
-
-def normalize_name(name: str) -> str:
-    """The key used for loose name matching: case-folded, with spaces, underscores and
-    hyphens removed (``"Traffic_Light "``, ``"trafficlight"`` -> ``"trafficlight"``)."""
-    return _SEPARATORS.sub("", str(name).casefold())
-
-
-@dataclass(frozen=True)
-class NameMatch:
-    """Result of :meth:`Taxonomy.lookup`.
-
-    Attributes:
-        name: the name as asked for.
-        classes: the classes it stands for (several only for a group).
-        kind: one of :data:`MATCH_KINDS`; anything but ``"exact"`` is worth reporting.
-    """
-
-    name: str
-    classes: tuple[TaxonomyClass, ...]
-    kind: str
-
-    @property
-    def canonical(self) -> str:
-        """The class name (or, for a group, the name as asked for)."""
-        return self.classes[0].name if self.kind != "group" else self.name
-
-
-@dataclass(frozen=True)
-class TaxonomyClass:
-    """One class of a taxonomy.
-
-    Attributes:
-        id: value stored in label files (raw id), ``0 <= id < 65536``.
-        name: unique class name within the taxonomy.
-        color: RGB colour, each ``0..255`` (used for colour-coded labels and pictures).
-        ignore: ``True`` for classes ignored in training and evaluation.
-        train_id: position in the train-id space, or ``IGNORE_INDEX`` when ignored.
-        aliases: other spellings of the name (another toolkit's or file's), resolved
-            to this class by :meth:`Taxonomy.lookup`.
-    """
-
-    id: int
-    name: str
-    color: tuple[int, int, int]
-    ignore: bool
-    train_id: int
-    aliases: tuple[str, ...] = field(default=())
 
 
 class Taxonomy:
@@ -391,157 +357,8 @@ class Taxonomy:
             ],
         }
 
-    @classmethod
-    def from_dict(
-        cls,
-        data: Any,
-        *,
-        where: LinedYaml | None = None,
-        origin: str = "<dict>",
-        origin_path: Path | None = None,
-    ) -> Taxonomy:
-        """Build and validate from plain data (see ``docs/taxonomy-format.md``).
-
-        Raises:
-            TaxonomyError: naming the file, line and problem.
-        """
-        at = where.where if where is not None else (lambda *k: origin)
-        if not isinstance(data, dict):
-            raise TaxonomyError(
-                f"{origin}: a taxonomy file must be a mapping with 'name' and 'classes'"
-            )
-        allowed_keys = {
-            "name",
-            "title",
-            "label_format",
-            "source",
-            "notes",
-            "classes",
-            "aliases",
-            "groups",
-        }
-        for key in data:
-            if key not in allowed_keys:
-                raise TaxonomyError(
-                    f"{at(key)}: unknown key {key!r} (expected {sorted(allowed_keys)})"
-                )
-        name = data.get("name")
-        if not isinstance(name, str) or not name:
-            raise TaxonomyError(f"{at('name')}: 'name' must be a non-empty string")
-        raw_classes = data.get("classes")
-        if not isinstance(raw_classes, list) or not raw_classes:
-            raise TaxonomyError(f"{at('classes')}: 'classes' must be a non-empty list")
-        explicit_train = any(isinstance(c, dict) and "train_id" in c for c in raw_classes)
-        classes: list[TaxonomyClass] = []
-        seen_names: dict[str, int] = {}
-        seen_ids: dict[int, int] = {}
-        seen_train: dict[int, str] = {}
-        next_train = 0
-        for i, entry in enumerate(raw_classes):
-            loc = at("classes", i)
-            if not isinstance(entry, dict):
-                raise TaxonomyError(f"{loc}: each class must be a mapping with id, name, color")
-            extra = set(entry) - {"id", "name", "color", "ignore", "train_id", "aliases"}
-            if extra:
-                raise TaxonomyError(f"{loc}: unknown key(s) {sorted(extra)} in class entry")
-            cid, cname, color = entry.get("id"), entry.get("name"), entry.get("color", [0, 0, 0])
-            if not isinstance(cid, int) or isinstance(cid, bool) or not 0 <= cid < 65536:
-                raise TaxonomyError(f"{loc}: class id must be an integer in 0..65535, got {cid!r}")
-            if not isinstance(cname, str) or not cname:
-                raise TaxonomyError(f"{loc}: class name must be a non-empty string, got {cname!r}")
-            if (
-                not isinstance(color, (list, tuple))
-                or len(color) != 3
-                or not all(isinstance(v, int) and 0 <= v <= 255 for v in color)
-            ):
-                raise TaxonomyError(
-                    f"{loc}: colour of {cname!r} must be [r, g, b] with 0..255, got {color!r}"
-                )
-            if cname in seen_names:
-                raise TaxonomyError(
-                    f"{loc}: duplicate class name {cname!r} (also entry {seen_names[cname]})"
-                )
-            if cid in seen_ids:
-                raise TaxonomyError(f"{loc}: duplicate class id {cid} (also entry {seen_ids[cid]})")
-            seen_names[cname], seen_ids[cid] = i, i
-            ignore = bool(entry.get("ignore", False))
-            if explicit_train:
-                train_id = entry.get("train_id", IGNORE_INDEX)
-                if not isinstance(train_id, int) or not 0 <= train_id <= IGNORE_INDEX:
-                    raise TaxonomyError(
-                        f"{loc}: train_id must be an integer 0..255, got {train_id!r}"
-                    )
-                if train_id == IGNORE_INDEX:
-                    ignore = True
-                elif ignore:
-                    raise TaxonomyError(
-                        f"{loc}: class {cname!r} is ignored but has train_id {train_id}"
-                    )
-            else:
-                train_id = IGNORE_INDEX if ignore else next_train
-                next_train += 0 if ignore else 1
-            if not ignore:
-                if train_id in seen_train:
-                    raise TaxonomyError(
-                        f"{loc}: train_id {train_id} of {cname!r} already used by {seen_train[train_id]!r}"
-                    )
-                seen_train[train_id] = cname
-            aliases = entry.get("aliases", [])
-            if not isinstance(aliases, list) or not all(isinstance(a, str) and a for a in aliases):
-                raise TaxonomyError(
-                    f"{loc}: aliases of {cname!r} must be a list of non-empty strings, got {aliases!r}"
-                )
-            classes.append(
-                TaxonomyClass(
-                    cid, cname, tuple(int(v) for v in color), ignore, int(train_id), tuple(aliases)
-                )
-            )
-        if sorted(seen_train) != list(range(len(seen_train))):
-            raise TaxonomyError(
-                f"{at('classes')}: train ids of taxonomy {name!r} must be 0..K-1 without gaps, "
-                f"got {sorted(seen_train)}"
-            )
-        fmt = data.get("label_format", "id")
-        if fmt not in LABEL_FORMATS:
-            raise TaxonomyError(
-                f"{at('label_format')}: label_format must be one of {LABEL_FORMATS}, got {fmt!r}"
-            )
-        tax_aliases = data.get("aliases", [])
-        if not isinstance(tax_aliases, list) or not all(
-            isinstance(a, str) and a for a in tax_aliases
-        ):
-            raise TaxonomyError(f"{at('aliases')}: 'aliases' must be a list of non-empty strings")
-        groups = data.get("groups") or {}
-        if not isinstance(groups, dict) or not all(
-            isinstance(k, str) and isinstance(v, list) and v and all(isinstance(m, str) for m in v)
-            for k, v in groups.items()
-        ):
-            raise TaxonomyError(
-                f"{at('groups')}: 'groups' must map group names to non-empty lists of class names"
-            )
-        try:
-            return cls(
-                name,
-                classes,
-                title=str(data.get("title", "")),
-                label_format=fmt,
-                source=str(data.get("source", "")),
-                notes=str(data.get("notes", "")),
-                aliases=tax_aliases,
-                groups=groups,
-                origin=origin_path,
-            )
-        except TaxonomyError as exc:
-            raise TaxonomyError(f"{origin}: {exc}") from None
-
-    @classmethod
-    def from_file(cls, path: str | Path, *, builtin: bool = False) -> Taxonomy:
-        """Load a taxonomy file; ``builtin`` marks the shipped files (found by name, so a
-        mapping refers to them by name rather than by path)."""
-        doc = load_yaml(path)
-        return cls.from_dict(
-            doc.data,
-            where=doc,
-            origin=str(path),
-            origin_path=None if builtin else Path(path).resolve(),
-        )
+    #: Build and validate from plain data; see
+    #: :func:`~labelbridge.taxonomy.taxonomy_file.taxonomy_from_dict`.
+    from_dict = classmethod(taxonomy_from_dict)
+    #: Load a taxonomy file; see :func:`~labelbridge.taxonomy.taxonomy_file.taxonomy_from_file`.
+    from_file = classmethod(taxonomy_from_file)

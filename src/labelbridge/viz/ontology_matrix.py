@@ -39,7 +39,7 @@ def _row_labels(ontology: Ontology) -> list[str]:
     return labels
 
 
-def _cell_kinds(ontology: Ontology) -> np.ndarray:
+def cell_kinds(ontology: Ontology) -> np.ndarray:
     """``(R, K)`` int: 0 empty, 1 allowed by a row, 2 allowed by the unlabelled policy,
     3 row written as ignore."""
     classes = ontology.extra.classes
@@ -85,7 +85,7 @@ def plot_ontology_matrix(
     from matplotlib.patches import Patch, Rectangle
 
     source, extra = ontology.source, ontology.extra
-    kinds = _cell_kinds(ontology)
+    kinds = cell_kinds(ontology)
     num_rows, num_cols = kinds.shape
     row_labels = _row_labels(ontology)
     col_labels = source.train_names

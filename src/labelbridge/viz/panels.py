@@ -40,6 +40,23 @@ def _handles(tax: Taxonomy, ids: list[int]) -> list[Patch]:
     ]
 
 
+def _legend(fig: Figure, handles: list[Patch], *, x: float, top: float, title: str) -> None:
+    """A titled legend of ``handles`` (up to 4 rows) with its top-left corner at ``(x, top)``
+    in figure coordinates; nothing when there are no handles."""
+    if not handles:
+        return
+    fig.legend(
+        handles=handles,
+        loc="upper left",
+        bbox_to_anchor=(x, top),
+        ncol=max(1, (len(handles) + 3) // 4),
+        fontsize=8,
+        title=title,
+        title_fontsize=8,
+        frameon=False,
+    )
+
+
 def render_panel(
     image: np.ndarray,
     extra_gt: np.ndarray | None,
@@ -121,28 +138,10 @@ def render_panel(
         set(_present(teacher, source.num_classes)) | set(_present(pseudo, source.num_classes))
     )
     src_handles = _handles(source, src_ids) + ([ignore_patch] if ignored else [])
-    if extra_handles:
-        fig.legend(
-            handles=extra_handles,
-            loc="upper left",
-            bbox_to_anchor=(0.25, bottom - 0.01),
-            ncol=max(1, (len(extra_handles) + 3) // 4),
-            fontsize=8,
-            title=f"{extra.name} (ground truth)",
-            title_fontsize=8,
-            frameon=False,
-        )
-    if src_handles:
-        fig.legend(
-            handles=src_handles,
-            loc="upper left",
-            bbox_to_anchor=(0.5, bottom - 0.01),
-            ncol=max(1, (len(src_handles) + 3) // 4),
-            fontsize=8,
-            title=f"{source.name} (teacher, pseudo-label)",
-            title_fontsize=8,
-            frameon=False,
-        )
+    _legend(fig, extra_handles, x=0.25, top=bottom - 0.01, title=f"{extra.name} (ground truth)")
+    _legend(
+        fig, src_handles, x=0.5, top=bottom - 0.01, title=f"{source.name} (teacher, pseudo-label)"
+    )
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()

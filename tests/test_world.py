@@ -9,7 +9,8 @@ import pytest
 
 from labelbridge.constants import IGNORE_INDEX
 from labelbridge.data import create_dataset
-from labelbridge.data.synthetic import (
+from labelbridge.taxonomy import load_ontology
+from labelbridge.world import (
     BUILDING,
     CAR,
     CLEAR,
@@ -22,14 +23,13 @@ from labelbridge.data.synthetic import (
     Canvas,
     Domain,
     WorldSizes,
-    _apply_domain,
-    _coarse_labels,
-    _lidar_labels,
+    apply_domain,
+    coarse_labels,
     generate_world,
+    lidar_labels,
     render_scene,
     value_noise,
 )
-from labelbridge.taxonomy import load_ontology
 
 SIZE = (64, 48)
 
@@ -128,11 +128,11 @@ def test_labelling_policies_on_rendered_scenes() -> None:
         image, fine, void = render_scene(rng, image_size=SIZE, domain=DUSK)
         assert image.dtype == np.uint8 and image.shape == (48, 64, 3)
         assert set(np.unique(fine).tolist()) <= set(range(8))
-        coarse = _coarse_labels(fine, void)
+        coarse = coarse_labels(fine, void)
         # extra A: car and truck are one 'vehicle' class (id 4), road and sidewalk 'ground' (0)
         assert (coarse[(fine == CAR) | (fine == TRUCK)] == 4).all()
         assert (coarse[fine <= 1] == 0).all()
-        lidar = _lidar_labels(fine, void)
+        lidar = lidar_labels(fine, void)
         # extra B: the sky is always void, and so are windows / upper facades, not all of a building
         assert (lidar[fine == SKY] == IGNORE_INDEX).all()
         assert (lidar[~void] == LIDAR_LUT[fine[~void]]).all()
@@ -174,7 +174,7 @@ def test_identity_domain_keeps_colours() -> None:
         closeness=np.ones((1, 2), np.float32),
         lidar_void=np.zeros((1, 2), bool),
     )
-    out = _apply_domain(canvas, np.random.default_rng(0), Domain("id", noise=0.0))
+    out = apply_domain(canvas, np.random.default_rng(0), Domain("id", noise=0.0))
     assert out.tolist() == [[[0, 128, 255], [51, 102, 153]]]
 
 
