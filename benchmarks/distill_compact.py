@@ -280,7 +280,7 @@ def distill_config(
     return DistillConfig.model_validate(
         {
             "taxonomy": "cityscapes",
-            "teacher": {"weights": str(teacher.path), "input_scale": teacher_scale},
+            "teacher": {"checkpoint": str(teacher.path), "input_scale": teacher_scale},
             "student": {
                 "spec": f"espnetv2:s={student_s},background=true",
                 "weights": str(weights / f"espnetv2_s_{student_s}_city_1024x512.pth"),
@@ -349,7 +349,7 @@ def distill_config(
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
     """Train one (arm, seed) and score it; module-level so that worker processes can run
     it. ``job``: ``distill_config`` keyword arguments plus ``"prof"``."""
-    from labelbridge.engine.distill import run_distillation
+    from labelbridge.distill import run_distillation
     from labelbridge.models import load_checkpoint
 
     prof: Profile = job["prof"]

@@ -42,7 +42,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import run_header, write_section  # noqa: E402
 
-import labelbridge.pseudo.run as run_mod  # noqa: E402
+import labelbridge.pseudo.labelling as run_mod  # noqa: E402
 from labelbridge.config.pseudo import DatasetEntry  # noqa: E402
 from labelbridge.constants import DEFAULT_TTA_SCALES, IGNORE_INDEX  # noqa: E402
 from labelbridge.data import create_dataset  # noqa: E402

@@ -1,5 +1,5 @@
 """Reliability cases shared by the tests (``tests/test_reliability_*.py``,
-``tests/test_cli_errors.py``, ``tests/test_kill_resume.py``) and by
+``tests/cli/test_cli_errors.py``, ``tests/engine/test_kill_resume.py``) and by
 ``benchmarks/reliability.py`` (issue 9).
 
 Three families, each a function that sets a case up in a scratch folder, runs it
@@ -847,7 +847,7 @@ def setup_pseudo(work: Path) -> StageSetup:
 def setup_train(work: Path) -> StageSetup:
     """The toy 3-class folder dataset; 6 epochs of 4 steps + a 2-epoch fine-tune, with
     random augmentation and a data-loading worker (both must resume bit-exactly)."""
-    from test_train_toydata import make_toy_dataset
+    from fixtures_toydata import make_toy_dataset
 
     make_toy_dataset(work / "toy", splits={"train": 12, "val": 3})
     cfg = {

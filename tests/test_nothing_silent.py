@@ -233,9 +233,8 @@ def _weights(checkpoint: Path) -> dict[str, torch.Tensor]:
 def test_resumed_training_ends_with_the_uninterrupted_weights(tmp_path: Path) -> None:
     """Random crops, flips and jitter, one data-loading worker, a fine-tune stage:
     interrupted once in each stage and resumed, the final weights are bit-identical."""
+    from fixtures_toydata import make_toy_dataset, toy_config
     from labelbridge.engine.train import run_training
-    from test_train_engine import toy_config
-    from test_train_toydata import make_toy_dataset
 
     toy = make_toy_dataset(tmp_path / "toy", splits={"train": 16, "val": 5})
     kw = {"epochs": 3, "num_workers": 1, "finetune": {"enabled": True, "epochs": 2}}
@@ -254,9 +253,8 @@ def test_resumed_training_ends_with_the_uninterrupted_weights(tmp_path: Path) ->
 
 # ------------------------------------------------------- a changed config is not ignored
 def test_changed_settings_on_a_finished_run_are_refused_naming_them(tmp_path: Path) -> None:
+    from fixtures_toydata import make_toy_dataset, toy_config
     from labelbridge.engine.train import run_training
-    from test_train_engine import toy_config
-    from test_train_toydata import make_toy_dataset
 
     toy = make_toy_dataset(tmp_path / "toy", splits={"train": 8, "val": 2})
     out = tmp_path / "run"

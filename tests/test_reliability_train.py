@@ -13,10 +13,10 @@ import lightning as L
 import pytest
 import torch
 
+from fixtures_toydata import make_toy_dataset
 from labelbridge.config.base import validate_config
 from labelbridge.config.train import TrainConfig
 from labelbridge.engine.train import run_training
-from test_train_toydata import make_toy_dataset
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,5 @@
-"""A tiny learnable dataset in the generic 'folder' layout, shared by the training tests.
+"""A tiny learnable dataset in the generic 'folder' layout and a training config for it,
+shared by the training tests.
 
 Scenes of 48x64 pixels: sky (blue) above a random horizon, road (grey) below, one or
 two red cars on the road, and a one-pixel unlabelled band at the horizon. Colours carry
@@ -8,12 +9,14 @@ noise, so a tiny net must learn colour and position but reaches a high mIoU quic
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
 from PIL import Image
 
-from labelbridge.data import create_dataset
+from labelbridge.config.base import validate_config
+from labelbridge.config.train import TrainConfig
 
 TOY_TAXONOMY = {
     "name": "toy3",
@@ -67,11 +70,31 @@ def make_toy_dataset(
     return root
 
 
-def test_toy_dataset_reads_back(tmp_path: Path) -> None:
-    root = make_toy_dataset(tmp_path / "toy", splits={"train": 3})
-    reader = create_dataset("folder", root, "train")
-    assert len(reader) == 3
-    sample = reader[0]
-    assert sample.image.shape == (48, 64, 3)
-    assert set(np.unique(sample.label).tolist()) <= {0, 1, 2, 9}
-    assert reader.taxonomy.train_names == ["sky", "road", "car"]
+#: Learning rate of :func:`toy_config`.
+LR = 0.01
+
+
+def toy_config(root: Path, out: Path, **changes: Any) -> TrainConfig:
+    """A training config of the tiny net on a toy dataset at ``root`` into ``out``."""
+    data: dict[str, Any] = {
+        "taxonomy": str(root / "taxonomy.yaml"),
+        "datasets": [{"name": "folder", "root": str(root), "split": "train"}],
+        "val": [{"name": "folder", "root": str(root), "split": "val", "label": "toy"}],
+        "model": {"spec": "tiny"},
+        "optimizer": {"lr": LR},
+        "batch_size": 8,
+        "steps_per_epoch": 6,
+        "epochs": 4,
+        "num_workers": 0,
+        "augment": {"scale_range": [0.75, 1.5], "crop": [32, 48]},
+        "finetune": {"enabled": True, "epochs": 1},
+        "trainer": {
+            "accelerator": "cpu",
+            "devices": 1,
+            "enable_progress_bar": False,
+            "log_every_n_steps": 1,
+        },
+        "output": str(out),
+    }
+    data.update(changes)
+    return validate_config(TrainConfig, data)

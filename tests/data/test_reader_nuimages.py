@@ -19,7 +19,7 @@ from labelbridge.data.prepare import prepare_dataset
 from labelbridge.data.readers.nuimages import NuImages, decode_mask, rle_counts_from_string
 from labelbridge.errors import DatasetError
 from labelbridge.taxonomy import load_taxonomy
-from test_readers import ReaderContract
+from reader_contract import ReaderContract
 
 FRONT = "samples/CAM_FRONT/n008-2018-09-18-14-54-39-0400__CAM_FRONT__1537297163912404"
 

@@ -8,12 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from labelbridge.constants import IGNORE_INDEX
-from labelbridge.models import ESPNetv2, image_to_tensor, load_checkpoint, predict_logits
+from camvid_eval import camvid_confusion, camvid_test_pairs
+from labelbridge.models import ESPNetv2, load_checkpoint
 from labelbridge.models.espnetv2 import EESP, _branch_dilations
-from labelbridge.taxonomy import load_ontology
 
 torch.set_num_threads(1)
 
@@ -67,31 +65,6 @@ def test_load_checkpoint_recognises_published_file(weights_dir: Path) -> None:
     assert loaded.model.num_classes == 19 and not loaded.model.training
 
 
-def _camvid_test_pairs(camvid_root: Path) -> list[tuple[Path, Path]]:
-    images = sorted((camvid_root / "test").glob("*.jpg"))
-    return [(p, camvid_root / "testannot" / f"{p.stem}.png") for p in images]
-
-
-def camvid_confusion(
-    model: torch.nn.Module, pairs: list[tuple[Path, Path]], *, input_size: tuple[int, int]
-) -> np.ndarray:
-    """``(11, 11)`` confusion (rows: CamVid ground truth, columns: projected predictions)
-    over the labelled pixels; predictions of the 19 Cityscapes classes are projected."""
-    onto = load_ontology("camvid11_to_cityscapes")
-    projection = onto.projection
-    k = onto.extra.num_classes
-    assert (projection != IGNORE_INDEX).all()  # every Cityscapes class has a CamVid class
-    conf = np.zeros((k, k), dtype=np.int64)
-    for image_path, label_path in pairs:
-        image = np.asarray(Image.open(image_path).convert("RGB"))
-        gt = onto.extra.to_train_ids(np.asarray(Image.open(label_path), dtype=np.int32))
-        logits = predict_logits(model, image_to_tensor(image), input_size=input_size)
-        pred = projection[logits.argmax(dim=1)[0].numpy()]
-        valid = gt != IGNORE_INDEX
-        conf += np.bincount(gt[valid] * k + pred[valid], minlength=k * k).reshape(k, k)
-    return conf
-
-
 def iou_per_class(conf: np.ndarray) -> np.ndarray:
     tp = np.diag(conf).astype(np.float64)
     return tp / np.maximum(conf.sum(0) + conf.sum(1) - tp, 1)
@@ -105,7 +78,7 @@ def test_confusion_helpers_by_hand() -> None:
 def test_camvid_pixel_accuracy_few_images(weights_dir: Path, camvid_root: Path) -> None:
     """A broken import drops this far below 0.78 (0.82 seen with 11 images)."""
     loaded = load_checkpoint(_published(weights_dir, "2.0"))
-    pairs = _camvid_test_pairs(camvid_root)[::23][:10]
+    pairs = camvid_test_pairs(camvid_root)[::23][:10]
     conf = camvid_confusion(loaded.model, pairs, input_size=(480, 352))
     accuracy = np.trace(conf) / conf.sum()
     assert accuracy > 0.78, accuracy
@@ -115,7 +88,7 @@ def test_camvid_pixel_accuracy_few_images(weights_dir: Path, camvid_root: Path) 
 def test_camvid_test_miou_acceptance(weights_dir: Path, camvid_root: Path) -> None:
     """s=2.0 at 960x704 on all 233 CamVid test images: mIoU >= 48 (51.00 measured)."""
     loaded = load_checkpoint(_published(weights_dir, "2.0"))
-    pairs = _camvid_test_pairs(camvid_root)
+    pairs = camvid_test_pairs(camvid_root)
     assert len(pairs) == 233
     conf = camvid_confusion(loaded.model, pairs, input_size=EVAL_SIZE)
     miou = 100 * iou_per_class(conf).mean()

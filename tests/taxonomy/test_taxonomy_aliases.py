@@ -17,7 +17,7 @@ from labelbridge.taxonomy import load_ontology, load_taxonomy
 from labelbridge.taxonomy.registry import builtin_taxonomy_name, list_taxonomies
 from labelbridge.taxonomy.taxonomy import normalize_name
 
-REFERENCE = Path(__file__).parents[1] / ".." / "shared" / "reference"
+REFERENCE = Path(__file__).parents[2] / ".." / "shared" / "reference"
 REFERENCE_DATASETS = REFERENCE / "data-priors" / "datasets"
 
 #: reference folder (or source) name -> our built-in taxonomy

@@ -11,7 +11,7 @@ from PIL import Image
 from fixtures_generic import make_folder_color, make_listfile
 from labelbridge.data import DATASETS, create_dataset
 from labelbridge.errors import DatasetError
-from test_readers import ReaderContract
+from reader_contract import ReaderContract
 
 
 class TestFolderColor(ReaderContract):

@@ -10,12 +10,12 @@ import torch
 import yaml
 from PIL import Image
 
+from fixtures_toydata import make_toy_dataset
 from labelbridge.constants import IGNORE_INDEX
 from labelbridge.data import create_dataset
 from labelbridge.data.torch_dataset import SegmentationTorchDataset, pad_collate
 from labelbridge.errors import ConfigError, DatasetError
 from labelbridge.taxonomy import load_taxonomy
-from test_train_toydata import make_toy_dataset
 
 
 @pytest.fixture()

@@ -28,7 +28,7 @@ from labelbridge.taxonomy.formats import (
 )
 from labelbridge.taxonomy.priors import allowed_tensor, apply_priors, void_tensor
 
-REFERENCE = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" / "data-priors"
+REFERENCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" / "data-priors"
 REFERENCE_CSVS = sorted(
     p
     for src in ("cityscapes", "mapillary", "offroad")

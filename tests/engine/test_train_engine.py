@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from labelbridge.config.base import validate_config
-from labelbridge.config.train import TrainConfig
+from fixtures_toydata import LR, make_toy_dataset, toy_config
 from labelbridge.constants import IGNORE_INDEX
 from labelbridge.data import create_dataset
 from labelbridge.engine.callbacks import STAGE_MARKER, read_stage_marker
@@ -24,34 +23,6 @@ from labelbridge.engine.train import run_training
 from labelbridge.errors import ConfigError
 from labelbridge.evaluation import ConfusionMatrix
 from labelbridge.models import load_checkpoint
-from test_train_toydata import make_toy_dataset
-
-LR = 0.01
-
-
-def toy_config(root: Path, out: Path, **changes: Any) -> TrainConfig:
-    data: dict[str, Any] = {
-        "taxonomy": str(root / "taxonomy.yaml"),
-        "datasets": [{"name": "folder", "root": str(root), "split": "train"}],
-        "val": [{"name": "folder", "root": str(root), "split": "val", "label": "toy"}],
-        "model": {"spec": "tiny"},
-        "optimizer": {"lr": LR},
-        "batch_size": 8,
-        "steps_per_epoch": 6,
-        "epochs": 4,
-        "num_workers": 0,
-        "augment": {"scale_range": [0.75, 1.5], "crop": [32, 48]},
-        "finetune": {"enabled": True, "epochs": 1},
-        "trainer": {
-            "accelerator": "cpu",
-            "devices": 1,
-            "enable_progress_bar": False,
-            "log_every_n_steps": 1,
-        },
-        "output": str(out),
-    }
-    data.update(changes)
-    return validate_config(TrainConfig, data)
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from labelbridge.data.base import SampleError
 from labelbridge.data.prepare import prepare_dataset
 from labelbridge.data.readers._panoptic import rgb_to_segment_ids
 from labelbridge.errors import DatasetError
-from test_readers import ReaderContract
+from reader_contract import ReaderContract
 
 
 class TestCocoPanoptic(ReaderContract):

@@ -19,7 +19,7 @@ from labelbridge.data.prepare import PREPARERS, prepare_dataset
 from labelbridge.errors import UserError
 from labelbridge.files import TEMP_SUFFIX
 
-TESTS = Path(__file__).parent
+TESTS = Path(__file__).resolve().parents[1]  # the tests folder (fixtures, prepare_toy.py)
 
 
 def _tree(folder: Path) -> dict[str, bytes]:

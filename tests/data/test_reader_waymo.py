@@ -20,7 +20,7 @@ from labelbridge.data import create_dataset  # noqa: E402
 from labelbridge.data.prepare import prepare_dataset  # noqa: E402
 from labelbridge.data.readers.waymo import PANOPTIC_COLUMN, WaymoPreparer  # noqa: E402
 from labelbridge.errors import DatasetError, UserError  # noqa: E402
-from test_readers import ReaderContract  # noqa: E402
+from reader_contract import ReaderContract  # noqa: E402
 
 CTX_A = "10017090168044687777_6380_000_6400_000"
 CTX_B = "10023947602400723454_1120_000_1140_000"

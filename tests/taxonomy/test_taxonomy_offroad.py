@@ -48,7 +48,7 @@ FOLDERS = {
 # 255 = undefined that name); WildScenes id 3 is 'mud' in every publisher source.
 KNOWN_DEFECTS = {("goose2d", "road"), ("tas500", "puddle"), ("WildScenes", "puddle")}
 
-REFERENCE = Path(__file__).parents[1] / ".." / "shared" / "reference" / "data-priors" / "datasets"
+REFERENCE = Path(__file__).parents[2] / ".." / "shared" / "reference" / "data-priors" / "datasets"
 needs_reference = pytest.mark.skipif(
     not REFERENCE.is_dir(),
     reason=f"reference implementation (data-priors) not checked out at {REFERENCE.resolve()}",

@@ -111,7 +111,7 @@ def test_overrides(tmp_path: Path) -> None:
 
 
 def test_example_configs_are_valid() -> None:
-    configs = Path(__file__).resolve().parents[1] / "configs"
+    configs = Path(__file__).resolve().parents[2] / "configs"
     names = ["camvid_teacher.yaml", "ycor_teacher.yaml", "student_camvid_idd.yaml"]
     for name in names:
         cfg = load_train_config(configs / name)

@@ -16,7 +16,7 @@ from fixtures_layouts import H, LayoutFixture, W
 from labelbridge.data import create_dataset
 from labelbridge.data.base import SampleError
 from labelbridge.errors import DatasetError
-from test_readers import ReaderContract
+from reader_contract import ReaderContract
 
 
 def _rgb_label(path: Path, colours: list[tuple[int, int, int]]) -> None:

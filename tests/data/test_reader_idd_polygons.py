@@ -18,7 +18,7 @@ from labelbridge.data.prepare import PREPARERS, prepare_dataset
 from labelbridge.data.readers.idd_labelids import draw_polygons, taxonomy_names
 from labelbridge.errors import DatasetError
 from labelbridge.taxonomy import load_taxonomy
-from test_readers import ReaderContract
+from reader_contract import ReaderContract
 
 ROAD, CAR, PERSON, BUS, POLEGROUP, POLE, UNLABELED, SKY = 0, 12, 6, 14, 27, 26, 35, 33
 
