@@ -23,10 +23,10 @@ Setting (``../shared/design/benchmarks.md``, U2):
 
 Usage (from the project root)::
 
-    python benchmarks/distill_compact.py --profile cpu --threads 1 --jobs 2
+    python -m benchmarks.distill_compact --profile cpu --threads 1 --jobs 2
         # ~15 min on 2 CPU cores (+4 min of pseudo-labels the first time per teacher)
-    python benchmarks/distill_compact.py --profile gpu          # ~15-25 min on one GPU
-    python benchmarks/distill_compact.py --smoke                # ~30 s: checks the plumbing
+    python -m benchmarks.distill_compact --profile gpu          # ~15-25 min on one GPU
+    python -m benchmarks.distill_compact --smoke                # ~30 s: checks the plumbing
 
 Variants (each its own section and run folders): ``--kd/--feat/--temperature`` (loss
 weights), ``--no-kd-priors``, ``--distill-on``, ``--kd-source-agree``,
@@ -43,6 +43,7 @@ import argparse
 import hashlib
 import json
 import logging
+import math
 import statistics
 import sys
 import time
@@ -52,13 +53,13 @@ from typing import Any
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from benchmarks.common.evaluation import cityscapes_eval_sets
+from benchmarks.common.paths import DATA, DEFAULT_WORK, REPO, TEACHER_S2, WEIGHTS, missing_paths
+from benchmarks.common.results import command_line, program, run_header, write_section
+from benchmarks.common.runs import run_jobs
 
-SHARED = REPO.parent / "shared"
 SECTION = "distill_compact"
-TEACHER_FILE = "espnetv2_s_2.0_city_1024x512.pth"
+TEACHER_FILE = TEACHER_S2.name
 LATENCY_SIZE = (1024, 512)  # W, H
 
 log = logging.getLogger("distill_compact")
@@ -102,50 +103,38 @@ class Profile:
     name: str = "cpu"
 
 
-PROFILES: dict[str, Profile] = {
-    "cpu": Profile(
-        resize=(256, 192),
-        crop=(160, 224),
-        epochs=3,
-        steps_per_epoch=25,
-        batch_size=6,
-        lr=5e-4,
-        eval_size=(256, 192),
-        val_limit=30,
-        train_limit=None,
-        eval_limit=None,
-        tta_scales=(1.0,),
-        latency_runs=5,
-        device="cpu",
-        threads=2,
-    ),
-    "gpu": Profile(
-        resize=(480, 360),
-        crop=(320, 448),
-        epochs=20,
-        steps_per_epoch=100,
-        batch_size=16,
-        lr=5e-4,
-        eval_size=(480, 352),
-        val_limit=None,
-        train_limit=None,
-        eval_limit=None,
-        tta_scales=(0.75, 1.0, 1.25, 1.5),
-        latency_runs=10,
-        device="cuda",
-        threads=4,
-        name="gpu",
-    ),
+_PROFILE_NAMES = ("cpu", "gpu")
+#: The profiles, one column each.
+_PROFILE_COLUMNS: dict[str, tuple[Any, Any]] = {
+    "resize": ((256, 192), (480, 360)),
+    "crop": ((160, 224), (320, 448)),
+    "epochs": (3, 20),
+    "steps_per_epoch": (25, 100),
+    "batch_size": (6, 16),
+    "lr": (5e-4, 5e-4),
+    "eval_size": ((256, 192), (480, 352)),
+    "val_limit": (30, None),
+    "train_limit": (None, None),
+    "eval_limit": (None, None),
+    "tta_scales": ((1.0,), (0.75, 1.0, 1.25, 1.5)),
+    "latency_runs": (5, 10),
+    "device": ("cpu", "cuda"),
+    "threads": (2, 4),
 }
-SMOKE = dict(
-    epochs=1,
-    steps_per_epoch=2,
-    batch_size=2,
-    val_limit=2,
-    train_limit=4,
-    eval_limit=3,
-    latency_runs=1,
-)
+PROFILES: dict[str, Profile] = {
+    name: Profile(name=name, **{key: column[i] for key, column in _PROFILE_COLUMNS.items()})
+    for i, name in enumerate(_PROFILE_NAMES)
+}
+#: ``--smoke``: these sizes over the chosen profile.
+SMOKE: dict[str, Any] = {
+    "epochs": 1,
+    "steps_per_epoch": 2,
+    "batch_size": 2,
+    "val_limit": 2,
+    "train_limit": 4,
+    "eval_limit": 3,
+    "latency_runs": 1,
+}
 
 ARMS: dict[str, dict[str, float]] = {
     "distilled": {
@@ -372,29 +361,18 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
 
 def evaluate(model: torch.nn.Module, prof: Profile, data: Path) -> dict[str, float]:
     """mIoU (in %) on CamVid test and IDD-Lite val, predictions projected."""
-    from labelbridge.data import create_dataset
-    from labelbridge.evaluation import evaluate_model
-    from labelbridge.taxonomy import load_ontology, load_taxonomy
+    from labelbridge.evaluation import evaluate_on_sets
+    from labelbridge.taxonomy import load_taxonomy
 
-    cityscapes = load_taxonomy("cityscapes")
-    out = {}
-    for key, reader, split, mapping in (
-        ("camvid_test", "camvid", "test", "camvid11_to_cityscapes"),
-        ("idd_val", "idd_lite", "val", "idd_level1_to_cityscapes"),
-    ):
-        metrics = evaluate_model(
-            model,
-            create_dataset(reader, data / reader, split),
-            model_taxonomy=cityscapes,
-            ontology=load_ontology(mapping),
-            input_size=prof.eval_size,
-            batch_size=8,
-            device=prof.device,
-            limit=prof.eval_limit,
-            progress=False,
-        )
-        out[key] = 100.0 * float(metrics.miou)
-    return out
+    miou, _ = evaluate_on_sets(
+        model,
+        load_taxonomy("cityscapes"),
+        cityscapes_eval_sets(data, limit=prof.eval_limit),
+        input_size=prof.eval_size,
+        batch_size=8,
+        device=prof.device,
+    )
+    return {key: math.nan if value is None else 100.0 * value for key, value in miou.items()}
 
 
 def cpu_latency(model: torch.nn.Module, runs: int) -> float:
@@ -451,7 +429,9 @@ def difference_line(per_arm: dict[str, dict[str, list[float]]], seeds: list[int]
 # ---------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=program(__file__),
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--profile", choices=sorted(PROFILES), default="cpu")
     parser.add_argument(
@@ -527,9 +507,9 @@ def main(argv: list[str] | None = None) -> int:
         help="the teacher's name in the table and the variant (default: the file's stem)",
     )
     parser.add_argument("--student-s", type=float, choices=[0.5, 1.0], default=0.5)
-    parser.add_argument("--data", type=Path, default=SHARED / "data")
-    parser.add_argument("--weights", type=Path, default=SHARED / "weights")
-    parser.add_argument("--work", type=Path, default=REPO / "benchmarks" / "_work" / SECTION)
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--weights", type=Path, default=WEIGHTS)
+    parser.add_argument("--work", type=Path, default=DEFAULT_WORK / SECTION)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO,
@@ -548,13 +528,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.steps_per_epoch is not None:
         prof = replace(prof, steps_per_epoch=args.steps_per_epoch)
     teacher_path = args.teacher if args.teacher is not None else args.weights / TEACHER_FILE
-    needed = [
+    missing = missing_paths(
         args.data / "camvid",
         args.data / "idd_lite",
         teacher_path,
         args.weights / f"espnetv2_s_{args.student_s}_city_1024x512.pth",
-    ]
-    missing = [str(p) for p in needed if not p.exists()]
+    )
     if missing:
         parser.error(
             f"real data missing: {', '.join(missing)} (set --data / --weights / --teacher)"
@@ -666,16 +645,7 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
 
-    if args.jobs > 1:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(
-            max_workers=min(args.jobs, len(jobs)), mp_context=mp.get_context("spawn")
-        ) as pool:
-            outcomes = list(pool.map(run_job, jobs))
-    else:
-        outcomes = [run_job(job) for job in jobs]
+    outcomes = run_jobs(run_job, jobs, args.jobs)
     per_arm: dict[str, dict[str, list[float]]] = {}
     for job, outcome in zip(jobs, outcomes, strict=True):
         scores = per_arm.setdefault(
@@ -761,11 +731,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     if not args.smoke:
-        from benchmarks._results import run_header, write_section
-
-        command = " ".join(
-            ["python benchmarks/distill_compact.py", *(argv if argv is not None else sys.argv[1:])]
-        )
+        command = command_line(__file__, argv)
         variant = section[len(SECTION) + 1 :] if section != SECTION else "default"
         heading = (
             f"## Distillation into a compact ESPNetv2 s={args.student_s} (issue 7), "

@@ -7,7 +7,7 @@ Real CamVid label maps are converted to Cityscapes label ids and written in the 
 evaluators read the same PNG files; the per-class IoUs and mIoU must agree to 1e-9.
 Times are medians over ``--repeats`` runs, each reading every file from disk.
 
-Run:  python benchmarks/eval_vs_cityscapes.py [--num-images 233] [--repeats 3]
+Run:  python -m benchmarks.eval_vs_cityscapes [--num-images 233] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -15,10 +15,7 @@ from __future__ import annotations
 import argparse
 import copy
 import math
-import os
-import shlex
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,14 +24,12 @@ from types import SimpleNamespace
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import run_header, write_section  # noqa: E402
+from benchmarks.common.paths import CAMVID_ROOT
+from benchmarks.common.results import command_line, program, run_header, write_section
+from labelbridge.data.base import read_label_png
+from labelbridge.evaluation import ConfusionMatrix, SegmentationMetrics
+from labelbridge.taxonomy import load_taxonomy
 
-from labelbridge.data.base import read_label_png  # noqa: E402
-from labelbridge.evaluation import ConfusionMatrix, SegmentationMetrics  # noqa: E402
-from labelbridge.taxonomy import load_taxonomy  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
 SECTION = "p3-eval-vs-cityscapes"
 TOLERANCE = 1e-9
 
@@ -151,12 +146,9 @@ def timed(fn, *args, repeats: int):  # noqa: ANN001, ANN202
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    default_root = (
-        Path(os.environ.get("LABELBRIDGE_SHARED", REPO.parent / "shared")) / "data" / "camvid"
-    )
+    parser = argparse.ArgumentParser(prog=program(__file__), description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--camvid-root", type=Path, default=default_root, help="CamVid (SegNet layout) root"
+        "--camvid-root", type=Path, default=CAMVID_ROOT, help="CamVid (SegNet layout) root"
     )
     parser.add_argument(
         "--num-images", type=int, default=233, help="CamVid test label maps to use (max 233)"
@@ -211,7 +203,7 @@ def main() -> None:
     lines = [
         "## P3 — evaluation: ours vs official cityscapesscripts",
         "",
-        run_header(shlex.join(["python", "benchmarks/eval_vs_cityscapes.py", *sys.argv[1:]])),
+        run_header(command_line(__file__)),
         f"Inputs: {n} real CamVid test label maps (480x360) converted to Cityscapes label ids, with perturbed "
         "predictions (shift, block-wise class swaps, blocks of ignored ids = misses); both evaluators read the "
         f"same {2 * n} PNG files. cityscapesscripts {_cs_version()} ran its pure-Python path "

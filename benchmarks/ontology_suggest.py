@@ -7,7 +7,7 @@ sample of IDD-Lite train, at the default thresholds, and count for how many extr
 the suggestion contains the *main* class (first listed) of the shipped mapping, and how
 many classes each label gets. Writes the section ``ontology-suggest`` of results.md.
 
-    python benchmarks/ontology_suggest.py [--sample 40] [--scale 2.0]
+    python -m benchmarks.ontology_suggest [--sample 40] [--scale 2.0]
 """
 
 from __future__ import annotations
@@ -15,26 +15,22 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from benchmarks._results import run_header, write_section  # noqa: E402
-
-from labelbridge.data import create_dataset  # noqa: E402
-from labelbridge.models.checkpoint import load_checkpoint  # noqa: E402
-from labelbridge.suggest import (  # noqa: E402
+from benchmarks.common.paths import BENCHMARKS, SHARED, TEACHER_S2, require_shared_data
+from benchmarks.common.results import command_line, program, run_header, write_section
+from labelbridge.data import create_dataset
+from labelbridge.models.checkpoint import load_checkpoint
+from labelbridge.suggest import (
     SuggestThresholds,
     build_contingency,
     main_class_agreement,
     propose_mapping,
 )
-from labelbridge.taxonomy import load_ontology  # noqa: E402
+from labelbridge.taxonomy import load_ontology
 
 CASES = (
     ("camvid", "camvid", "train", "camvid11_to_cityscapes"),
@@ -43,8 +39,8 @@ CASES = (
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--shared", type=Path, default=REPO.parent / "shared")
+    parser = argparse.ArgumentParser(prog=program(__file__), description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shared", type=Path, default=SHARED)
     parser.add_argument("--sample", type=int, default=40, help="images sampled per dataset")
     parser.add_argument(
         "--scale",
@@ -61,7 +57,9 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(args.threads)
-    teacher = load_checkpoint(args.shared / "weights" / "espnetv2_s_2.0_city_1024x512.pth")
+    teacher_file = args.shared / "weights" / TEACHER_S2.name
+    require_shared_data(teacher_file, *(args.shared / "data" / label for label, *_ in CASES))
+    teacher = load_checkpoint(teacher_file)
     th = SuggestThresholds()
     rows, details, out = [], [], {}
     sizes_seen: dict[str, str] = {}
@@ -117,12 +115,12 @@ def main() -> None:
             f"{label}: main class contained for {n_ok}/{n_all} labels; at most {max(sizes.values())} classes per label"
         )
     elapsed = time.perf_counter() - t0
-    command = "python benchmarks/ontology_suggest.py " + " ".join(sys.argv[1:])
+    command = command_line(__file__)
     md = "\n".join(
         [
             "## Ontology suggestion vs. the hand-written mappings (issue 8)",
             "",
-            run_header(command.strip()).rstrip(),
+            run_header(command).rstrip(),
             f"- teacher: published ESPNetv2 s=2.0 Cityscapes, input {sizes_seen} (x{args.scale}), no flip; default thresholds "
             f"(min share {th.min_share:.0%}, at most {th.max_classes} classes, gap share {th.gap_share:.0%} at "
             f"confidence >= {th.gap_confidence:.0%}); {args.sample} random images per dataset (seed 0); {elapsed:.0f} s",
@@ -137,7 +135,7 @@ def main() -> None:
         write_section("ontology-suggest", md, path=args.results)
     else:
         write_section("ontology-suggest", md)
-    (REPO / "benchmarks" / "results_ontology_suggest.json").write_text(json.dumps(out, indent=2))
+    (BENCHMARKS / "results_ontology_suggest.json").write_text(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":

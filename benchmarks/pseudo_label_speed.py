@@ -16,7 +16,7 @@ The model's ``forward`` is wrapped with a timer (synchronised on CUDA), so the s
 wall time spent outside forward passes is measured directly, as is the share of TTA time
 spent masking. One warm-up image (the split's last) runs first (excluded), so both see warmed-up kernels.
 
-Run:  python benchmarks/pseudo_label_speed.py [--profile cpu|gpu] [--device cpu|cuda]
+Run:  python -m benchmarks.pseudo_label_speed [--profile cpu|gpu] [--device cpu|cuda]
       [--images N] [--scales 0.5,1.0,...] [--threads T] [--no-results] [--markdown-out F]
 
 Real data and weights are read from ``$LABELBRIDGE_SHARED`` (default ``../shared``).
@@ -25,8 +25,6 @@ Real data and weights are read from ``$LABELBRIDGE_SHARED`` (default ``../shared
 from __future__ import annotations
 
 import argparse
-import os
-import shlex
 import sys
 import tempfile
 import time
@@ -39,20 +37,15 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import run_header, write_section  # noqa: E402
+import labelbridge.pseudo.labelling as run_mod
+from benchmarks.common.paths import CAMVID_ROOT, TEACHER_S2
+from benchmarks.common.results import command_line, program, run_header, write_section
+from labelbridge.config.pseudo import DatasetEntry
+from labelbridge.constants import DEFAULT_TTA_SCALES, IGNORE_INDEX
+from labelbridge.data import create_dataset
+from labelbridge.pseudo.run import PseudoLabeler, Teacher
+from labelbridge.taxonomy import load_ontology
 
-import labelbridge.pseudo.labelling as run_mod  # noqa: E402
-from labelbridge.config.pseudo import DatasetEntry  # noqa: E402
-from labelbridge.constants import DEFAULT_TTA_SCALES, IGNORE_INDEX  # noqa: E402
-from labelbridge.data import create_dataset  # noqa: E402
-from labelbridge.pseudo.run import PseudoLabeler, Teacher  # noqa: E402
-from labelbridge.taxonomy import load_ontology  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("LABELBRIDGE_SHARED", REPO.parent / "shared"))
-WEIGHTS = SHARED / "weights" / "espnetv2_s_2.0_city_1024x512.pth"
-CAMVID = SHARED / "data" / "camvid"
 MAPPING = "camvid11_to_cityscapes"
 PROFILES: dict[str, dict[str, Any]] = {
     "cpu": {"device": "cpu", "images": 4, "batch_size": 1, "num_workers": 2},
@@ -91,9 +84,9 @@ def load_teacher(device: torch.device) -> tuple[nn.Module, str]:
     """The published ESPNetv2 s=2.0 Cityscapes teacher, else a random zoo ESPNetv2."""
     from labelbridge.models import create_model, load_checkpoint
 
-    if WEIGHTS.is_file():
-        loaded = load_checkpoint(WEIGHTS)
-        return loaded.model.to(device).eval(), f"{loaded.spec} ({WEIGHTS.name})"
+    if TEACHER_S2.is_file():
+        loaded = load_checkpoint(TEACHER_S2)
+        return loaded.model.to(device).eval(), f"{loaded.spec} ({TEACHER_S2.name})"
     model = create_model("espnetv2:s=2.0", num_classes=19)
     return model.to(device).eval(), "espnetv2:s=2.0 (random init: published weights not found)"
 
@@ -202,7 +195,7 @@ def ours(
     entry = DatasetEntry(
         name="camvid_train",
         reader="camvid",
-        root=str(CAMVID),
+        root=str(CAMVID_ROOT),
         split="train",
         ontology=MAPPING,
         limit=n,
@@ -219,7 +212,7 @@ def ours(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=program(__file__), description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", choices=sorted(PROFILES), default="cpu")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: the profile's)")
     parser.add_argument(
@@ -246,11 +239,11 @@ def main() -> None:
     scales = [float(s) for s in args.scales.split(",")]
     if args.threads:
         torch.set_num_threads(args.threads)
-    if not CAMVID.is_dir():
-        sys.exit(f"needs real CamVid at {CAMVID}")
+    if not CAMVID_ROOT.is_dir():
+        sys.exit(f"needs real CamVid at {CAMVID_ROOT}")
     model, teacher_name = load_teacher(device)
     timed = TimedModel(model)
-    dataset = create_dataset("camvid", CAMVID, "train")
+    dataset = create_dataset("camvid", CAMVID_ROOT, "train")
     allowed = load_ontology(MAPPING).allowed
     positions = list(range(n))
 
@@ -291,10 +284,7 @@ def main() -> None:
     lines = [
         f"### Pseudo-labelling speed ({args.profile} profile)",
         "",
-        run_header(
-            "python benchmarks/pseudo_label_speed.py "
-            + " ".join(shlex.quote(a) for a in sys.argv[1:])
-        ),
+        run_header(command_line(__file__)),
         f"- teacher: {teacher_name}; device {device}; torch threads {torch.get_num_threads()}",
         f"- the first {n} CamVid train images (480x360), after one warm-up image; TTA scales {scales} x flip "
         f"({2 * len(scales)} passes per image); priors camvid11_to_cityscapes; batch size {batch_size}, "

@@ -16,7 +16,7 @@ The cases are the ones the tests run (``tests/reliability_cases.py``):
 
 Usage::
 
-    python benchmarks/reliability.py [--trials 5] [--no-kill] [--work DIR]
+    python -m benchmarks.reliability [--trials 5] [--no-kill] [--work DIR]
 """
 
 from __future__ import annotations
@@ -30,11 +30,12 @@ import time
 from collections import Counter
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-sys.path.insert(0, str(REPO / "benchmarks"))
+from benchmarks.common.paths import REPO
+from benchmarks.common.results import command_line, program, run_header, write_section
 
-from _results import run_header, write_section  # noqa: E402
+# the cases and their fixture datasets are the test suite's own modules
+# (tests/reliability_cases.py, tests/fixtures_*.py, tests/fixtures_toydata.py)
+sys.path.insert(0, str(REPO / "tests"))
 
 from fixtures_layouts import LAYOUTS  # noqa: E402
 from reliability_cases import (  # noqa: E402
@@ -163,7 +164,7 @@ def kill_table(trials: dict[str, tuple[list[TrialResult], float]]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=program(__file__), description=__doc__.splitlines()[0])
     parser.add_argument(
         "--trials", type=int, default=5, help="SIGKILL trials per stage (default 5)."
     )
@@ -197,10 +198,12 @@ def main() -> None:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
     elapsed = time.perf_counter() - start
-    command = (
-        "python benchmarks/reliability.py"
-        + (f" --trials {args.trials}" if args.trials != 5 else "")
-        + (" --no-kill" if args.no_kill else "")
+    command = command_line(
+        __file__,
+        [
+            *(["--trials", str(args.trials)] if args.trials != 5 else []),
+            *(["--no-kill"] if args.no_kill else []),
+        ],
     )
     parts = [
         "## Reliability — bad input, interruptions and resumption (issue 9)",

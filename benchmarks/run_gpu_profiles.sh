@@ -54,9 +54,9 @@ $PY -c 'import torch; print("== GPU:", torch.cuda.get_device_name(0))'
 mkdir -p benchmarks/_work
 # Both benchmarks share the GPU (small models: neither fills it); each trains its three
 # seeds concurrently (--profile gpu sets --jobs 3).
-$PY benchmarks/u2_cityscapes_teacher.py --profile gpu "$@" > benchmarks/_work/u2_gpu.log 2>&1 &
+$PY -m benchmarks.u2_cityscapes_teacher --profile gpu "$@" > benchmarks/_work/u2_gpu.log 2>&1 &
 PID2=$!
-$PY benchmarks/u1_camvid_idd.py --profile gpu "$@" > benchmarks/_work/u1_gpu.log 2>&1 &
+$PY -m benchmarks.u1_camvid_idd --profile gpu "$@" > benchmarks/_work/u1_gpu.log 2>&1 &
 PID1=$!
 wait $PID2; RC2=$?
 wait $PID1; RC1=$?

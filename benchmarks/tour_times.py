@@ -10,7 +10,7 @@ images times the time per image. Runs happen in scratch folders under ``--work``
 finished measurements are kept in ``<work>/tour_times.json`` and not redone after a
 kill (the script resumes). The section ``tour-times`` of ``results.md`` is rewritten.
 
-Run:  python benchmarks/tour_times.py [--work DIR] [--only NAME ...] [--no-results]
+Run:  python -m benchmarks.tour_times [--work DIR] [--only NAME ...] [--no-results]
 
 Real data and weights are read from ``$LABELBRIDGE_SHARED`` (default ``../shared``);
 without them the script says so and exits 0.
@@ -24,18 +24,13 @@ import os
 import shlex
 import shutil
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import run_header, write_section  # noqa: E402
+from benchmarks.common.paths import CAMVID_ROOT, IDD_ROOT, REPO, SHARED, WEIGHTS
+from benchmarks.common.results import command_line, program, run_header, write_section
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("LABELBRIDGE_SHARED", REPO.parent / "shared"))
-CAMVID, IDD = SHARED / "data" / "camvid", SHARED / "data" / "idd_lite"
-WEIGHTS = SHARED / "weights"
 #: images per split, as published
 CAMVID_SPLITS = {"train": 367, "val": 101, "test": 233}
 IDD_TRAIN = 1403
@@ -68,7 +63,7 @@ class Measure:
 
 
 def measures() -> list[Measure]:
-    camvid, w = str(CAMVID), WEIGHTS
+    camvid, w = str(CAMVID_ROOT), WEIGHTS
     cfg = str(REPO / "configs")
     teacher_cfg = [
         f"{cfg}/camvid_teacher.yaml",
@@ -205,7 +200,7 @@ def _pseudo_config(m: Measure, folder: Path, n: int) -> list[str]:
     import yaml
 
     cfg = yaml.safe_load(Path(m.args[1]).read_text(encoding="utf-8"))
-    roots = {"camvid": str(CAMVID), "idd_lite": str(IDD)}
+    roots = {"camvid": str(CAMVID_ROOT), "idd_lite": str(IDD_ROOT)}
     kept = []
     for i in m.datasets:
         entry = dict(cfg["datasets"][i])
@@ -266,12 +261,12 @@ def markdown(results: dict[str, dict[str, object]], ms: list[Measure], command: 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=program(__file__), description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/labelbridge_tour_times"))
     parser.add_argument("--only", nargs="*", default=None, help="measure only these")
     parser.add_argument("--no-results", action="store_true", help="do not write results.md")
     args = parser.parse_args()
-    if not (CAMVID.is_dir() and IDD.is_dir() and WEIGHTS.is_dir()):
+    if not (CAMVID_ROOT.is_dir() and IDD_ROOT.is_dir() and WEIGHTS.is_dir()):
         print(f"skipped: real data and weights not found under {SHARED}")
         return
     args.work.mkdir(parents=True, exist_ok=True)
@@ -287,9 +282,7 @@ def main() -> None:
         tmp = store.with_suffix(".tmp")
         tmp.write_text(json.dumps(results, indent=2))
         tmp.replace(store)
-    text = markdown(
-        results, ms, "python " + shlex.join(["benchmarks/tour_times.py", *sys.argv[1:]])
-    )
+    text = markdown(results, ms, command_line(__file__))
     print(text)
     if not args.no_results:
         write_section("tour-times", text)

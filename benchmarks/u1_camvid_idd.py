@@ -26,9 +26,9 @@ every stage the first run finished.
 
 Usage (from the repository root)::
 
-    python benchmarks/u1_camvid_idd.py --profile cpu     # 2 CPU cores, ~20-25 min idle
-    python benchmarks/u1_camvid_idd.py --profile gpu     # one GPU, a few minutes
-    python benchmarks/u1_camvid_idd.py --smoke --results /tmp/r.md --work-dir /tmp/w
+    python -m benchmarks.u1_camvid_idd --profile cpu     # 2 CPU cores, ~20-25 min idle
+    python -m benchmarks.u1_camvid_idd --profile gpu     # one GPU, a few minutes
+    python -m benchmarks.u1_camvid_idd --smoke --results /tmp/r.md --work-dir /tmp/w
 
 Writes section ``u1-camvid-idd`` of ``benchmarks/results.md`` (``--results``) and
 ``results_u1.json`` beside it; run folders go to ``benchmarks/_work/u1_<profile>/seed<N>``.
@@ -38,41 +38,21 @@ from __future__ import annotations
 
 import functools
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _realdata import (  # noqa: E402
-    CAMVID_ROOT,
-    IDD_ROOT,
-    TEACHER_S2,
-    U1_PROFILES,
-    Profile,
+from benchmarks.common.evaluation import as_scores
+from benchmarks.common.figures import copy_previews
+from benchmarks.common.paths import CAMVID_ROOT, IDD_ROOT, TEACHER_S2
+from benchmarks.common.profiles import U1_PROFILES, Profile, setup_process, training_settings
+from benchmarks.common.runs import BenchmarkRun, cached_json, run_jobs, start_run
+from benchmarks.common.tables import (
     Summary,
-    cached_json,
-    command_line,
-    copy_previews,
-    elapsed,
-    load_average,
     miou_table,
-    parse_args,
-    per_class_table,
-    previews_note,
-    profile_dict,
     pseudo_report_summary,
-    pseudo_table,
-    require_shared_data,
-    results_targets,
-    run_seed_jobs,
-    select_profile,
-    setup_process,
+    section_markdown,
     summarize,
-    work_dir,
-    write_json,
 )
-from _results import run_header, write_section  # noqa: E402
 
 SECTION = "u1-camvid-idd"
 JSON_NAME = "results_u1.json"
@@ -110,40 +90,8 @@ def training_section(
     """The training keys of teacher and students (the pipeline adds data and output)."""
     return {
         "model": model_section(classifier_init),
-        "optimizer": {
-            "name": "adamw",
-            "lr": profile.lr,
-            "encoder_lr": profile.encoder_lr,
-            "weight_decay": 1e-4,
-        },
-        "schedule": {
-            "name": "poly",
-            "power": 0.9,
-            "warmup_steps": min(10, profile.steps_per_epoch),
-        },
-        "grad_clip": 10.0,
-        "precision": profile.precision,
-        "batch_size": profile.batch_size,
-        "val_batch_size": 4,
-        "epochs": epochs,
-        "steps_per_epoch": profile.steps_per_epoch,
-        "num_workers": profile.num_workers,
-        "seed": seed,
-        "augment": {
-            "scale_range": list(profile.scale_range),
-            "crop": list(profile.crop),
-            "hflip": True,
-        },
-        "early_stopping": {"enabled": False},
+        **training_settings(profile, seed, epochs=epochs),
         "finetune": {"enabled": finetune, "lr_factor": 0.1, "epochs": profile.finetune_epochs},
-        "trainer": {
-            "accelerator": profile.accelerator,
-            "devices": 1,
-            "log_every_n_steps": 1,
-            "num_sanity_val_steps": 0,
-            "enable_progress_bar": False,
-        },
-        "resize": list(profile.resize),
     }
 
 
@@ -239,10 +187,6 @@ def pipeline_config(
     )
 
 
-def _as_eval(miou: dict[str, Any], per_class: dict[str, Any]) -> dict[str, Any]:
-    return {s: {"mIoU": miou.get(s), "per_class_iou": per_class.get(s, {})} for s in SETS}
-
-
 def evaluate_init(
     profile: Profile, work: Path, *, classifier_init: str, verbose: bool
 ) -> dict[str, Any] | None:
@@ -274,7 +218,7 @@ def evaluate_init(
         return {"miou": miou, "per_class_iou": per_class}
 
     data = cached_json(folder / "eval.json", score)
-    return _as_eval(data["miou"], data["per_class_iou"])
+    return as_scores(data["miou"], data["per_class_iou"], SETS)
 
 
 def run_seed(
@@ -306,7 +250,7 @@ def run_seed(
         ("priors_ft", 1, "priors"),
     ):
         row = first.row(it, arm)
-        evals[key] = _as_eval(row.miou, row.per_class_iou)
+        evals[key] = as_scores(row.miou, row.per_class_iou, SETS)
     for key, arm in (("naive", "no_priors"), ("priors", "priors")):
         marker = read_stage_marker(run_dir / f"iter1/student_{arm}" / "train")
         if marker is None:
@@ -317,7 +261,7 @@ def run_seed(
             return {"checkpoint": ckpt, "miou": miou, "per_class_iou": per_class}
 
         data = cached_json(run_dir / f"iter1/student_{arm}" / "eval_stage1.json", stage1)
-        evals[key] = _as_eval(data["miou"], data["per_class_iou"])
+        evals[key] = as_scores(data["miou"], data["per_class_iou"], SETS)
     pseudo = {
         f"seed {seed} / round 1 / {arm}": pseudo_report_summary(
             run_dir / f"iter1/pseudo_{arm}" / "idd_lite"
@@ -330,7 +274,7 @@ def run_seed(
         )
         second = run_pipeline(cfg2)
         row = second.row(2, "priors")
-        evals["iter2"] = _as_eval(row.miou, row.per_class_iou)
+        evals["iter2"] = as_scores(row.miou, row.per_class_iou, SETS)
         pseudo[f"seed {seed} / round 2 / priors"] = pseudo_report_summary(
             run_dir / "iter2/pseudo_priors" / "idd_lite"
         )
@@ -369,15 +313,16 @@ def add_options(p: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(__doc__.splitlines()[0], argv, extra=add_options)
-    profile = select_profile(U1_PROFILES, args)
-    setup_process(profile, verbose=args.verbose)
-    require_shared_data()
-    start = time.time()
-    load_at_start = load_average()
-    work = work_dir(args, f"u1-{args.classifier_init}", profile)
-    work.mkdir(parents=True, exist_ok=True)
-    print(f"U1 ({profile.name}): work folder {work}", flush=True)
+    run = start_run(
+        "U1",
+        __file__,
+        __doc__.splitlines()[0],
+        U1_PROFILES,
+        argv,
+        extra=add_options,
+        work_name=lambda args: f"u1-{args.classifier_init}",
+    )
+    args, profile, work = run.args, run.profile, run.work
 
     init = evaluate_init(profile, work, classifier_init=args.classifier_init, verbose=args.verbose)
     worker = functools.partial(
@@ -387,8 +332,8 @@ def main(argv: list[str] | None = None) -> int:
         verbose=args.verbose,
         classifier_init=args.classifier_init,
     )
-    per_seed = run_seed_jobs(worker, args.seeds, profile.jobs)
-    print(f"U1: all seeds done ({elapsed(start)})", flush=True)
+    per_seed = run_jobs(worker, args.seeds, profile.jobs)
+    run.say("all seeds done")
 
     results: dict[str, list[dict[str, Any]]] = {}
     if init is not None:
@@ -414,48 +359,24 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     goals = check_goals(results)
-    md = render(args, profile, results, stats, goals, figures, start, load_at_start)
-    section, json_path = results_targets(args, profile, SECTION, JSON_NAME)
-    write_section(section, md, path=args.results)
-    write_json(
-        json_path,
-        {
-            "benchmark": "U1",
-            "command": command_line(),
-            "profile": profile_dict(profile),
-            "seeds": args.seeds,
-            "results": results,
-            "pseudo_labels": stats,
-            "goals": goals,
-            "wall_minutes": (time.time() - start) / 60,
-            "load_average_at_start": load_at_start,
-        },
-    )
-    print(md)
-    print(f"U1: wrote {args.results} and {json_path} ({elapsed(start)})", flush=True)
-    return 0
+    md = render(run, results, stats, goals, figures)
+    return run.finish(SECTION, JSON_NAME, md, results=results, pseudo_labels=stats, goals=goals)
 
 
 def render(
-    args: Any,
-    profile: Profile,
+    run: BenchmarkRun,
     results: dict[str, list[dict[str, Any]]],
     stats: dict[str, Any],
     goals: dict[str, Any],
     figures: list[Path],
-    start: float,
-    load_at_start: str,
 ) -> str:
+    args, profile = run.args, run.profile
     goal_lines = [
         f"- {name}: {g['mean_diff']:+.1f} mIoU (mean); beyond the seed spread: {'yes' if g['beyond_spread'] else 'no'}"
         for name, g in goals.items()
     ]
     lines = [
-        f"## U1 — CamVid source, IDD-Lite extra ({profile.name} profile)"
-        + (f", variant `{args.section_suffix}`" if args.section_suffix else ""),
-        "",
-        run_header(command_line()).rstrip(),
-        f"- wall time: {elapsed(start)} (1-min load average at start: {load_at_start}; the CPU machine is shared)",
+        *run.header("U1 — CamVid source, IDD-Lite extra"),
         f"- seeds: {', '.join(map(str, args.seeds))} (each seed trains its own teacher and students)",
         f"- resolution and schedule: {profile.describe('u1')}",
         "- second iteration: "
@@ -480,20 +401,16 @@ def render(
         "",
         *goal_lines,
         "",
-        "### Pseudo-labels (IDD-Lite train)",
-        "",
-        pseudo_table(stats),
-        "",
     ]
-    for s in SETS:
-        lines += [
-            f"### Per-class IoU (%), {s} (mean over seeds)",
-            "",
-            per_class_table(results, s, TITLES),
-            "",
-        ]
-    lines += previews_note(figures)
-    return "\n".join(lines)
+    return section_markdown(
+        lines,
+        results=results,
+        sets=SETS,
+        titles=TITLES,
+        pseudo_title="Pseudo-labels (IDD-Lite train)",
+        stats=stats,
+        figures=figures,
+    )
 
 
 if __name__ == "__main__":

@@ -22,14 +22,14 @@ Protocol (``../shared/design/benchmarks.md``, U2):
 
 Built on the project's own stages: :func:`labelbridge.pseudo.run.run_pseudo_label`,
 :func:`labelbridge.engine.train.run_training` and
-:func:`labelbridge.evaluation.evaluate_model` (the pipeline needs source ground truth in
+:func:`labelbridge.evaluation.evaluate_on_sets` (the pipeline needs source ground truth in
 the target taxonomy, which U2 does not have).
 
 Usage (from the repository root)::
 
-    python benchmarks/u2_cityscapes_teacher.py --profile cpu     # 2 CPU cores, ~20-25 min idle
-    python benchmarks/u2_cityscapes_teacher.py --profile gpu     # one GPU, a few minutes
-    python benchmarks/u2_cityscapes_teacher.py --smoke --results /tmp/r.md --work-dir /tmp/w
+    python -m benchmarks.u2_cityscapes_teacher --profile cpu     # 2 CPU cores, ~20-25 min idle
+    python -m benchmarks.u2_cityscapes_teacher --profile gpu     # one GPU, a few minutes
+    python -m benchmarks.u2_cityscapes_teacher --smoke --results /tmp/r.md --work-dir /tmp/w
 
 Writes section ``u2-cityscapes-teacher`` of ``benchmarks/results.md`` (``--results``) and
 ``results_u2.json`` beside it; working files go to ``benchmarks/_work/u2_<profile>``.
@@ -39,45 +39,27 @@ from __future__ import annotations
 
 import functools
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _realdata import (  # noqa: E402
-    CAMVID_ROOT,
-    IDD_ROOT,
-    TEACHER_S2,
+from benchmarks.common.evaluation import cityscapes_eval_sets, evaluate_checkpoint_file
+from benchmarks.common.figures import copy_previews
+from benchmarks.common.paths import CAMVID_ROOT, IDD_ROOT, TEACHER_S2
+from benchmarks.common.profiles import (
     U2_PROFILES,
-    EvalSet,
     Profile,
-    cached_json,
-    command_line,
-    copy_previews,
-    elapsed,
     eval_tag,
-    evaluate_checkpoint_file,
-    evaluate_loaded,
-    load_average,
-    miou_table,
-    parse_args,
-    per_class_table,
-    previews_note,
-    profile_dict,
-    pseudo_report_summary,
-    pseudo_table,
-    require_shared_data,
-    results_targets,
-    run_seed_jobs,
-    select_profile,
     setup_process,
-    summarize,
-    work_dir,
-    write_json,
+    training_settings,
 )
-from _results import run_header, write_section  # noqa: E402
+from benchmarks.common.runs import BenchmarkRun, cached_json, run_jobs, start_run
+from benchmarks.common.tables import (
+    miou_table,
+    pseudo_report_summary,
+    section_markdown,
+    summarize,
+)
 
 SECTION = "u2-cityscapes-teacher"
 JSON_NAME = "results_u2.json"
@@ -90,10 +72,8 @@ TITLES = {
     "no_priors": "Naive Student (no priors)",
     "priors": "student with priors (hard labels)",
 }
-EVAL_SETS = (
-    EvalSet("camvid_test", "camvid", str(CAMVID_ROOT), "test", "camvid11_to_cityscapes"),
-    EvalSet("idd_val", "idd_lite", str(IDD_ROOT), "val", "idd_level1_to_cityscapes"),
-)
+#: CamVid test and IDD-Lite val, predictions projected (``camvid_test``, ``idd_val``).
+EVAL_SETS = cityscapes_eval_sets()
 #: (name, reader, root, split, ontology) of the pseudo-labelled extras.
 EXTRAS = (
     ("camvid_train", "camvid", CAMVID_ROOT, "train", "camvid11_to_cityscapes"),
@@ -169,40 +149,8 @@ def train_config(profile: Profile, arm: str, seed: int, work: Path) -> Any:
                 }
             ],
             "model": {"spec": STUDENT_SPEC, "weights": str(TEACHER_S2)},
-            "optimizer": {
-                "name": "adamw",
-                "lr": profile.lr,
-                "encoder_lr": profile.encoder_lr,
-                "weight_decay": 1e-4,
-            },
-            "schedule": {
-                "name": "poly",
-                "power": 0.9,
-                "warmup_steps": min(10, profile.steps_per_epoch),
-            },
-            "grad_clip": 10.0,
-            "precision": profile.precision,
-            "batch_size": profile.batch_size,
-            "val_batch_size": 4,
-            "epochs": profile.epochs,
-            "steps_per_epoch": profile.steps_per_epoch,
-            "num_workers": profile.num_workers,
-            "seed": seed,
-            "augment": {
-                "scale_range": list(profile.scale_range),
-                "crop": list(profile.crop),
-                "hflip": True,
-            },
-            "early_stopping": {"enabled": False},
+            **training_settings(profile, seed, epochs=profile.epochs),
             "finetune": {"enabled": False},
-            "trainer": {
-                "accelerator": profile.accelerator,
-                "devices": 1,
-                "log_every_n_steps": 1,
-                "num_sanity_val_steps": 0,
-                "enable_progress_bar": False,
-            },
-            "resize": list(profile.resize),
             "output": str(work / f"seed{seed}" / arm),
         }
     )
@@ -232,31 +180,21 @@ def train_and_evaluate_seed(
             }
 
         data = cached_json(run_dir / f"eval_{eval_tag(profile)}.json", run)
-        out[arm] = {s.label: data[s.label] for s in EVAL_SETS}
+        out[arm] = {s.report_name: data[s.report_name] for s in EVAL_SETS}
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(__doc__.splitlines()[0], argv)
-    profile = select_profile(U2_PROFILES, args)
-    setup_process(profile, verbose=args.verbose)
-    require_shared_data()
-    from labelbridge.models import load_checkpoint
+    run = start_run("U2", __file__, __doc__.splitlines()[0], U2_PROFILES, argv)
+    args, profile, work = run.args, run.profile, run.work
     from labelbridge.pseudo.run import run_pseudo_label
 
-    start = time.time()
-    load_at_start = load_average()
-    work = work_dir(args, "u2", profile)
-    work.mkdir(parents=True, exist_ok=True)
-    print(f"U2 ({profile.name}): work folder {work}", flush=True)
-
     # teacher zero-shot
-    def teacher_eval() -> dict[str, Any]:
-        loaded = load_checkpoint(TEACHER_S2)
-        return evaluate_loaded(loaded.model, loaded.taxonomy, EVAL_SETS, profile)
-
-    teacher = cached_json(work / f"teacher_eval_{eval_tag(profile)}.json", teacher_eval)
-    print(f"U2: teacher evaluated ({elapsed(start)})", flush=True)
+    teacher = cached_json(
+        work / f"teacher_eval_{eval_tag(profile)}.json",
+        lambda: evaluate_checkpoint_file(TEACHER_S2, EVAL_SETS, profile),
+    )
+    run.say("teacher evaluated")
 
     # pseudo-labels of both arms (resumed from their manifests on a re-run)
     stats: dict[str, dict[str, Any] | None] = {}
@@ -265,29 +203,27 @@ def main(argv: list[str] | None = None) -> int:
         run_pseudo_label(cfg)
         for name, *_ in EXTRAS:
             stats[f"{arm} / {name}"] = pseudo_report_summary(cfg.output_dir / name)
-        print(f"U2: pseudo-labels {arm} done ({elapsed(start)})", flush=True)
+        run.say(f"pseudo-labels {arm} done")
 
     # students
     worker = functools.partial(
         train_and_evaluate_seed, profile=profile, work=work, verbose=args.verbose
     )
-    per_seed = run_seed_jobs(worker, args.seeds, profile.jobs)
-    print(f"U2: students trained and evaluated ({elapsed(start)})", flush=True)
+    per_seed = run_jobs(worker, args.seeds, profile.jobs)
+    run.say("students trained and evaluated")
 
     results: dict[str, list[dict[str, Any]]] = {"teacher": [teacher]}
     if profile.eval_size is not None and profile.name != "smoke":
         # the profile scores every model at a reduced size; the Cityscapes teacher was
         # trained on larger images, so its native-size score is reported too
         native = replace(profile, eval_size=None)
-
-        def teacher_native_eval() -> dict[str, Any]:
-            loaded = load_checkpoint(TEACHER_S2)
-            return evaluate_loaded(loaded.model, loaded.taxonomy, EVAL_SETS, native)
-
         results["teacher_native"] = [
-            cached_json(work / f"teacher_eval_{eval_tag(native)}.json", teacher_native_eval)
+            cached_json(
+                work / f"teacher_eval_{eval_tag(native)}.json",
+                lambda: evaluate_checkpoint_file(TEACHER_S2, EVAL_SETS, native),
+            )
         ]
-        print(f"U2: teacher evaluated at native size ({elapsed(start)})", flush=True)
+        run.say("teacher evaluated at native size")
     for arm in ARMS:
         results[arm] = [seed_result[arm] for seed_result in per_seed]
 
@@ -302,26 +238,8 @@ def main(argv: list[str] | None = None) -> int:
             )
 
     goals = check_goals(results)
-    md = render(args, profile, results, stats, goals, figures, start, load_at_start)
-    section, json_path = results_targets(args, profile, SECTION, JSON_NAME)
-    write_section(section, md, path=args.results)
-    write_json(
-        json_path,
-        {
-            "benchmark": "U2",
-            "command": command_line(),
-            "profile": profile_dict(profile),
-            "seeds": args.seeds,
-            "results": results,
-            "pseudo_labels": stats,
-            "goals": goals,
-            "wall_minutes": (time.time() - start) / 60,
-            "load_average_at_start": load_at_start,
-        },
-    )
-    print(md)
-    print(f"U2: wrote {args.results} and {json_path} ({elapsed(start)})", flush=True)
-    return 0
+    md = render(run, results, stats, goals, figures)
+    return run.finish(SECTION, JSON_NAME, md, results=results, pseudo_labels=stats, goals=goals)
 
 
 def check_goals(results: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
@@ -347,23 +265,17 @@ def check_goals(results: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
 
 
 def render(
-    args: Any,
-    profile: Profile,
+    run: BenchmarkRun,
     results: dict[str, list[dict[str, Any]]],
     stats: dict[str, dict[str, Any] | None],
     goals: dict[str, Any],
     figures: list[Path],
-    start: float,
-    load_at_start: str,
 ) -> str:
-    sets = [s.label for s in EVAL_SETS]
+    args, profile = run.args, run.profile
+    sets = [s.report_name for s in EVAL_SETS]
     yes = {True: "met", False: "not met"}
     lines = [
-        f"## U2 — published Cityscapes teacher, CamVid + IDD-Lite extras ({profile.name} profile)"
-        + (f", variant `{args.section_suffix}`" if args.section_suffix else ""),
-        "",
-        run_header(command_line()).rstrip(),
-        f"- wall time: {elapsed(start)} (1-min load average at start: {load_at_start}; the CPU machine is shared)",
+        *run.header("U2 — published Cityscapes teacher, CamVid + IDD-Lite extras"),
         f"- seeds: {', '.join(map(str, args.seeds))} (students; the teacher is deterministic)",
         f"- resolution and schedule: {profile.describe('u2')}",
         "- teacher: published ESPNetv2 s=2.0 Cityscapes checkpoint (20 output channels, the last one "
@@ -388,20 +300,16 @@ def render(
         f"{goals['idd_priors_minus_naive']:+.1f} (ordering priors > Naive > teacher: "
         f"{yes[goals['goal_idd_ordering']]}).",
         "",
-        "### Pseudo-labels",
-        "",
-        pseudo_table(stats),
-        "",
     ]
-    for s in sets:
-        lines += [
-            f"### Per-class IoU (%), {s} (mean over seeds)",
-            "",
-            per_class_table(results, s, TITLES),
-            "",
-        ]
-    lines += previews_note(figures)
-    return "\n".join(lines)
+    return section_markdown(
+        lines,
+        results=results,
+        sets=sets,
+        titles=TITLES,
+        pseudo_title="Pseudo-labels",
+        stats=stats,
+        figures=figures,
+    )
 
 
 if __name__ == "__main__":

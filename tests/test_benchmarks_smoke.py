@@ -1,9 +1,10 @@
-"""Smoke runs of the real-data benchmarks U1, U2 and distillation (``--smoke``: a few
-images, one step per training stage) end to end: every arm trains, pseudo-labels and
-evaluates, and the results section and JSON are written (to a temporary file, never
-benchmarks/results.md; the distillation smoke run writes no section).
+"""Every benchmark runs as a module (``python -m benchmarks.NAME --help``), and smoke runs
+of the real-data benchmarks U1, U2 and distillation (``--smoke``: a few images, one step
+per training stage) end to end: every arm trains, pseudo-labels and evaluates, and the
+results section and JSON are written (to a temporary file, never benchmarks/results.md;
+the distillation smoke run writes no section).
 
-Each script needs the real data and weights in ../shared; the tests skip without them.
+Each smoke run needs the real data and weights in ../shared; those tests skip without them.
 Each smoke run takes ~15-40 s on an idle 2-core machine (minutes when the machine is busy).
 """
 
@@ -15,16 +16,36 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
+#: Every benchmark script, run as ``python -m benchmarks.NAME`` from the repository root.
+BENCHMARKS = sorted(p.stem for p in (REPO / "benchmarks").glob("[a-z]*.py"))
 
 
-def _run(script: str, tmp_path: Path) -> tuple[str, dict]:
+@pytest.mark.parametrize("module", BENCHMARKS)
+def test_every_benchmark_runs_as_a_module(module: str) -> None:
+    """``--help`` of each benchmark imports it and its helpers without any ``sys.path`` edit
+    and names the module form in its usage line."""
+    proc = subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{module}", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.startswith(f"usage: python -m benchmarks.{module} ")
+
+
+def _run(module: str, tmp_path: Path) -> tuple[str, dict]:
     results = tmp_path / "results.md"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
         [
             sys.executable,
-            str(REPO / "benchmarks" / script),
+            "-m",
+            f"benchmarks.{module}",
             "--smoke",
             "--no-figures",
             "--results",
@@ -39,7 +60,7 @@ def _run(script: str, tmp_path: Path) -> tuple[str, dict]:
         timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    name = "results_u1_smoke.json" if script.startswith("u1") else "results_u2_smoke.json"
+    name = "results_u1_smoke.json" if module.startswith("u1") else "results_u2_smoke.json"
     return results.read_text(), json.loads((tmp_path / name).read_text())
 
 
@@ -56,7 +77,7 @@ def _check_mious(results: dict, arms: list[str], sets: list[str]) -> None:
 def test_u2_smoke_writes_section(
     camvid_root: Path, idd_lite_root: Path, weights_dir: Path, tmp_path: Path
 ) -> None:
-    text, data = _run("u2_cityscapes_teacher.py", tmp_path)
+    text, data = _run("u2_cityscapes_teacher", tmp_path)
     assert (
         "<!-- section:u2-cityscapes-teacher -->" in text
         and "<!-- /section:u2-cityscapes-teacher -->" in text
@@ -81,7 +102,7 @@ def test_u2_smoke_writes_section(
 def test_u1_smoke_writes_section(
     camvid_root: Path, idd_lite_root: Path, weights_dir: Path, tmp_path: Path
 ) -> None:
-    text, data = _run("u1_camvid_idd.py", tmp_path)
+    text, data = _run("u1_camvid_idd", tmp_path)
     assert "<!-- section:u1-camvid-idd -->" in text and "<!-- /section:u1-camvid-idd -->" in text
     assert "| student with priors + source fine-tune | 1 |" in text
     _check_mious(
@@ -102,7 +123,7 @@ def test_u1_smoke_writes_section(
 
 def _distill(tmp_path: Path, *extra: str, work: str = "work") -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "distill_compact.py"), "--smoke"]
+        [sys.executable, "-m", "benchmarks.distill_compact", "--smoke"]
         + ["--threads", "1", "--work", str(tmp_path / work), *extra],
         cwd=REPO,
         capture_output=True,
@@ -156,7 +177,8 @@ def test_tour_times_measures_and_resumes(
     it in the store and does not run it again."""
     cmd = [
         sys.executable,
-        str(REPO / "benchmarks" / "tour_times.py"),
+        "-m",
+        "benchmarks.tour_times",
         "--only",
         "check",
         "--no-results",

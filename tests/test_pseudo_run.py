@@ -373,10 +373,10 @@ def test_shard_parsing_and_selection() -> None:
     assert preview_positions(3, 5) == [0, 1, 2]
 
 
+#: One shard process; it imports this module (``PYTHONPATH``: :func:`shard_env`).
 SHARD_SCRIPT = textwrap.dedent(
     """
     import sys
-    sys.path.insert(0, {tests!r})
     from test_pseudo_run import make_cfg, make_teacher
     from labelbridge.pseudo.distributed import Shard
     from labelbridge.pseudo.run import run_pseudo_label
@@ -387,13 +387,23 @@ SHARD_SCRIPT = textwrap.dedent(
 )
 
 
+def shard_env() -> dict[str, str]:
+    """The environment of a shard process: one torch thread, this folder importable."""
+    paths = [str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]
+    return {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join(p for p in paths if p),
+    }
+
+
 def test_two_shard_processes_give_identical_files(data: Path, tmp_path: Path) -> None:
     ref = tmp_path / "ref"
     run_pseudo_label(make_cfg(data, ref), teacher=make_teacher())
     script = tmp_path / "shard.py"
-    script.write_text(SHARD_SCRIPT.format(tests=str(Path(__file__).parent)))
+    script.write_text(SHARD_SCRIPT)
     out = tmp_path / "out"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = shard_env()
     procs = [
         subprocess.Popen(
             [sys.executable, str(script), str(i), "2", str(data), str(out)],
@@ -425,9 +435,9 @@ def test_sigkill_at_random_moments_then_resume_is_byte_identical(tmp_path: Path)
     ref = tmp_path / "ref"
     run_pseudo_label(make_cfg(data, ref), teacher=make_teacher())
     script = tmp_path / "shard.py"
-    script.write_text(SHARD_SCRIPT.format(tests=str(Path(__file__).parent)))
+    script.write_text(SHARD_SCRIPT)
     out = tmp_path / "out"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = shard_env()
     counts: list[int] = []
     for attempt in range(3):
         proc = subprocess.Popen(

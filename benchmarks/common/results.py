@@ -1,13 +1,13 @@
-"""Shared helpers for benchmark scripts: a run header (command, hardware, date, commit)
-and replacing one section of ``benchmarks/results.md``.
+"""What a benchmark records: its command line, a run header (command, hardware, date,
+commit) and one section of ``benchmarks/results.md``.
 
 Each benchmark owns one section, delimited by ``<!-- section:ID -->`` and
 ``<!-- /section:ID -->``; re-running a benchmark replaces only its own section.
 
 Usage::
 
-    from _results import run_header, write_section
-    write_section("p3-eval", run_header("python benchmarks/eval_vs_cityscapes.py") + table)
+    from benchmarks.common.results import command_line, run_header, write_section
+    write_section("p3-eval", run_header(command_line(__file__)) + table)
 """
 
 from __future__ import annotations
@@ -17,13 +17,17 @@ import fcntl
 import os
 import platform
 import re
+import shlex
 import subprocess
+import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
-RESULTS_FILE = Path(__file__).resolve().parent / "results.md"
+from benchmarks.common.paths import BENCHMARKS, REPO
+
+RESULTS_FILE = BENCHMARKS / "results.md"
 _NEW_FILE = "# Benchmark results\n\nWritten by the scripts in `benchmarks/` (one section each); never edited by hand.\n"
-_REPO = Path(__file__).resolve().parents[1]
 
 
 def _cpu_model() -> str:
@@ -39,7 +43,7 @@ def _cpu_model() -> str:
 def _git_commit() -> str:
     def git(*args: str) -> str:
         return subprocess.run(
-            ["git", *args], cwd=_REPO, capture_output=True, text=True, check=True
+            ["git", *args], cwd=REPO, capture_output=True, text=True, check=True
         ).stdout.strip()
 
     try:
@@ -64,6 +68,19 @@ def hardware() -> str:
     except ImportError:
         parts.append("torch not installed")
     return ", ".join(parts)
+
+
+def program(script: str | Path) -> str:
+    """How the benchmark ``script`` (its ``__file__``) is run from the repository root:
+    ``python -m benchmarks.NAME`` (its ``--help`` usage line)."""
+    return f"python -m benchmarks.{Path(script).stem}"
+
+
+def command_line(script: str | Path, args: Sequence[str] | None = None) -> str:
+    """The command line of a run of the benchmark ``script``: :func:`program` and
+    ``args`` (default: this process's arguments), shell-quoted."""
+    argv = sys.argv[1:] if args is None else list(args)
+    return " ".join([program(script), *map(shlex.quote, argv)])
 
 
 def run_header(command: str) -> str:
