@@ -158,8 +158,6 @@ def run_distillation(
         stage_dir=out / STAGE_DISTILL,
         seed=cfg.seed,
         build=build,
-        max_epochs=cfg.epochs,
-        patience=cfg.early_stopping.patience,
         callbacks=list(callbacks or []),
     )
     final, metrics = finish_run(

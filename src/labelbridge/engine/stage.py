@@ -168,13 +168,14 @@ def resume_or_run_stage(
     stage_dir: Path,
     seed: int,
     build: Callable[[], tuple[L.LightningModule, L.LightningDataModule]],
-    max_epochs: int,
-    patience: int,
     callbacks: list[L.Callback],
+    max_epochs: int | None = None,
+    patience: int | None = None,
 ) -> tuple[Path, list[dict[str, Any]]]:
     """A finished stage's best checkpoint and history (read from its marker); otherwise
     seed everything with ``seed``, ``build()`` the module and data (only then) and
-    :func:`run_stage` it."""
+    :func:`run_stage` it, for ``max_epochs`` (default ``cfg.epochs``) with early-stopping
+    ``patience`` (default ``cfg.early_stopping.patience``)."""
     marker = read_stage_marker(stage_dir)
     if marker is not None:
         best = Path(marker["best_checkpoint"])
@@ -187,6 +188,8 @@ def resume_or_run_stage(
         return best, list(marker.get("history", []))
     L.seed_everything(seed, workers=True)
     module, datamodule = build()
+    max_epochs = cfg.epochs if max_epochs is None else max_epochs
+    patience = cfg.early_stopping.patience if patience is None else patience
     return run_stage(
         cfg,
         stage=stage,

@@ -126,8 +126,6 @@ def run_training(
         stage_dir=out / STAGE_TRAIN,
         seed=cfg.seed,
         build=build_stage1,
-        max_epochs=cfg.epochs,
-        patience=cfg.early_stopping.patience,
         callbacks=extra,
     )
     final_source = best
