@@ -2,7 +2,7 @@
 resource faults and SIGKILL-and-resume, and write the table to ``benchmarks/results.md``
 (section ``reliability``).
 
-The cases are the ones the tests run (``tests/reliability_cases.py``):
+The cases are the ones the tests run (:mod:`benchmarks.common.reliability`):
 
 * every corruption of one sample (truncated image, truncated label, label id or colour
   outside the taxonomy, size mismatch, missing label, unreadable label, empty split) in
@@ -24,21 +24,13 @@ from __future__ import annotations
 import argparse
 import logging
 import shutil
-import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
-from benchmarks.common.paths import REPO
-from benchmarks.common.results import command_line, program, run_header, write_section
-
-# the cases and their fixture datasets are the test suite's own modules
-# (tests/reliability_cases.py, tests/fixtures_*.py, tests/fixtures_toydata.py)
-sys.path.insert(0, str(REPO / "tests"))
-
-from fixtures_layouts import LAYOUTS  # noqa: E402
-from reliability_cases import (  # noqa: E402
+from benchmarks.common.layouts import LAYOUTS
+from benchmarks.common.reliability import (
     CLEAR_ERROR,
     CLI_CASES,
     CORRUPTIONS,
@@ -54,6 +46,7 @@ from reliability_cases import (  # noqa: E402
     reader_case,
     run_cli_case,
 )
+from benchmarks.common.results import command_line, program, run_header, write_section
 
 SECTION = "reliability"
 log = logging.getLogger("reliability")

@@ -1,6 +1,6 @@
 """The checks every dataset reader must pass (``ReaderContract``), on tiny fixtures
-written in each published layout (:mod:`fixtures_layouts`); one small subclass per
-layout names the generator and its split names."""
+written in each published layout (:mod:`benchmarks.common.layouts`); one small subclass
+per layout names the generator and its split names."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fixtures_layouts import H, LayoutFixture, W
+from benchmarks.common.layouts import H, LayoutFixture, W
 from labelbridge.data import DATASETS, create_dataset
 from labelbridge.data.base import SegmentationDataset
 from labelbridge.data.registry import list_datasets
@@ -23,7 +23,7 @@ class ReaderContract:
 
     @pytest.fixture
     def fx(self, tmp_path: Path) -> LayoutFixture:
-        from fixtures_layouts import LAYOUTS
+        from benchmarks.common.layouts import LAYOUTS
 
         return LAYOUTS[self.layout](tmp_path / self.layout)
 

@@ -25,8 +25,8 @@ BENCHMARKS = sorted(p.stem for p in (REPO / "benchmarks").glob("[a-z]*.py"))
 
 @pytest.mark.parametrize("module", BENCHMARKS)
 def test_every_benchmark_runs_as_a_module(module: str) -> None:
-    """``--help`` of each benchmark imports it and its helpers without any ``sys.path`` edit
-    and names the module form in its usage line."""
+    """``--help`` of each benchmark imports it and its helpers without editing the module
+    search path and names the module form in its usage line."""
     proc = subprocess.run(
         [sys.executable, "-m", f"benchmarks.{module}", "--help"],
         cwd=REPO,

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from fixtures_layouts import make_camvid, make_folder
+from benchmarks.common.layouts import make_camvid, make_folder
 from labelbridge.data import create_dataset
 from labelbridge.data.checks import check_dataset
 from labelbridge.errors import ConfigError, DatasetError
@@ -108,7 +108,7 @@ def test_signal_during_train_exits_nonzero_and_resumes(
     import subprocess
     import time
 
-    from reliability_cases import setup_train
+    from benchmarks.common.reliability import setup_train
 
     setup = setup_train(tmp_path)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
@@ -233,7 +233,7 @@ def _weights(checkpoint: Path) -> dict[str, torch.Tensor]:
 def test_resumed_training_ends_with_the_uninterrupted_weights(tmp_path: Path) -> None:
     """Random crops, flips and jitter, one data-loading worker, a fine-tune stage:
     interrupted once in each stage and resumed, the final weights are bit-identical."""
-    from fixtures_toydata import make_toy_dataset, toy_config
+    from benchmarks.common.layouts.toydata import make_toy_dataset, toy_config
     from labelbridge.engine.train import run_training
 
     toy = make_toy_dataset(tmp_path / "toy", splits={"train": 16, "val": 5})
@@ -253,7 +253,7 @@ def test_resumed_training_ends_with_the_uninterrupted_weights(tmp_path: Path) ->
 
 # ------------------------------------------------------- a changed config is not ignored
 def test_changed_settings_on_a_finished_run_are_refused_naming_them(tmp_path: Path) -> None:
-    from fixtures_toydata import make_toy_dataset, toy_config
+    from benchmarks.common.layouts.toydata import make_toy_dataset, toy_config
     from labelbridge.engine.train import run_training
 
     toy = make_toy_dataset(tmp_path / "toy", splits={"train": 8, "val": 2})
@@ -283,7 +283,7 @@ def test_changed_settings_on_a_finished_run_are_refused_naming_them(tmp_path: Pa
 
 
 def test_changed_train_config_through_the_cli_exits_2_with_the_keys(tmp_path: Path) -> None:
-    from reliability_cases import run_cli, setup_train
+    from benchmarks.common.reliability import run_cli, setup_train
 
     setup = setup_train(tmp_path)
     base = [*setup.args, "--set", "epochs=1", "--set", "finetune.enabled=false"]
@@ -299,8 +299,8 @@ def test_check_of_a_partial_download_notes_the_absent_split(tmp_path: Path) -> N
     """KITTI without ``testing/``, RELLIS-3D without ``val.lst``: the downloaded splits are
     checked and OK, the others are noted as absent (exit 0); asked for by name, an absent
     split is a problem."""
-    from fixtures_layouts import make_kitti, make_rellis3d
-    from reliability_cases import run_cli
+    from benchmarks.common.layouts import make_kitti, make_rellis3d
+    from benchmarks.common.reliability import run_cli
 
     make_kitti(tmp_path / "kitti")
     shutil.rmtree(tmp_path / "kitti" / "testing")

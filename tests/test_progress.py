@@ -103,7 +103,7 @@ def test_train_without_a_terminal_logs_progress_and_no_noise(tmp_path: Path) -> 
     """A batch job's log: progress lines with ETA and each validation's score on stderr;
     no model table on stdout, no warnings about FLOPs, LeafSpec, logging intervals or
     worker counts (the shipped configs ask for 4 workers; 2-core machines have 2)."""
-    from fixtures_toydata import make_toy_dataset
+    from benchmarks.common.layouts.toydata import make_toy_dataset
 
     make_toy_dataset(tmp_path / "toy", splits={"train": 8, "val": 2})
     cfg = {

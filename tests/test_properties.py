@@ -19,12 +19,12 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from benchmarks.common.reliability import builtin_mapping_text, line_of
 from labelbridge.constants import IGNORE_INDEX
 from labelbridge.errors import OntologyError
 from labelbridge.evaluation import ConfusionMatrix
 from labelbridge.taxonomy import list_mappings, load_ontology
 from labelbridge.taxonomy.priors import allowed_tensor, apply_priors
-from reliability_cases import builtin_mapping_text, line_of
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -11,5 +11,9 @@
 * :mod:`~benchmarks.common.evaluation`: evaluation sets and scores of a model on them;
 * :mod:`~benchmarks.common.tables`: seed statistics, the Markdown tables and the results
   section;
-* :mod:`~benchmarks.common.figures`: preview panels.
+* :mod:`~benchmarks.common.figures`: preview panels;
+* :mod:`~benchmarks.common.layouts`: tiny fixture datasets in each published layout and a
+  tiny learnable dataset (shared with the tests);
+* :mod:`~benchmarks.common.reliability`: the bad-input, bad-configuration, resource-fault
+  and kill-and-resume cases of ``python -m benchmarks.reliability`` (shared with the tests).
 """

@@ -4,7 +4,7 @@
 
 The cases (bad mappings, unknown dataset, missing root, stage configs with unknown keys
 or wrong types, a teacher whose taxonomy is not the mapping's source, strict weight
-loading, a truncated checkpoint) are defined in ``reliability_cases.CLI_CASES`` and
+loading, a truncated checkpoint) are defined in ``benchmarks.common.reliability.CLI_CASES`` and
 also counted by ``benchmarks/reliability.py``.
 """
 
@@ -14,7 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from reliability_cases import CLEAR_ERROR, CLI_CASES, CliCase, edited_mapping, run_cli, run_cli_case
+from benchmarks.common.reliability import (
+    CLEAR_ERROR,
+    CLI_CASES,
+    CliCase,
+    edited_mapping,
+    run_cli,
+    run_cli_case,
+)
 
 
 @pytest.mark.parametrize(

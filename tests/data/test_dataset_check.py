@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fixtures_layouts import (
+from benchmarks.common.layouts import (
     H,
     W,
     make_camvid,

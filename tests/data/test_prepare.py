@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 
 import prepare_toy
+from benchmarks.common.layouts import PREPARER_SOURCES
 from labelbridge.data.base import PREPARED_FILE
 from labelbridge.data.prepare import PREPARERS, prepare_dataset
 from labelbridge.errors import UserError
 from labelbridge.files import TEMP_SUFFIX
 
-TESTS = Path(__file__).resolve().parents[1]  # the tests folder (fixtures, prepare_toy.py)
+TESTS = Path(__file__).resolve().parents[1]  # the tests folder (prepare_toy.py)
 
 
 def _tree(folder: Path) -> dict[str, bytes]:
@@ -152,18 +153,8 @@ def test_killed_run_resumes_to_identical_outputs(toy: Path, tmp_path: Path) -> N
 
 
 # ---------------------------------------------------------------------------- every dataset
-def _published() -> dict:
-    import importlib
-
-    import fixtures_layouts  # noqa: F401  (loads every fixtures_<dataset>.py module)
-
-    makers = {}
-    for path in sorted(TESTS.glob("fixtures_*.py")):
-        makers.update(getattr(importlib.import_module(path.stem), "PUBLISHED_EXTRA", {}))
-    return makers
-
-
-PUBLISHED = _published()
+#: Preparer name -> writer of its published release (every layout module's ``PUBLISHED_EXTRA``).
+PUBLISHED = PREPARER_SOURCES
 
 
 def test_every_preparer_has_a_published_fixture() -> None:

@@ -1,6 +1,6 @@
 """Readers of ApolloScape, A2D2, TAS500, Makassar and Freiburg Forest on fixtures in their
-published layouts (tests/fixtures_filereaders.py), plus dataset-specific checks with
-hand-written values."""
+published layouts (benchmarks/common/layouts/filereaders.py), plus dataset-specific
+checks with hand-written values."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fixtures_layouts import H, LayoutFixture, W
+from benchmarks.common.layouts import H, LayoutFixture, W
 from labelbridge.data import create_dataset
 from labelbridge.data.base import SampleError
 from labelbridge.errors import DatasetError

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fixtures_generic import make_folder_color, make_listfile
+from benchmarks.common.layouts.generic import make_folder_color, make_listfile
 from labelbridge.data import DATASETS, create_dataset
 from labelbridge.errors import DatasetError
 from reader_contract import ReaderContract

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fixtures_idd_polygons import make_published, write_polygons
-from fixtures_layouts import H, LayoutFixture, W, write_id_label, write_image
+from benchmarks.common.layouts import H, LayoutFixture, W, write_id_label, write_image
+from benchmarks.common.layouts.idd_polygons import make_published, write_polygons
 from labelbridge.data import create_dataset
 from labelbridge.data.base import CORRUPT, SIZE_MISMATCH, UNKNOWN_LABEL, SampleError
 from labelbridge.data.prepare import PREPARERS, prepare_dataset

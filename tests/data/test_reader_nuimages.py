@@ -11,8 +11,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fixtures_layouts import LayoutFixture
-from fixtures_nuimages import make_nuimages, make_published, rle_counts, rle_encode, rle_string
+from benchmarks.common.layouts import LayoutFixture
+from benchmarks.common.layouts.nuimages import (
+    make_nuimages,
+    make_published,
+    rle_counts,
+    rle_encode,
+    rle_string,
+)
 from labelbridge.data import create_dataset
 from labelbridge.data.base import CORRUPT, SIZE_MISMATCH, SampleError
 from labelbridge.data.prepare import prepare_dataset

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fixtures_layouts import LayoutFixture  # first: it merges the extra layouts
-from fixtures_panoptic import (
+from benchmarks.common.layouts import LayoutFixture
+from benchmarks.common.layouts.panoptic import (
     COCO_TRAIN_URBAN,
     PREPARED_LAYOUTS,
     make_coco_panoptic,

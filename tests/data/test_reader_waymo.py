@@ -1,5 +1,5 @@
 """Waymo Open Dataset v2 camera segmentation: the preparer on a tiny parquet release
-(tests/fixtures_waymo.py) and the reader of the prepared folder."""
+(benchmarks/common/layouts/waymo.py) and the reader of the prepared folder."""
 
 from __future__ import annotations
 
@@ -15,7 +15,13 @@ pytest.importorskip("pyarrow", reason="pyarrow is not installed (pip install lab
 
 import pyarrow.parquet as pq  # noqa: E402
 
-from fixtures_waymo import DIVISOR, THING_ID, make_waymo, make_waymo_published, png16  # noqa: E402
+from benchmarks.common.layouts.waymo import (  # noqa: E402
+    DIVISOR,
+    THING_ID,
+    make_waymo,
+    make_waymo_published,
+    png16,
+)
 from labelbridge.data import create_dataset  # noqa: E402
 from labelbridge.data.prepare import prepare_dataset  # noqa: E402
 from labelbridge.data.readers.waymo import PANOPTIC_COLUMN, WaymoPreparer  # noqa: E402

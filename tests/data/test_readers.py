@@ -1,4 +1,4 @@
-"""Readers on tiny fixtures written in each published layout (tests/fixtures_layouts.py).
+"""Readers on tiny fixtures written in each published layout (benchmarks/common/layouts/).
 
 ``ReaderContract`` (:mod:`reader_contract`) holds the checks every reader must pass;
 one small subclass per layout names the generator and its split names.
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fixtures_layouts import H, LayoutFixture, W, make_camvid, make_ycor, write_id_label
+from benchmarks.common.layouts import H, LayoutFixture, W, make_camvid, make_ycor, write_id_label
 from labelbridge.data import DATASETS, create_dataset
 from labelbridge.errors import DatasetError
 from reader_contract import ReaderContract
@@ -174,7 +174,7 @@ def test_root_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_sixteen_bit_labels_keep_large_ids(tmp_path: Path) -> None:
-    from fixtures_layouts import make_folder
+    from benchmarks.common.layouts import make_folder
 
     fx = make_folder(tmp_path)
     big = np.full((H, W), 7, dtype=np.int32)

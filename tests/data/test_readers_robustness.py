@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fixtures_layouts import (
+from benchmarks.common.layouts import (
     H,
     LayoutFixture,
     W,

@@ -10,7 +10,7 @@ import torch
 import yaml
 from PIL import Image
 
-from fixtures_toydata import make_toy_dataset
+from benchmarks.common.layouts.toydata import make_toy_dataset
 from labelbridge.constants import IGNORE_INDEX
 from labelbridge.data import create_dataset
 from labelbridge.data.torch_dataset import SegmentationTorchDataset, pad_collate

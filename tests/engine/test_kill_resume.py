@@ -7,7 +7,7 @@ back in global step; after the final resume there is no temporary, empty or unpa
 file anywhere, and the outputs equal an uninterrupted run's: pseudo-label files byte for
 byte, training checkpoints at the same global step and epoch with the same validation
 history, the pipeline with the same finished stages. See
-``reliability_cases.kill_resume_trials``.
+``benchmarks.common.reliability.kill_resume_trials``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from reliability_cases import SETUPS, kill_resume_trials
+from benchmarks.common.reliability import SETUPS, kill_resume_trials
 
 TRIALS = 5
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from fixtures_toydata import LR, make_toy_dataset, toy_config
+from benchmarks.common.layouts.toydata import LR, make_toy_dataset, toy_config
 from labelbridge.constants import IGNORE_INDEX
 from labelbridge.data import create_dataset
 from labelbridge.engine.callbacks import STAGE_MARKER, read_stage_marker

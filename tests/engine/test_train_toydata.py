@@ -1,4 +1,5 @@
-"""The tiny learnable dataset of :mod:`fixtures_toydata` reads back as written."""
+"""The tiny learnable dataset of :mod:`benchmarks.common.layouts.toydata` reads back as
+written."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fixtures_toydata import make_toy_dataset
+from benchmarks.common.layouts.toydata import make_toy_dataset
 from labelbridge.data import create_dataset
 
 

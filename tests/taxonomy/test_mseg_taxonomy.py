@@ -8,7 +8,7 @@ import csv
 
 import pytest
 
-from fixtures_mseg import (
+from benchmarks.common.layouts.mseg import (
     MSEG_MASTER_HEADER,
     MSEG_MASTER_ROWS,
     write_cityscapes34_to_19_tsv,

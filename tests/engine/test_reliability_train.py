@@ -13,7 +13,7 @@ import lightning as L
 import pytest
 import torch
 
-from fixtures_toydata import make_toy_dataset
+from benchmarks.common.layouts.toydata import make_toy_dataset
 from labelbridge.config.base import validate_config
 from labelbridge.config.train import TrainConfig
 from labelbridge.engine.train import run_training

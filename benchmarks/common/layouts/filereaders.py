@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fixtures_layouts import (
+from .base import (
     H,
     LayoutFixture,
     W,

@@ -26,8 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from fixtures_layouts import LayoutFixture, fixture_taxonomy, write_id_label
 from labelbridge.taxonomy import Taxonomy
+
+from .base import LayoutFixture, fixture_taxonomy, write_id_label
 
 TAXONOMY = "idd_labelids"
 #: (split, sequence, frame) of the labelled samples; names as in IDD part I.

@@ -46,7 +46,7 @@ from labelbridge.pseudo.manifest import (
 from labelbridge.pseudo.report import build_report, report_markdown
 from labelbridge.taxonomy import load_taxonomy
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 # ---------------------------------------------------------------------------- writer
@@ -288,9 +288,10 @@ def test_example_config_loads_with_overrides() -> None:
 
 # ---------------------------------------------------------------------------- CLI
 def test_cli_runs_from_a_checkpoint_and_resumes(tmp_path: Path) -> None:
+    from test_pseudo_run import NAMES, make_camvid
+
     from labelbridge.cli import app
     from labelbridge.models import TinySegNet, save_checkpoint
-    from test_pseudo_run import NAMES, make_camvid
 
     data = make_camvid(tmp_path / "camvid", names=NAMES[:2])
     torch.manual_seed(0)

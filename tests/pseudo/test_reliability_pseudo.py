@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from reliability_cases import (
+from benchmarks.common.reliability import (
     CLEAR_ERROR,
     CORRUPTIONS,
     RECORDED_FALLBACK,

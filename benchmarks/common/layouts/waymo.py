@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fixtures_layouts import H, LayoutFixture, W, fixture_taxonomy, paint_label
+from .base import H, LayoutFixture, W, fixture_taxonomy, paint_label
 
 #: The panoptic label divisor written into the fixture.
 DIVISOR = 1000

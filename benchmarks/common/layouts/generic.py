@@ -6,8 +6,9 @@ from pathlib import Path
 
 import yaml
 
-from fixtures_layouts import LayoutFixture
 from labelbridge.taxonomy import Taxonomy
+
+from .base import LayoutFixture
 
 COLOR_WORLD = {
     "name": "colour_world",

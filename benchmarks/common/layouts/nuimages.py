@@ -27,8 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from fixtures_layouts import H, LayoutFixture, W, write_image
 from labelbridge.taxonomy import load_taxonomy
+
+from .base import H, LayoutFixture, W, write_image
 
 # (x0, y0, x1, y1) inclusive pixel rectangles of the 8x6 frames
 Rect = tuple[int, int, int, int]

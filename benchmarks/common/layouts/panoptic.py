@@ -31,8 +31,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fixtures_layouts import H, LayoutFixture, W, fixture_taxonomy
 from labelbridge.data.prepare import prepare_dataset
+
+from .base import H, LayoutFixture, W, fixture_taxonomy
 
 COCO_TRAIN_IDS = (9, 25, 30)
 COCO_VAL_IDS = (139, 285)

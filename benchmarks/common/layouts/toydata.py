@@ -1,5 +1,5 @@
 """A tiny learnable dataset in the generic 'folder' layout and a training config for it,
-shared by the training tests.
+shared by the training tests and the reliability cases' training stage.
 
 Scenes of 48x64 pixels: sky (blue) above a random horizon, road (grey) below, one or
 two red cars on the road, and a one-pixel unlabelled band at the horizon. Colours carry

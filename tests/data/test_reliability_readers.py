@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from fixtures_layouts import LAYOUTS
-from reliability_cases import CORRUPTIONS, expected_outcome, reader_case
+from benchmarks.common.layouts import LAYOUTS
+from benchmarks.common.reliability import CORRUPTIONS, expected_outcome, reader_case
 
 
 @pytest.fixture(scope="module")
