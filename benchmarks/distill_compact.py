@@ -276,7 +276,7 @@ def distill_config(
             },
             "source": [
                 {
-                    "name": "camvid",
+                    "reader": "camvid",
                     "root": str(data / "camvid"),
                     "split": "train",
                     "labels": {"pseudo": str(pseudo)},
@@ -285,7 +285,7 @@ def distill_config(
             ],
             "target": [
                 {
-                    "name": "idd_lite",
+                    "reader": "idd_lite",
                     "root": str(data / "idd_lite"),
                     "split": "train",
                     # without an ontology the split's labels are not read: plain argmax
@@ -295,7 +295,7 @@ def distill_config(
             ],
             "val": [
                 {
-                    "name": "camvid",
+                    "reader": "camvid",
                     "root": str(data / "camvid"),
                     "split": "val",
                     "ontology": "camvid11_to_cityscapes",

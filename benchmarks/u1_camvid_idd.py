@@ -113,7 +113,7 @@ def pipeline_config(
             "taxonomy": TAXONOMY,
             "source": [
                 {
-                    "name": "camvid",
+                    "reader": "camvid",
                     "root": str(CAMVID_ROOT),
                     "split": "train",
                     "limit": profile.source_limit,
@@ -121,7 +121,7 @@ def pipeline_config(
             ],
             "val": [
                 {
-                    "name": "camvid",
+                    "reader": "camvid",
                     "root": str(CAMVID_ROOT),
                     "split": "val",
                     "label": "camvid_val",
@@ -130,14 +130,14 @@ def pipeline_config(
             ],
             "evaluation": [
                 {
-                    "name": "camvid",
+                    "reader": "camvid",
                     "root": str(CAMVID_ROOT),
                     "split": "test",
                     "label": "camvid_test",
                     "limit": profile.eval_limit,
                 },
                 {
-                    "name": "idd_lite",
+                    "reader": "idd_lite",
                     "root": str(IDD_ROOT),
                     "split": "val",
                     "ontology": ONTOLOGY,

@@ -140,7 +140,7 @@ def train_config(profile: Profile, arm: str, seed: int, work: Path) -> Any:
             ],
             "val": [
                 {
-                    "name": "camvid",
+                    "reader": "camvid",
                     "root": str(CAMVID_ROOT),
                     "split": "val",
                     "ontology": "camvid11_to_cityscapes",

@@ -108,8 +108,8 @@ def test_train_without_a_terminal_logs_progress_and_no_noise(tmp_path: Path) -> 
     make_toy_dataset(tmp_path / "toy", splits={"train": 8, "val": 2})
     cfg = {
         "taxonomy": "toy/taxonomy.yaml",
-        "datasets": [{"name": "folder", "root": "toy", "split": "train"}],
-        "val": [{"name": "folder", "root": "toy", "split": "val", "label": "toy"}],
+        "datasets": [{"reader": "folder", "root": "toy", "split": "train"}],
+        "val": [{"reader": "folder", "root": "toy", "split": "val", "label": "toy"}],
         "model": {"spec": "tiny"},
         "batch_size": 4,
         "steps_per_epoch": 2,

@@ -29,7 +29,7 @@ def cityscapes_eval_sets(data: Path = DATA, *, limit: int | None = None) -> list
 
     return [
         ValDatasetConfig(
-            name=reader,
+            reader=reader,
             root=str(data / reader),
             split=split,
             ontology=ontology,

@@ -160,11 +160,11 @@ def build_demo_config(world: WorldPaths, run_dir: Path, profile: DemoProfile) ->
     data = {
         "run_dir": str(run_dir),
         "taxonomy": str(world.source_taxonomy),
-        "source": [{"name": "folder", "root": src_root, "split": "train"}],
-        "val": [{"name": "folder", "root": src_root, "split": "val", "label": SOURCE_VAL}],
+        "source": [{"reader": "folder", "root": src_root, "split": "train"}],
+        "val": [{"reader": "folder", "root": src_root, "split": "val", "label": SOURCE_VAL}],
         "evaluation": [
-            {"name": "folder", "root": src_root, "split": "val", "label": SOURCE_VAL},
-            {"name": "folder", "root": str(wild.root), "split": "val", "label": WILD},
+            {"reader": "folder", "root": src_root, "split": "val", "label": SOURCE_VAL},
+            {"reader": "folder", "root": str(wild.root), "split": "val", "label": WILD},
         ],
         "teacher": {"train": _training_section(profile)},
         "student": {

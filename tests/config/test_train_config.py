@@ -38,7 +38,7 @@ def test_valid_config_and_derived_fields(tmp_path: Path) -> None:
     assert cfg.datasets[0].labels == "gt" and cfg.datasets[0].weight == 1.0
     assert isinstance(cfg.datasets[1].labels, PseudoLabels)
     assert cfg.datasets[1].pseudo_dir == Path("runs/pseudo/idd_lite")
-    assert [d.name for d in cfg.source_datasets] == ["camvid"]
+    assert [d.reader for d in cfg.source_datasets] == ["camvid"]
     assert cfg.select_index == 0
     assert [v.report_name for v in cfg.val] == ["camvid", "idd"]
     assert cfg.early_stopping.patience == 15 and cfg.finetune.lr_factor == 0.1
@@ -90,7 +90,7 @@ def test_select_flag_and_source_flag(tmp_path: Path) -> None:
     text = text.replace("weight: 0.5", "weight: 0.5\n    source: true")
     cfg = load_train_config(write(tmp_path, text))
     assert cfg.select_index == 1
-    assert [d.name for d in cfg.source_datasets] == ["idd_lite"]
+    assert [d.reader for d in cfg.source_datasets] == ["idd_lite"]
 
 
 def test_finetune_needs_source_data(tmp_path: Path) -> None:

@@ -243,9 +243,9 @@ def test_student_with_pseudo_labels_and_projected_val(toy_root: Path, tmp_path: 
         tmp_path / "out",
         epochs=2,
         datasets=[
-            {"name": "folder", "root": str(toy_root), "split": "train", "weight": 1.0},
+            {"reader": "folder", "root": str(toy_root), "split": "train", "weight": 1.0},
             {
-                "name": "folder",
+                "reader": "folder",
                 "root": str(extra_root),
                 "split": "train",
                 "labels": {"pseudo": str(pseudo)},
@@ -254,14 +254,14 @@ def test_student_with_pseudo_labels_and_projected_val(toy_root: Path, tmp_path: 
         ],
         val=[
             {
-                "name": "folder",
+                "reader": "folder",
                 "root": str(coarse),
                 "split": "val",
                 "label": "coarse",
                 "ontology": str(mapping),
             },
             {
-                "name": "folder",
+                "reader": "folder",
                 "root": str(toy_root),
                 "split": "val",
                 "label": "toy",

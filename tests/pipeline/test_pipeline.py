@@ -22,11 +22,11 @@ def _config(run_dir: Path, world_root: Path, **changes) -> PipelineConfig:
     data = {
         "run_dir": str(run_dir),
         "taxonomy": str(world_root / "source" / "taxonomy.yaml"),
-        "source": [{"name": "folder", "root": src, "split": "train"}],
-        "val": [{"name": "folder", "root": src, "split": "val", "label": "source_val"}],
+        "source": [{"reader": "folder", "root": src, "split": "train"}],
+        "val": [{"reader": "folder", "root": src, "split": "val", "label": "source_val"}],
         "evaluation": [
-            {"name": "folder", "root": src, "split": "val", "label": "source_val"},
-            {"name": "folder", "root": str(world_root / "wild"), "split": "val", "label": "wild"},
+            {"reader": "folder", "root": src, "split": "val", "label": "source_val"},
+            {"reader": "folder", "root": str(world_root / "wild"), "split": "val", "label": "wild"},
         ],
         "teacher": {
             "train": {
@@ -257,7 +257,7 @@ def test_changed_config_of_a_finished_stage_is_refused(tmp_path: Path, tiny_worl
         tiny_world.root,
         evaluation=[
             {
-                "name": "folder",
+                "reader": "folder",
                 "root": str(tiny_world.root / "wild"),
                 "split": "val",
                 "label": "wild",

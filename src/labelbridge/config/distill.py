@@ -12,11 +12,11 @@ Example (``configs/distill_espnetv2_camvid_idd.yaml``, shortened)::
     # or: teacher: {checkpoint: teacher.ckpt}   (a file that carries its taxonomy)
     student: {spec: "espnetv2:s=0.5,background=true", weights: ../shared/weights/espnetv2_s_0.5_city_1024x512.pth}
     source:                       # labels in the taxonomy: gt or a pseudo-label folder
-      - {name: camvid, root: ../shared/data/camvid, split: train, labels: {pseudo: runs/pseudo/camvid}}
+      - {reader: camvid, root: ../shared/data/camvid, split: train, labels: {pseudo: runs/pseudo/camvid}}
     target:                       # labels come from the teacher during training
-      - {name: idd_lite, root: ../shared/data/idd_lite, split: train, ontology: idd_level1_to_cityscapes}
+      - {reader: idd_lite, root: ../shared/data/idd_lite, split: train, ontology: idd_level1_to_cityscapes}
     val:
-      - {name: camvid, root: ../shared/data/camvid, split: val, ontology: camvid11_to_cityscapes}
+      - {reader: camvid, root: ../shared/data/camvid, split: val, ontology: camvid11_to_cityscapes}
     losses: {ce_source: 1.0, ce_source_aux: 0.4, kd_final: 1.0, kd_aux: 0.5, feat: 0.0, ce_pseudo: 1.0}
     temperature: 2.0
     output: runs/distill_espnetv2
@@ -35,25 +35,24 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from labelbridge.config.base import StrictModel, load_config
-from labelbridge.config.parts import DatasetLocation, TeacherRef
+from labelbridge.config.parts import DatasetLocation, ReadAsItIs, TeacherRef
 from labelbridge.config.run import ModelConfig, StageConfig
 from labelbridge.config.train import TrainDatasetConfig
 
 
-class TargetDatasetConfig(DatasetLocation):
+class TargetDatasetConfig(DatasetLocation, ReadAsItIs):
     """One target dataset: its images are labelled by the teacher during training
     (``root``, ``split``, ``on_error`` and ``limit`` as in
     :class:`~labelbridge.config.parts.DatasetLocation`).
 
     Attributes:
-        name: reader registry name.
+        reader: reader registry name.
         ontology: mapping (name or file) from this dataset's taxonomy (extra side) to the
             distillation taxonomy (source side): its ground truth constrains the teacher's
             labels (priors). ``None``: the split's labels are not read; plain argmax.
         weight: relative sampling weight among target datasets.
     """
 
-    name: str
     ontology: str | None = None
     weight: float = Field(default=1.0, gt=0)
 

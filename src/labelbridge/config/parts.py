@@ -5,10 +5,11 @@ Each stage config (:mod:`~labelbridge.config.train`, :mod:`~labelbridge.config.d
 :mod:`~labelbridge.config.pseudo`, :mod:`~labelbridge.config.pipeline`) is composed of
 these parts, so a key means the same in every file:
 
-* in a dataset entry, ``root``, ``split``, ``on_error`` and ``limit`` (:class:`DatasetLocation`);
-  the reader is ``name`` where the entry is read as it is (training, validation,
-  distillation targets) and ``reader`` where ``name`` is the output folder the entry is
-  written to (pseudo-labelling, pipeline extras);
+* in a dataset entry, ``root``, ``split``, ``on_error`` and ``limit`` (:class:`DatasetLocation`),
+  and ``reader``, the reader's registry name (:class:`ReaderKey`); ``name`` is the
+  output folder where an entry is written to one (pseudo-labelling, pipeline extras).
+  Entries read as they are (training, validation, distillation targets) have no output
+  folder and accept ``name`` as the older spelling of ``reader``;
 * a model reference is ``checkpoint`` (a file that carries its taxonomy), or ``model``
   (a spec) + ``weights`` + ``taxonomy`` (:class:`TeacherRef`).
 """
@@ -16,7 +17,7 @@ these parts, so a key means the same in every file:
 from __future__ import annotations
 
 import re
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -55,16 +56,55 @@ class DatasetLocation(StrictModel):
     limit: int | None = Field(default=None, ge=1)
 
 
-class _ReaderName(StrictModel):
-    name: str
-
-
-class DatasetRef(DatasetLocation, _ReaderName):
-    """A dataset read as it is.
+class ReaderKey(StrictModel):
+    """The reader of a dataset entry.
 
     Attributes:
-        name: reader registry name (``labelbridge datasets list``).
+        reader: reader registry name (``labelbridge datasets list``).
     """
+
+    reader: str
+
+
+class ReadAsItIs(ReaderKey):
+    """An entry read as it is, with no output folder of its own: ``name`` is accepted as
+    the older spelling of ``reader`` (configs written before ``reader`` was the one key)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_spelling(cls, data: object) -> object:
+        if not isinstance(data, dict) or "name" not in data:
+            return data
+        data = dict(data)
+        name = data.pop("name")
+        if data.setdefault("reader", name) != name:
+            raise ValueError(
+                f"'name' ({name!r}) and 'reader' ({data['reader']!r}) differ; an entry read "
+                "as it is has no output folder, so 'name' can only be the older spelling "
+                "of 'reader': give 'reader' alone"
+            )
+        return data
+
+
+def with_reader_key(data: Any, *, older: bool = False) -> Any:
+    """A dumped config (JSON-able data) with its read-as-it-is dataset entries spelt the
+    current way (``reader``), or, with ``older``, the way configs recorded before
+    ``reader`` was the one key spelt them (``name``), so records of earlier runs compare
+    equal to today's settings. An entry is a mapping with a ``split``; one that has both
+    keys (an entry with an output folder) is left as it is."""
+    if isinstance(data, list):
+        return [with_reader_key(v, older=older) for v in data]
+    if not isinstance(data, dict):
+        return data
+    out = {k: with_reader_key(v, older=older) for k, v in data.items()}
+    old, new = ("reader", "name") if older else ("name", "reader")
+    if "split" in out and old in out and new not in out:
+        out[new] = out.pop(old)
+    return out
+
+
+class DatasetRef(DatasetLocation, ReadAsItIs):
+    """A dataset read as it is (``reader`` and the :class:`DatasetLocation` keys)."""
 
 
 class ValDatasetConfig(DatasetRef):
@@ -75,7 +115,7 @@ class ValDatasetConfig(DatasetRef):
         ontology: mapping (name or file) from this set's taxonomy (its *extra* side) to
             the target taxonomy (its *source* side); predictions are projected through
             it before scoring. ``None``: the set's taxonomy must be the target taxonomy.
-        label: report name (metric keys ``val/<label>/mIoU``); default ``name``.
+        label: report name (metric keys ``val/<label>/mIoU``); default ``reader``.
         select: this set's mIoU selects the best checkpoint and drives early stopping
             (default: the first entry).
     """
@@ -87,7 +127,7 @@ class ValDatasetConfig(DatasetRef):
 
     @property
     def report_name(self) -> str:
-        return self.label or self.name
+        return self.label or self.reader
 
     @field_validator("label")
     @classmethod

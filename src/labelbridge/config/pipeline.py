@@ -6,12 +6,12 @@ Example (real data, shortened; ``configs/demo.yaml`` is a complete one for the d
     run_dir: runs/camvid_idd
     taxonomy: camvid11                      # the source (target) label space
     source:                                 # labelled source data (labels: gt)
-      - {name: camvid, root: ../shared/data/camvid, split: train}
+      - {reader: camvid, root: ../shared/data/camvid, split: train}
     val:                                    # model selection during training
-      - {name: camvid, root: ../shared/data/camvid, split: val, label: camvid_val}
+      - {reader: camvid, root: ../shared/data/camvid, split: val, label: camvid_val}
     evaluation:                             # the final table (never trained on)
-      - {name: camvid, root: ../shared/data/camvid, split: test, label: camvid_test}
-      - {name: idd_lite, root: ../shared/data/idd_lite, split: val,
+      - {reader: camvid, root: ../shared/data/camvid, split: test, label: camvid_test}
+      - {reader: idd_lite, root: ../shared/data/idd_lite, split: val,
          ontology: idd_level1_to_camvid11, label: idd_val}
     teacher:
       train: {model: {spec: "espnetv2:s=1.0"}, epochs: 100, batch_size: 8}
@@ -44,6 +44,7 @@ from pydantic import Field, field_validator, model_validator
 from labelbridge.config.base import StrictModel, load_config
 from labelbridge.config.parts import (
     DatasetLocation,
+    ReaderKey,
     TeacherRef,
     folder_name,
     unique_report_names,
@@ -120,7 +121,7 @@ class PipelineTeacher(TeacherRef):
         return self
 
 
-class ExtraDatasetConfig(DatasetLocation):
+class ExtraDatasetConfig(DatasetLocation, ReaderKey):
     """One extra dataset: pseudo-labelled by the teacher, then trained on by the student
     (``root``, ``split``, ``on_error``, ``limit`` as in
     :class:`~labelbridge.config.parts.DatasetLocation`; ``on_error`` applies to both).
@@ -133,7 +134,6 @@ class ExtraDatasetConfig(DatasetLocation):
     """
 
     name: str
-    reader: str
     ontology: str
     weight: float = Field(default=1.0, gt=0)
 
@@ -225,7 +225,7 @@ class PipelineConfig(StrictModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> PipelineConfig:
-        pseudo_sources = [d.name for d in self.source if d.labels != "gt"]
+        pseudo_sources = [d.reader for d in self.source if d.labels != "gt"]
         if pseudo_sources:
             raise ValueError(f"source datasets must use 'labels: gt'; not so: {pseudo_sources}")
         names = [e.name for e in self.extras]

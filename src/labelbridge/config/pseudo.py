@@ -26,7 +26,7 @@ from pathlib import Path
 from pydantic import Field, field_validator, model_validator
 
 from labelbridge.config.base import StrictModel, load_config
-from labelbridge.config.parts import DatasetLocation, TeacherRef, folder_name
+from labelbridge.config.parts import DatasetLocation, ReaderKey, TeacherRef, folder_name
 from labelbridge.constants import DEFAULT_TTA_SCALES
 
 
@@ -42,18 +42,17 @@ class TeacherConfig(TeacherRef):
         return self
 
 
-class DatasetEntry(DatasetLocation):
+class DatasetEntry(DatasetLocation, ReaderKey):
     """One extra dataset to pseudo-label (``root``, ``split``, ``on_error``, ``limit`` as
     in :class:`~labelbridge.config.parts.DatasetLocation`; ``limit`` counts before sharding).
 
     Attributes:
         name: output sub-folder (``<output>/<name>/``); unique within the config.
-        reader: registry name of the reader (``labelbridge datasets list``).
+        reader: reader registry name (``labelbridge datasets list``).
         ontology: mapping name or file; its extra taxonomy must be the reader's.
     """
 
     name: str
-    reader: str
     ontology: str
 
     @field_validator("name")

@@ -4,12 +4,12 @@ Example (``configs/student_camvid_idd.yaml``, shortened)::
 
     taxonomy: camvid11                  # the target label space
     datasets:
-      - {name: camvid, root: ../shared/data/camvid, split: train, labels: gt, weight: 1.0}
-      - {name: idd_lite, root: ../shared/data/idd_lite, split: train,
+      - {reader: camvid, root: ../shared/data/camvid, split: train, labels: gt, weight: 1.0}
+      - {reader: idd_lite, root: ../shared/data/idd_lite, split: train,
          labels: {pseudo: runs/pseudo/idd_lite}, weight: 0.5}
     val:
-      - {name: camvid, root: ../shared/data/camvid, split: val, label: camvid}
-      - {name: idd_lite, root: ../shared/data/idd_lite, split: val,
+      - {reader: camvid, root: ../shared/data/camvid, split: val, label: camvid}
+      - {reader: idd_lite, root: ../shared/data/idd_lite, split: val,
          ontology: idd_level1_to_camvid11, label: idd_lite}
     model: {spec: "espnetv2:s=1.0"}
     optimizer: {name: adamw, lr: 1.0e-3, weight_decay: 0.01}

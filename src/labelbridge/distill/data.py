@@ -102,13 +102,13 @@ def build_target_sets(
     """
     sets, ontologies = [], []
     for domain, entry in enumerate(entries):
-        reader = create_dataset(entry.name, entry.root, entry.split, on_error=entry.on_error)
+        reader = create_dataset(entry.reader, entry.root, entry.split, on_error=entry.on_error)
         if entry.ontology is not None:
             onto = load_ontology(entry.ontology)
-            check_target_ontology(onto, taxonomy=taxonomy, what=f"target dataset {entry.name!r}")
+            check_target_ontology(onto, taxonomy=taxonomy, what=f"target dataset {entry.reader!r}")
             if not onto.extra.same_label_space(reader.taxonomy):
                 raise ConfigError(
-                    f"{onto.origin}: target dataset {entry.name!r} is in taxonomy {reader.taxonomy.name!r}, "
+                    f"{onto.origin}: target dataset {entry.reader!r} is in taxonomy {reader.taxonomy.name!r}, "
                     f"but the mapping's extra taxonomy is {onto.extra.name!r}"
                 )
         sets.append(

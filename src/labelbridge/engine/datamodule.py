@@ -34,7 +34,7 @@ def build_train_sets(
     """
     sets = []
     for entry in entries:
-        reader = create_dataset(entry.name, entry.root, entry.split, on_error=entry.on_error)
+        reader = create_dataset(entry.reader, entry.root, entry.split, on_error=entry.on_error)
         labels = entry.pseudo_dir if entry.pseudo_dir is not None else "gt"
         sets.append(
             SegmentationTorchDataset(
@@ -57,7 +57,7 @@ def build_val_sets(
     datasets, specs = [], []
     select = cfg.select_index
     for i, entry in enumerate(cfg.val):
-        reader = create_dataset(entry.name, entry.root, entry.split, on_error=entry.on_error)
+        reader = create_dataset(entry.reader, entry.root, entry.split, on_error=entry.on_error)
         target_taxonomy = taxonomy
         if entry.ontology is not None:
             onto = load_ontology(entry.ontology)

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from labelbridge.config import dump_config
 from labelbridge.config.base import config_changes
+from labelbridge.config.parts import with_reader_key
 from labelbridge.config.run import StageConfig
 from labelbridge.data.torch_dataset import SegmentationTorchDataset
 from labelbridge.engine.callbacks import STAGE_MARKER
@@ -64,7 +65,9 @@ def claim_run_folder(cfg: BaseModel, out: Path) -> None:
                 f"{path}: cannot read the config this run folder was trained with ({exc}); "
                 "use another output folder"
             ) from None
-        changes = config_changes(old, cfg.model_dump(mode="json"), ignore=RESULT_NEUTRAL_KEYS)
+        changes = config_changes(
+            with_reader_key(old), cfg.model_dump(mode="json"), ignore=RESULT_NEUTRAL_KEYS
+        )
         if changes:
             raise ConfigError(
                 f"{path}: this run folder holds training done with other settings; changed: "

@@ -52,7 +52,7 @@ def evaluate_on_sets(
     per_class: dict[str, dict[str, float | None]] = {}
     with torch.inference_mode():
         for entry in sets:
-            dataset = create_dataset(entry.name, entry.root, entry.split, on_error=entry.on_error)
+            dataset = create_dataset(entry.reader, entry.root, entry.split, on_error=entry.on_error)
             metrics = evaluate_model(
                 model,
                 dataset,

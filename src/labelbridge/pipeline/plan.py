@@ -82,7 +82,7 @@ def student_datasets(cfg: PipelineConfig, pseudo_dir: Path) -> list[TrainDataset
     for extra in cfg.extras:
         out.append(
             TrainDatasetConfig(
-                name=extra.reader,
+                reader=extra.reader,
                 **location(extra),
                 labels={"pseudo": str(pseudo_dir / extra.name)},
                 weight=extra.weight,

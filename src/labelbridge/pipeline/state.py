@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from labelbridge.config.base import canonical_paths
+from labelbridge.config.parts import with_reader_key
 from labelbridge.errors import ConfigError
 from labelbridge.files import write_json_atomic
 
@@ -48,11 +49,14 @@ def stage_fingerprint(stage_config: Any) -> str:
 
 def earlier_fingerprints(stage_config: Any) -> set[str]:
     """Fingerprints earlier versions recorded for the same stage config (still accepted,
-    so their runs resume): raw strings, and paths canonicalised with ``output`` kept."""
-    found = {legacy_fingerprint(stage_config)}
-    if isinstance(stage_config, dict) and "output" in stage_config:
-        rest = {k: v for k, v in stage_config.items() if k != "output"}
-        found.add(legacy_fingerprint({**canonical_paths(rest), "output": stage_config["output"]}))
+    so their runs resume): raw strings, paths canonicalised with ``output`` kept, and
+    each of these and today's with dataset entries' reader spelt ``name``."""
+    found: set[str] = set()
+    for data in (stage_config, with_reader_key(stage_config, older=True)):
+        found |= {legacy_fingerprint(data), stage_fingerprint(data)}
+        if isinstance(data, dict) and "output" in data:
+            rest = {k: v for k, v in data.items() if k != "output"}
+            found.add(legacy_fingerprint({**canonical_paths(rest), "output": data["output"]}))
     return found
 
 
