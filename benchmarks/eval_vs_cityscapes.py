@@ -13,7 +13,6 @@ Run:  python -m benchmarks.eval_vs_cityscapes [--num-images 233] [--repeats 3]
 from __future__ import annotations
 
 import argparse
-import copy
 import math
 import statistics
 import tempfile
@@ -24,6 +23,7 @@ from types import SimpleNamespace
 import numpy as np
 from PIL import Image
 
+from benchmarks.common.cityscapes_layout import official_scores, write_layout
 from benchmarks.common.paths import CAMVID_ROOT
 from benchmarks.common.results import command_line, program, run_header, write_section
 from labelbridge.data.base import read_label_png
@@ -33,75 +33,12 @@ from labelbridge.taxonomy import load_taxonomy
 SECTION = "p3-eval-vs-cityscapes"
 TOLERANCE = 1e-9
 
-#: CamVid-11 raw id -> Cityscapes label id (not train id); 11 Unlabelled -> 0 unlabeled.
-CAMVID_TO_CS_LABEL_ID = {
-    0: 23,
-    1: 11,
-    2: 17,
-    3: 7,
-    4: 8,
-    5: 21,
-    6: 20,
-    7: 13,
-    8: 26,
-    9: 24,
-    10: 25,
-    11: 0,
-}
-
-
-def camvid_to_cityscapes_ids(raw: np.ndarray) -> np.ndarray:
-    lut = np.zeros(256, dtype=np.uint8)
-    for cam, cs in CAMVID_TO_CS_LABEL_ID.items():
-        lut[cam] = cs
-    return lut[raw]
-
-
-def perturb(gt: np.ndarray, seed: int) -> np.ndarray:
-    """Shifted map, block-wise swaps to neighbouring classes, an ignored-id block (a miss)."""
-    rng = np.random.default_rng(seed)
-    pred = np.roll(
-        gt, shift=(int(rng.integers(-6, 7)), int(rng.integers(-9, 10))), axis=(0, 1)
-    ).copy()
-    pred[pred == 0] = 7
-    h, w = pred.shape
-    for src, dst in [(26, 27), (21, 22), (7, 8), (11, 12), (24, 25), (20, 19)]:
-        y, x = int(rng.integers(0, h - 60)), int(rng.integers(0, w - 80))
-        block = pred[y : y + 60, x : x + 80]
-        block[block == src] = dst
-    y, x = int(rng.integers(0, h - 30)), int(rng.integers(0, w - 30))
-    pred[y : y + 30, x : x + 30] = 4
-    return pred
-
 
 def make_layout(camvid_root: Path, out: Path, num_images: int) -> tuple[list[str], list[str]]:
     labels = sorted((camvid_root / "testannot").glob("*.png"))[:num_images]
     if not labels:
         raise SystemExit(f"no CamVid test labels under {camvid_root / 'testannot'}")
-    gt_dir, pred_dir = out / "gtFine" / "val" / "camvid", out / "results"
-    gt_dir.mkdir(parents=True)
-    pred_dir.mkdir(parents=True)
-    preds, gts = [], []
-    for i, path in enumerate(labels):
-        gt = camvid_to_cityscapes_ids(read_label_png(path))
-        stem = f"camvid_{i:06d}_{i:06d}"
-        gt_file, pred_file = gt_dir / f"{stem}_gtFine_labelIds.png", pred_dir / f"{stem}_pred.png"
-        Image.fromarray(gt).save(gt_file)
-        Image.fromarray(perturb(gt, seed=i)).save(pred_file)
-        gts.append(str(gt_file))
-        preds.append(str(pred_file))
-    return preds, gts
-
-
-def official(pred_files: list[str], gt_files: list[str]) -> dict:
-    from cityscapesscripts.evaluation import evalPixelLevelSemanticLabeling as ev
-
-    args = copy.copy(ev.args)
-    args.evalInstLevelScore = False  # needs *_instanceIds.png; irrelevant for IoU
-    args.evalPixelAccuracy = False
-    args.JSONOutput = False
-    args.quiet = True
-    return ev.evaluateImgLists(pred_files, gt_files, args)
+    return write_layout(labels, out)
 
 
 def official_in_memory(
@@ -113,7 +50,7 @@ def official_in_memory(
     real = ev.Image
     ev.Image = SimpleNamespace(open=decoded.__getitem__)
     try:
-        return official(pred_files, gt_files)
+        return official_scores(pred_files, gt_files)
     finally:
         ev.Image = real
 
@@ -167,7 +104,7 @@ def main() -> None:
     cs = load_taxonomy("cityscapes")
     with tempfile.TemporaryDirectory() as tmp:
         pred_files, gt_files = make_layout(args.camvid_root, Path(tmp), args.num_images)
-        theirs, t_official = timed(official, pred_files, gt_files, repeats=args.repeats)
+        theirs, t_official = timed(official_scores, pred_files, gt_files, repeats=args.repeats)
         mine, t_ours = timed(ours, pred_files, gt_files, repeats=args.repeats)
         decoded = {f: _decoded(f) for f in pred_files + gt_files}
         theirs_mem, t_official_mem = timed(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import ClassVar
 
@@ -171,17 +171,27 @@ class PairListing:
         """
         suffixes = (image_suffix,) if isinstance(image_suffix, str) else tuple(image_suffix)
         candidates = walk_files(image_dir) if recursive else image_dir.iterdir()
-        pairs = []
+        expected: list[tuple[Path, Path | None]] = []
         for img in sorted(candidates):
             suffix = next((s for s in suffixes if img.name.endswith(s)), None)
             if suffix is None:  # a folder named like an image is kept: reading reports it
                 continue
             if label_dir is None:
-                pairs.append(FilePair(img, None))
+                expected.append((img, None))
                 continue
             rel = img.relative_to(image_dir)
-            lab = label_dir / rel.parent / f"{rel.name[: -len(suffix)]}{label_suffix}"
-            if lab.exists():
+            expected.append(
+                (img, label_dir / rel.parent / f"{rel.name[: -len(suffix)]}{label_suffix}")
+            )
+        return self.pairs_of(expected)
+
+    def pairs_of(self, expected: Iterable[tuple[Path, Path | None]]) -> list[FilePair]:
+        """Pairs of images and the label files they are expected to have (``None``: an
+        unlabelled split), in the given order; an expected label that does not exist is
+        :meth:`missing_label`."""
+        pairs = []
+        for img, lab in expected:
+            if lab is None or lab.exists():
                 pairs.append(FilePair(img, lab))
             else:
                 self.missing_label(img, lab)

@@ -161,13 +161,7 @@ class CocoPanoptic(PanopticLabels, SegmentationDataset):
                 )
             self.require_dir(png_dir, f"panoptic PNG (unzip annotations/panoptic_{base}2017.zip)")
             labels = self.panoptic_labels(self._images(image_dir), json_path, png_dir)
-        pairs = []
-        for img, lab in labels.items():
-            if lab.exists():
-                pairs.append(FilePair(img, lab))
-            else:
-                self.missing_label(img, lab)
-        return pairs
+        return self.pairs_of(labels.items())
 
 
 @register_preparer

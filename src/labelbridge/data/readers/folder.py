@@ -76,16 +76,13 @@ class ImageFolder(RootTaxonomy):
                 f"{image_dir}: split {self.split!r} not found; splits present: {list(present)}"
             )
         label_dir = self.root / "labels" / self.split if self.has_labels else None
-        pairs = []
-        for img in walk_files(image_dir):
-            if img.suffix.lower() not in IMAGE_EXTENSIONS:
-                continue
-            if label_dir is None:
-                pairs.append(FilePair(img, None))
-                continue
-            lab = label_dir / img.relative_to(image_dir).with_suffix(".png")
-            if lab.exists():
-                pairs.append(FilePair(img, lab))
-            else:
-                self.missing_label(img, lab)
-        return pairs
+        images = [p for p in walk_files(image_dir) if p.suffix.lower() in IMAGE_EXTENSIONS]
+        return self.pairs_of(
+            (
+                img,
+                None
+                if label_dir is None
+                else label_dir / img.relative_to(image_dir).with_suffix(".png"),
+            )
+            for img in images
+        )

@@ -88,13 +88,7 @@ class WildDash2(PanopticLabels, SegmentationDataset):
             )
         self.require_dir(png_dir, "panoptic PNG")
         images = sorted(p for p in image_dir.iterdir() if p.name.endswith(".jpg"))
-        pairs = []
-        for img, lab in self.panoptic_labels(images, json_path, png_dir).items():
-            if lab.exists():
-                pairs.append(FilePair(img, lab))
-            else:
-                self.missing_label(img, lab)
-        return pairs
+        return self.pairs_of(self.panoptic_labels(images, json_path, png_dir).items())
 
 
 @register_preparer
