@@ -283,11 +283,12 @@ def test_changed_settings_on_a_finished_run_are_refused_naming_them(tmp_path: Pa
     assert again.metrics == first.metrics
 
 
-def test_runs_recorded_with_the_older_reader_key_resume(tmp_path: Path) -> None:
-    """Dataset entries read as they are once spelt their reader ``name``; a finished run
-    recorded so, and a pipeline stage fingerprinted so, are the same settings today."""
+def test_runs_recorded_by_earlier_versions_resume(tmp_path: Path) -> None:
+    """Dataset entries read as they are once spelt their reader ``name``, and configs had
+    no ``partial_loss``; a finished run recorded so, and a pipeline stage fingerprinted so,
+    are the same settings today."""
     from fixtures_toydata import make_toy_dataset, toy_config
-    from labelbridge.config.parts import with_reader_key
+    from labelbridge.config.compat import as_recorded_before
     from labelbridge.engine.train import run_training
     from labelbridge.pipeline import stage_fingerprint
     from labelbridge.pipeline.state import earlier_fingerprints
@@ -297,17 +298,17 @@ def test_runs_recorded_with_the_older_reader_key_resume(tmp_path: Path) -> None:
     cfg = toy_config(toy, out, epochs=1, steps_per_epoch=2, finetune={"enabled": False})
     first = run_training(cfg)
     recorded = yaml.safe_load((out / "config.yaml").read_text(encoding="utf-8"))
-    older = with_reader_key(recorded, older=True)
+    older = as_recorded_before(recorded)[-1]
+    assert "partial_loss" in recorded and "partial_loss" not in older
     assert older["datasets"][0]["name"] == recorded["datasets"][0]["reader"]
     (out / "config.yaml").write_text(yaml.safe_dump(older), encoding="utf-8")
     assert run_training(cfg).metrics == first.metrics  # skipped as finished, not refused
 
     dump = cfg.model_dump(mode="json")
-    assert stage_fingerprint(with_reader_key(dump, older=True)) in earlier_fingerprints(dump)
+    assert stage_fingerprint(as_recorded_before(dump)[-1]) in earlier_fingerprints(dump)
     other = toy_config(toy, out, epochs=2, steps_per_epoch=2, finetune={"enabled": False})
-    assert stage_fingerprint(with_reader_key(other.model_dump(mode="json"), older=True)) not in (
-        earlier_fingerprints(dump)
-    )
+    other_then = as_recorded_before(other.model_dump(mode="json"))[-1]
+    assert stage_fingerprint(other_then) not in earlier_fingerprints(dump)
 
 
 def test_changed_train_config_through_the_cli_exits_2_with_the_keys(tmp_path: Path) -> None:

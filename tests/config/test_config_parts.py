@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from labelbridge.config.compat import with_reader_key
 from labelbridge.config.distill import TargetDatasetConfig
-from labelbridge.config.parts import ValDatasetConfig, with_reader_key
+from labelbridge.config.parts import ValDatasetConfig
 from labelbridge.config.pipeline import ExtraDatasetConfig
 from labelbridge.config.pseudo import DatasetEntry
 from labelbridge.config.train import TrainDatasetConfig

@@ -17,7 +17,7 @@ these parts, so a key means the same in every file:
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -84,23 +84,6 @@ class ReadAsItIs(ReaderKey):
                 "of 'reader': give 'reader' alone"
             )
         return data
-
-
-def with_reader_key(data: Any, *, older: bool = False) -> Any:
-    """A dumped config (JSON-able data) with its read-as-it-is dataset entries spelt the
-    current way (``reader``), or, with ``older``, the way configs recorded before
-    ``reader`` was the one key spelt them (``name``), so records of earlier runs compare
-    equal to today's settings. An entry is a mapping with a ``split``; one that has both
-    keys (an entry with an output folder) is left as it is."""
-    if isinstance(data, list):
-        return [with_reader_key(v, older=older) for v in data]
-    if not isinstance(data, dict):
-        return data
-    out = {k: with_reader_key(v, older=older) for k, v in data.items()}
-    old, new = ("reader", "name") if older else ("name", "reader")
-    if "split" in out and old in out and new not in out:
-        out[new] = out.pop(old)
-    return out
 
 
 class DatasetRef(DatasetLocation, ReadAsItIs):

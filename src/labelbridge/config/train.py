@@ -57,6 +57,7 @@ __all__ = [
     "FinetuneConfig",
     "ModelConfig",
     "OptimizerConfig",
+    "PartialLossConfig",
     "PseudoLabels",
     "ScheduleConfig",
     "TrainConfig",
@@ -68,10 +69,34 @@ __all__ = [
 
 
 class PseudoLabels(StrictModel):
-    """Labels read from a pseudo-label folder (``<pseudo>/<sample key>.png``, source train
-    ids, with ``<pseudo>/pseudo_labels.yaml`` naming their taxonomy)."""
+    """Labels other than the reader's own, in the target taxonomy: pseudo-labels, soft
+    pseudo-labels, partial labels, or hard pseudo-labels plus partial labels.
 
-    pseudo: str
+    Attributes:
+        pseudo: pseudo-label folder (``<pseudo>/<sample key>.png``, target train ids,
+            with ``<pseudo>/pseudo_labels.yaml`` naming their taxonomy).
+        soft: train on the folder's top-k soft labels (``<key>_soft.npz``, written by
+            ``pseudo-label`` with ``outputs.soft_labels.enabled``) instead of its PNGs.
+        partial: mapping (name or file) from the reader's taxonomy to the target
+            taxonomy: the reader's own labels are read as the sets of target classes
+            each pixel may be, for the partial-label loss (with ``pseudo``: both terms).
+    """
+
+    pseudo: str | None = None
+    soft: bool = False
+    partial: str | None = None
+
+    @model_validator(mode="after")
+    def _some_source(self) -> PseudoLabels:
+        if self.pseudo is None and self.partial is None:
+            raise ValueError(
+                "give 'pseudo' (a pseudo-label folder), 'partial' (a mapping), or both"
+            )
+        if self.soft and self.pseudo is None:
+            raise ValueError(
+                "'soft: true' reads the soft labels of a 'pseudo' folder; give 'pseudo'"
+            )
+        return self
 
 
 class TrainDatasetConfig(DatasetRef):
@@ -80,7 +105,10 @@ class TrainDatasetConfig(DatasetRef):
 
     Attributes:
         labels: ``gt`` (the reader's own labels; its taxonomy must be the target
-            taxonomy) or ``{pseudo: DIR}`` (a pseudo-label folder in the target taxonomy).
+            taxonomy), or :class:`PseudoLabels`: ``{pseudo: DIR}`` (hard pseudo-labels),
+            ``{pseudo: DIR, soft: true}`` (soft pseudo-labels), ``{partial: MAPPING}``
+            (the reader's labels as sets of target classes) or ``{pseudo: DIR, partial:
+            MAPPING}`` (hard pseudo-labels plus the partial-label term).
         weight: relative sampling weight; a batch element comes from this dataset with
             probability ``weight / sum(weights)``, whatever the dataset's size.
         source: part of the source data used by the fine-tune stage (default: every
@@ -93,7 +121,34 @@ class TrainDatasetConfig(DatasetRef):
 
     @property
     def pseudo_dir(self) -> Path | None:
-        return Path(self.labels.pseudo) if isinstance(self.labels, PseudoLabels) else None
+        """The pseudo-label folder, if the entry reads one."""
+        if isinstance(self.labels, PseudoLabels) and self.labels.pseudo is not None:
+            return Path(self.labels.pseudo)
+        return None
+
+    @property
+    def soft(self) -> bool:
+        """Whether the entry trains on soft pseudo-labels."""
+        return isinstance(self.labels, PseudoLabels) and self.labels.soft
+
+    @property
+    def partial(self) -> str | None:
+        """The mapping of the entry's partial labels, if it has them."""
+        return self.labels.partial if isinstance(self.labels, PseudoLabels) else None
+
+
+class PartialLossConfig(StrictModel):
+    """The partial-label term (entries with ``labels: {partial: MAPPING}``).
+
+    Attributes:
+        weight: weight of the term against the hard and soft cross-entropies.
+        void_option: mapping rows that list ``ignore`` beside their classes: ``allowed``
+            trains their pixels towards the listed classes, ``ignore`` leaves them out
+            (see :mod:`labelbridge.taxonomy.partial`).
+    """
+
+    weight: float = Field(default=1.0, gt=0)
+    void_option: Literal["allowed", "ignore"] = "allowed"
 
 
 class TrainConfig(StageConfig):
@@ -105,11 +160,13 @@ class TrainConfig(StageConfig):
         datasets: training datasets; see :class:`TrainDatasetConfig`.
         model: see :class:`~labelbridge.config.run.ModelConfig`.
         finetune: see :class:`~labelbridge.config.run.FinetuneConfig`.
+        partial_loss: see :class:`PartialLossConfig`.
     """
 
     datasets: list[TrainDatasetConfig] = Field(min_length=1)
     model: ModelConfig
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
+    partial_loss: PartialLossConfig = Field(default_factory=PartialLossConfig)
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from labelbridge.config import dump_config
 from labelbridge.config.base import config_changes
-from labelbridge.config.parts import with_reader_key
+from labelbridge.config.compat import comparable
 from labelbridge.config.run import StageConfig
 from labelbridge.data.torch_dataset import SegmentationTorchDataset
 from labelbridge.engine.callbacks import STAGE_MARKER
@@ -66,7 +66,7 @@ def claim_run_folder(cfg: BaseModel, out: Path) -> None:
                 "use another output folder"
             ) from None
         changes = config_changes(
-            with_reader_key(old), cfg.model_dump(mode="json"), ignore=RESULT_NEUTRAL_KEYS
+            comparable(old), comparable(cfg.model_dump(mode="json")), ignore=RESULT_NEUTRAL_KEYS
         )
         if changes:
             raise ConfigError(

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from labelbridge.config.base import canonical_paths
-from labelbridge.config.parts import with_reader_key
+from labelbridge.config.compat import as_recorded_before
 from labelbridge.errors import ConfigError
 from labelbridge.files import write_json_atomic
 
@@ -50,9 +50,10 @@ def stage_fingerprint(stage_config: Any) -> str:
 def earlier_fingerprints(stage_config: Any) -> set[str]:
     """Fingerprints earlier versions recorded for the same stage config (still accepted,
     so their runs resume): raw strings, paths canonicalised with ``output`` kept, and
-    each of these and today's with dataset entries' reader spelt ``name``."""
+    each of these and today's in the forms earlier versions recorded
+    (:func:`~labelbridge.config.compat.as_recorded_before`)."""
     found: set[str] = set()
-    for data in (stage_config, with_reader_key(stage_config, older=True)):
+    for data in (stage_config, *as_recorded_before(stage_config)):
         found |= {legacy_fingerprint(data), stage_fingerprint(data)}
         if isinstance(data, dict) and "output" in data:
             rest = {k: v for k, v in data.items() if k != "output"}
