@@ -162,6 +162,12 @@ class DistillConfig(DistillTaskConfig, StageConfig):
     @model_validator(mode="after")
     def _consistent(self) -> DistillConfig:
         w = self.losses
+        learned = [d.reader for d in self.source if d.soft or d.partial is not None]
+        if learned:
+            raise ValueError(
+                "distillation learns soft targets from its teacher; source entries read "
+                f"hard labels ('gt' or '{{pseudo: DIR}}'), not soft or partial ones: {learned}"
+            )
         if not self.target and self.distill_on == "target":
             raise ValueError("distill_on: target needs target datasets")
         if not self.target and (w.ce_pseudo > 0 or w.adv > 0):

@@ -12,7 +12,10 @@ training reads as a label source (one contract, shared by the writer and the rea
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
+
+import numpy as np
 
 from labelbridge.errors import ConfigError, DatasetError, TaxonomyError
 from labelbridge.taxonomy import Taxonomy, load_taxonomy
@@ -37,6 +40,26 @@ def pseudo_label_taxonomy(folder: Path) -> str:
             f"{doc.path}: needs 'taxonomy: <name>' (the taxonomy of the pseudo-labels)"
         )
     return data["taxonomy"]
+
+
+def soft_top_k(folder: Path) -> int:
+    """How many soft-label classes per pixel the folder holds (``outputs.soft_top_k`` of
+    ``pseudo_labels.yaml``).
+
+    Raises:
+        ConfigError: the folder holds none (naming its manifest and the way to make them).
+    """
+    if not folder.is_dir():
+        raise ConfigError(f"{folder}: pseudo-label folder not found")
+    doc = load_yaml(folder / INFO_FILE)
+    outputs = doc.data.get("outputs") if isinstance(doc.data, dict) else None
+    k = outputs.get("soft_top_k", 0) if isinstance(outputs, dict) else 0
+    if not isinstance(k, int) or k < 1:
+        raise ConfigError(
+            f"{doc.path}: this folder holds no soft labels; pseudo-label with "
+            "'outputs: {soft_labels: {enabled: true, top_k: 3}}' to train on soft labels"
+        )
+    return k
 
 
 def check_pseudo_taxonomy(folder: Path, taxonomy: Taxonomy) -> None:
@@ -81,3 +104,29 @@ def label_relpath(key: str, suffix: str = LABEL_SUFFIX) -> str:
 def preview_relpath(key: str) -> str:
     """Path of a sample's preview panel, relative to the folder."""
     return f"{PREVIEW_DIR}/{key.replace('/', '__')}.png"
+
+
+#: Arrays of a soft-label file: ``ids`` ``(k, H, W)`` uint8 class ids best first
+#: (``IGNORE_INDEX`` = none) and ``probs`` ``(k, H, W)`` float16 their probabilities.
+SOFT_ARRAYS = ("ids", "probs")
+
+
+def read_soft_labels(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``(ids, probs)`` of a ``<key>_soft.npz`` file (see :data:`SOFT_ARRAYS`).
+
+    Raises:
+        DatasetError: unreadable, not an ``.npz``, arrays missing or of other shapes.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            ids, probs = (npz[name] for name in SOFT_ARRAYS)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        raise DatasetError(
+            f"{path}: not a soft-label file with arrays {SOFT_ARRAYS} ({exc})"
+        ) from None
+    if ids.ndim != 3 or ids.shape != probs.shape:
+        raise DatasetError(
+            f"{path}: soft-label arrays of shapes {ids.shape} and {probs.shape}, expected two "
+            "(k, H, W) arrays"
+        )
+    return ids, probs

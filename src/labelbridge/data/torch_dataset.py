@@ -1,6 +1,7 @@
 """A torch ``Dataset`` over a reader: images plus train ids of a target taxonomy, from
 the reader's own labels (``"gt"``) or from a pseudo-label folder (its layout:
-:mod:`labelbridge.data.pseudo_folder`).
+:mod:`labelbridge.data.pseudo_folder`); or, in a stage that learns from soft or partial
+labels, a target stack (:mod:`labelbridge.data.target_stack`) holding them.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -19,9 +20,16 @@ from torch.utils.data import Dataset
 
 from labelbridge.constants import IGNORE_INDEX
 from labelbridge.data.base import MISSING_LABEL, SegmentationDataset, SkipRecord, read_label_png
-from labelbridge.data.pseudo_folder import check_pseudo_taxonomy, label_relpath
+from labelbridge.data.pseudo_folder import (
+    SOFT_SUFFIX,
+    check_pseudo_taxonomy,
+    label_relpath,
+    read_soft_labels,
+)
+from labelbridge.data.target_stack import TargetLayout
 from labelbridge.errors import ConfigError, DatasetError
 from labelbridge.taxonomy import Taxonomy
+from labelbridge.taxonomy.partial import set_ids
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +39,44 @@ T = TypeVar("T")
 def resize_pair(
     image: np.ndarray, label: np.ndarray, size: tuple[int, int] | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Resize ``(H, W, 3)`` uint8 bilinear and ``(H, W)`` uint8 nearest to ``size = (W, H)``."""
+    """Resize ``(H, W, 3)`` uint8 bilinear and the label nearest to ``size = (W, H)``: an
+    ``(H, W)`` uint8 label, or a ``(C, H, W)`` float32 target stack channel by channel."""
     if size is None or (image.shape[1], image.shape[0]) == tuple(size):
         return image, label
     img = np.array(Image.fromarray(image).resize(tuple(size), Image.BILINEAR))
-    lab = np.array(Image.fromarray(label).resize(tuple(size), Image.NEAREST))
+    if label.ndim == 3:
+        lab = np.stack(
+            [np.array(Image.fromarray(c).resize(tuple(size), Image.NEAREST)) for c in label]
+        )
+    else:
+        lab = np.array(Image.fromarray(label).resize(tuple(size), Image.NEAREST))
     return img, lab
+
+
+class PartialSource:
+    """A reader's own labels read as partial labels: each pixel's extra raw id becomes its
+    row in the stage's table of sets (:mod:`labelbridge.taxonomy.partial`).
+
+    Args:
+        sets: ``(E, K)`` bool, the sets of this dataset's mapping.
+        offset: the first row of this block in the stage's table.
+        origin: the mapping (for messages).
+        extra: the mapping's extra taxonomy (the reader's labels must be in it).
+    """
+
+    def __init__(self, sets: np.ndarray, offset: int, origin: str, *, extra: Taxonomy) -> None:
+        self.sets, self.offset, self.origin, self.extra = sets, offset, origin, extra
+
+    def rows(self, raw: np.ndarray, where: Path) -> np.ndarray:
+        """``(H, W)`` extra raw ids -> ``(H, W)`` int32 table rows.
+
+        Raises:
+            DatasetError: ids outside the mapping's extra taxonomy, naming ``where``.
+        """
+        try:
+            return set_ids(raw, self.sets, self.offset)
+        except ValueError as exc:
+            raise DatasetError(f"{where}: {exc} (partial labels through {self.origin})") from None
 
 
 class SegmentationTorchDataset(Dataset):
@@ -50,9 +90,15 @@ class SegmentationTorchDataset(Dataset):
         resize: ``(W, H)`` to resize every image (bilinear) and label (nearest) to, or
             ``None``.
         limit: only the first ``limit`` samples.
+        soft: read the pseudo-label folder's soft labels (``<key>_soft.npz``) instead of
+            its PNGs.
+        partial: the reader's own labels as partial labels (``labels`` is then a
+            pseudo-label folder, or ``None`` for no hard labels).
+        layout: the stage's target stack, or ``None`` (plain train ids).
 
     Items are ``(image, target)``: ``(3, H, W)`` uint8 RGB and ``(H, W)`` int64 train ids
-    in ``0..K-1`` or ``IGNORE_INDEX``. Under the reader's ``on_error="skip"`` a sample that
+    in ``0..K-1`` or ``IGNORE_INDEX``, or, with a stacked ``layout``, a ``(C, H, W)``
+    float32 target stack. Under the reader's ``on_error="skip"`` a sample that
     fails to load is logged, recorded in ``reader.skipped`` and replaced by the next one.
 
     Raises:
@@ -65,12 +111,21 @@ class SegmentationTorchDataset(Dataset):
         reader: SegmentationDataset,
         *,
         taxonomy: Taxonomy,
-        labels: str | Path = "gt",
+        labels: str | Path | None = "gt",
         resize: tuple[int, int] | None = None,
         limit: int | None = None,
+        soft: bool = False,
+        partial: PartialSource | None = None,
+        layout: TargetLayout | None = None,
     ) -> None:
         self.reader = reader
         self.taxonomy = taxonomy
+        self.layout = layout if layout is not None and layout.stacked else None
+        self.soft, self.partial = soft, partial
+        if (soft and (self.layout is None or not self.layout.soft_k)) or (
+            partial is not None and (self.layout is None or not self.layout.partial)
+        ):
+            raise ValueError("soft or partial labels need a target layout with their channels")
         #: JSON-lines file that skipped samples are appended to (set by the training run,
         #: so that skips in data-loader worker processes reach the run's report).
         self.skip_log: Path | None = None
@@ -79,7 +134,15 @@ class SegmentationTorchDataset(Dataset):
         indices = list(range(len(reader)))
         if limit is not None:
             indices = indices[:limit]
-        if labels == "gt":
+        if partial is not None and not partial.extra.same_train_space(reader.taxonomy):
+            raise ConfigError(
+                f"{partial.origin}: partial labels of dataset {reader.name!r} are in taxonomy "
+                f"{reader.taxonomy.name!r}, but the mapping's extra taxonomy is {partial.extra.name!r}"
+            )
+        if labels is None:
+            if partial is None:
+                raise ValueError("a dataset without hard labels needs partial labels")
+        elif labels == "gt":
             if not reader.taxonomy.same_train_space(taxonomy):
                 raise ConfigError(
                     f"dataset {reader.name!r} ({reader.root}) has labels in taxonomy "
@@ -98,7 +161,8 @@ class SegmentationTorchDataset(Dataset):
 
     def _pseudo_path(self, index: int) -> Path:
         assert self.pseudo_dir is not None
-        return self.pseudo_dir / label_relpath(self.reader.pairs[index].key)
+        suffix = SOFT_SUFFIX if self.soft else ".png"
+        return self.pseudo_dir / label_relpath(self.reader.pairs[index].key, suffix)
 
     def _with_pseudo_labels(self, indices: list[int]) -> list[int]:
         missing = [i for i in indices if not self._pseudo_path(i).is_file()]
@@ -124,7 +188,8 @@ class SegmentationTorchDataset(Dataset):
         return len(self.indices)
 
     def load_pair(self, position: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(H, W, 3)`` uint8 image and ``(H, W)`` uint8 train ids of item ``position``.
+        """``(H, W, 3)`` uint8 image and ``(H, W)`` uint8 train ids of item ``position``
+        (with a stacked layout: its ``(C, H, W)`` float32 target stack).
 
         Raises:
             DatasetError: unreadable files, missing labels, sizes that differ, or
@@ -132,6 +197,52 @@ class SegmentationTorchDataset(Dataset):
         """
         index = self.indices[position]
         sample = self.reader.load(index)
+        if self.layout is not None:
+            return resize_pair(sample.image, self._stack(index, sample), self.resize)
+        return resize_pair(sample.image, self._hard(index, sample), self.resize)
+
+    def _stack(self, index: int, sample: Any) -> np.ndarray:
+        """The ``(C, H, W)`` target stack of one sample (see :class:`TargetLayout`)."""
+        assert self.layout is not None
+        h, w = sample.image.shape[:2]
+        soft_ids = soft_probs = sets = None
+        if self.soft:
+            soft_ids, soft_probs = self._soft(index, (h, w))
+            hard = np.full((h, w), IGNORE_INDEX, dtype=np.uint8)
+        elif self.pseudo_dir is not None or self.partial is None:
+            hard = self._hard(index, sample)
+        else:
+            hard = np.full((h, w), IGNORE_INDEX, dtype=np.uint8)
+        if self.partial is not None:
+            if sample.label is None:
+                raise DatasetError(
+                    f"{sample.image_path}: split {self.reader.split!r} has no labels"
+                )
+            sets = self.partial.rows(sample.label, sample.label_path or sample.image_path)
+        return self.layout.pack(hard, soft_ids=soft_ids, soft_probs=soft_probs, sets=sets)
+
+    def _soft(self, index: int, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """``(k, H, W)`` class ids and probabilities of ``<key>_soft.npz``.
+
+        Raises:
+            DatasetError: unreadable file, other arrays or sizes, ids outside the taxonomy.
+        """
+        path = self._pseudo_path(index)
+        ids, probs = read_soft_labels(path)
+        if ids.shape[1:] != size:
+            raise DatasetError(
+                f"{path}: soft labels of size {ids.shape[2]}x{ids.shape[1]} differ from the "
+                f"image's {size[1]}x{size[0]}"
+            )
+        bad = np.unique(ids[(ids >= self.taxonomy.num_classes) & (ids != IGNORE_INDEX)])
+        if bad.size:
+            raise DatasetError(
+                f"{path}: class ids {bad[:10].tolist()} are not train ids of {self.taxonomy.name!r}"
+            )
+        return ids, probs.astype(np.float32)
+
+    def _hard(self, index: int, sample: Any) -> np.ndarray:
+        """``(H, W)`` uint8 train ids of one sample (its own labels or its pseudo-label)."""
         if self.pseudo_dir is None:
             if sample.label is None:
                 raise DatasetError(
@@ -157,15 +268,15 @@ class SegmentationTorchDataset(Dataset):
                     f"(0..{self.taxonomy.num_classes - 1} or {IGNORE_INDEX})"
                 )
             target = target.astype(np.uint8)
-        return resize_pair(sample.image, target, self.resize)
+        return target
 
     def __getitem__(self, position: int) -> tuple[torch.Tensor, torch.Tensor]:
         image, target = load_or_skip(
             self.reader, self.indices, position, self.load_pair, skip_log=self.skip_log
         )
         image_t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).contiguous()
-        target_t = torch.from_numpy(np.ascontiguousarray(target)).to(torch.int64)
-        return image_t, target_t
+        target_t = torch.from_numpy(np.ascontiguousarray(target))
+        return image_t, target_t if self.layout is not None else target_t.to(torch.int64)
 
 
 def load_or_skip(
@@ -206,22 +317,31 @@ def load_or_skip(
 
 
 def pad_collate(
-    batch: list[tuple[torch.Tensor, torch.Tensor]],
+    batch: list[tuple[torch.Tensor, torch.Tensor]], pad_values: tuple[float, ...] | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Stack ``(image, target)`` items, padding smaller ones at the bottom/right to the
-    largest height and width (images with 0, targets with ``IGNORE_INDEX``).
+    largest height and width (images with 0, targets with ``IGNORE_INDEX``, target stacks
+    with each channel's ``pad_values``).
 
     Returns:
-        ``(B, 3, H, W)`` uint8 images and ``(B, H, W)`` int64 targets.
+        ``(B, 3, H, W)`` uint8 images and ``(B, H, W)`` int64 targets, or ``(B, C, H, W)``
+        float32 target stacks.
     """
     height = max(int(img.shape[-2]) for img, _ in batch)
     width = max(int(img.shape[-1]) for img, _ in batch)
     images = torch.zeros((len(batch), 3, height, width), dtype=torch.uint8)
-    targets = torch.full((len(batch), height, width), IGNORE_INDEX, dtype=torch.int64)
+    first = batch[0][1]
+    if first.ndim == 3:
+        if pad_values is None or len(pad_values) != first.shape[0]:
+            raise ValueError(f"target stacks of {first.shape[0]} channels need their pad values")
+        fill = torch.tensor(pad_values, dtype=first.dtype).view(1, -1, 1, 1)
+        targets = fill.expand(len(batch), -1, height, width).clone()
+    else:
+        targets = torch.full((len(batch), height, width), IGNORE_INDEX, dtype=torch.int64)
     for i, (img, tgt) in enumerate(batch):
         h, w = img.shape[-2:]
         images[i, :, :h, :w] = img
-        targets[i, :h, :w] = tgt
+        targets[i, ..., :h, :w] = tgt
     return images, targets
 
 

@@ -61,50 +61,80 @@ class SegmentationAugment(nn.Module):
             )
 
     def _one(
-        self, image: torch.Tensor, label: torch.Tensor, out_hw: tuple[int, int]
+        self,
+        image: torch.Tensor,
+        label: torch.Tensor,
+        out_hw: tuple[int, int],
+        pad_values: tuple[float, ...] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Rescale, crop/pad and flip one ``(3, H, W)`` image and ``(H, W)`` label."""
+        """Rescale, crop/pad and flip one ``(3, H, W)`` image and its ``(H, W)`` label or
+        ``(C, H, W)`` target stack (padded with each channel's ``pad_values``)."""
         h, w = image.shape[-2:]
         lo, hi = self.scale_range
         scale = lo + (hi - lo) * float(torch.rand(()))
         sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
+        stack = label.ndim == 3
         if (sh, sw) != (h, w):
             image = resize(image[None], (sh, sw), interpolation="bilinear", align_corners=False)[0]
-            label = resize(label[None, None].float(), (sh, sw), interpolation="nearest")[
-                0, 0
-            ].long()
+            planes = label[None] if stack else label[None, None].float()
+            planes = resize(planes, (sh, sw), interpolation="nearest")[0]
+            label = planes if stack else planes[0].long()
         ch, cw = out_hw
         pad_h, pad_w = max(0, ch - sh), max(0, cw - sw)
         if pad_h or pad_w:
             image = F.pad(image, (0, pad_w, 0, pad_h), value=0.0)
-            label = F.pad(label, (0, pad_w, 0, pad_h), value=IGNORE_INDEX)
+            if stack:
+                assert pad_values is not None
+                label = torch.cat(
+                    [
+                        F.pad(c[None], (0, pad_w, 0, pad_h), value=v)
+                        for c, v in zip(label, pad_values, strict=True)
+                    ]
+                )
+            else:
+                label = F.pad(label, (0, pad_w, 0, pad_h), value=IGNORE_INDEX)
         top = int(torch.randint(0, image.shape[-2] - ch + 1, ()))
         left = int(torch.randint(0, image.shape[-1] - cw + 1, ()))
         image = image[:, top : top + ch, left : left + cw]
-        label = label[top : top + ch, left : left + cw]
+        label = label[..., top : top + ch, left : left + cw]
         if self.hflip and bool(torch.rand(()) < 0.5):
             image, label = image.flip(-1), label.flip(-1)
         return image, label
 
     def forward(
-        self, images: torch.Tensor, labels: torch.Tensor
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        pad_values: tuple[float, ...] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Augment a batch.
 
         Args:
             images: ``(B, 3, H, W)`` float RGB in ``[0, 1]``.
-            labels: ``(B, H, W)`` int64 train ids or ``IGNORE_INDEX``.
+            labels: ``(B, H, W)`` int64 train ids or ``IGNORE_INDEX``, or ``(B, C, H, W)``
+                float target stacks (:mod:`labelbridge.data.target_stack`).
+            pad_values: with stacks, each channel's fill where a crop pads.
 
         Returns:
-            ``(B, 3, h, w)`` float images in ``[0, 1]`` and ``(B, h, w)`` int64 labels with
-            the same set of possible values, ``(h, w)`` = ``crop`` or ``(H, W)``.
+            ``(B, 3, h, w)`` float images in ``[0, 1]`` and the labels (or stacks) at
+            ``(h, w)`` with the same set of possible values, ``(h, w)`` = ``crop`` or
+            ``(H, W)``.
         """
-        if images.ndim != 4 or labels.ndim != 3 or images.shape[0] != labels.shape[0]:
+        stack = labels.ndim == 4
+        if (
+            images.ndim != 4
+            or labels.ndim not in (3, 4)
+            or images.shape[0] != labels.shape[0]
+            or (stack and (pad_values is None or len(pad_values) != labels.shape[1]))
+        ):
             raise ValueError(
-                f"expected (B,3,H,W) images and (B,H,W) labels, got {tuple(images.shape)}, {tuple(labels.shape)}"
+                f"expected (B,3,H,W) images and (B,H,W) labels or (B,C,H,W) stacks with C pad "
+                f"values, got {tuple(images.shape)}, {tuple(labels.shape)}"
             )
         out_hw = self.crop or (int(images.shape[-2]), int(images.shape[-1]))
-        pairs = [self._one(images[i], labels[i], out_hw) for i in range(images.shape[0])]
+        pairs = [
+            self._one(images[i], labels[i], out_hw, pad_values) for i in range(images.shape[0])
+        ]
         out_images = torch.stack([p[0] for p in pairs])
         out_labels = torch.stack([p[1] for p in pairs])
         if self.jitter is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+from functools import partial
 from typing import Any
 
 import lightning as L
@@ -16,8 +17,10 @@ from labelbridge.config.run import StageConfig
 from labelbridge.config.train import TrainDatasetConfig
 from labelbridge.data import create_dataset
 from labelbridge.data.sampling import ShardSampler, WeightedDatasetSampler
+from labelbridge.data.target_stack import TargetLayout
 from labelbridge.data.torch_dataset import SegmentationTorchDataset, pad_collate
 from labelbridge.engine.module import val_set_spec
+from labelbridge.engine.stage_targets import StageTargets
 from labelbridge.errors import ConfigError
 from labelbridge.taxonomy import Taxonomy, load_ontology
 
@@ -25,20 +28,34 @@ log = logging.getLogger(__name__)
 
 
 def build_train_sets(
-    entries: list[TrainDatasetConfig], *, taxonomy: Taxonomy, resize: tuple[int, int] | None
+    entries: list[TrainDatasetConfig],
+    *,
+    taxonomy: Taxonomy,
+    resize: tuple[int, int] | None,
+    targets: StageTargets | None = None,
 ) -> list[SegmentationTorchDataset]:
-    """One torch dataset per training entry, targets in ``taxonomy``'s train ids.
+    """One torch dataset per training entry, targets in ``taxonomy``'s train ids (target
+    stacks of ``targets``' layout where the stage learns from soft or partial labels).
 
     Raises:
         ConfigError / DatasetError: a reader, label source or taxonomy problem.
     """
+    targets = targets or StageTargets()
+    partial_sources = iter(targets.sources(taxonomy))
     sets = []
     for entry in entries:
         reader = create_dataset(entry.reader, entry.root, entry.split, on_error=entry.on_error)
         labels = entry.pseudo_dir if entry.pseudo_dir is not None else "gt"
         sets.append(
             SegmentationTorchDataset(
-                reader, taxonomy=taxonomy, labels=labels, resize=resize, limit=entry.limit
+                reader,
+                taxonomy=taxonomy,
+                labels=None if entry.partial and entry.pseudo_dir is None else labels,
+                resize=resize,
+                limit=entry.limit,
+                soft=entry.soft,
+                partial=next(partial_sources) if entry.partial else None,
+                layout=targets.layout,
             )
         )
     return sets
@@ -109,6 +126,7 @@ class SegmentationDataModule(L.LightningDataModule):
         steps_per_epoch: batches per epoch and process (``None``: summed dataset sizes
             divided by the global batch size).
         seed: sampler seed.
+        train_layout: the training sets' target stack (``None``: plain train ids).
     """
 
     def __init__(
@@ -122,9 +140,11 @@ class SegmentationDataModule(L.LightningDataModule):
         num_workers: int = 0,
         steps_per_epoch: int | None = None,
         seed: int = 0,
+        train_layout: TargetLayout | None = None,
     ) -> None:
         super().__init__()
         self.train_sets, self.weights, self.val_sets = train_sets, weights, val_sets
+        self.train_layout = train_layout if train_layout and train_layout.stacked else None
         self.batch_size, self.val_batch_size = batch_size, val_batch_size
         self.num_workers = usable_workers(num_workers)
         self.steps_per_epoch, self.seed = steps_per_epoch, seed
@@ -141,10 +161,13 @@ class SegmentationDataModule(L.LightningDataModule):
             return 0
         return int(self.trainer.fit_loop.epoch_progress.current.processed)
 
-    def _loader_kwargs(self) -> dict[str, Any]:
+    def _loader_kwargs(self, layout: TargetLayout | None = None) -> dict[str, Any]:
+        collate = (
+            pad_collate if layout is None else partial(pad_collate, pad_values=layout.pad_values)
+        )
         return {
             "num_workers": self.num_workers,
-            "collate_fn": pad_collate,
+            "collate_fn": collate,
             "persistent_workers": self.num_workers > 0,
             "pin_memory": torch.cuda.is_available(),
             # worker seeds come from the loader's own generator, not the global one, so
@@ -181,7 +204,7 @@ class SegmentationDataModule(L.LightningDataModule):
             batch_size=self.batch_size,
             sampler=sampler,
             drop_last=True,
-            **self._loader_kwargs(),
+            **self._loader_kwargs(self.train_layout),
         )
 
     def val_dataloader(self) -> list[DataLoader]:

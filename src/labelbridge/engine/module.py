@@ -25,6 +25,8 @@ import torch
 from labelbridge.engine.augment import SegmentationAugment
 from labelbridge.engine.losses import total_loss
 from labelbridge.engine.optim import build_optimizer, build_scheduler
+from labelbridge.engine.stage_targets import StageTargets
+from labelbridge.engine.target_losses import target_losses
 from labelbridge.errors import ConfigError
 from labelbridge.evaluation import ConfusionMatrix
 from labelbridge.evaluation.projected import project_predictions
@@ -98,6 +100,14 @@ class SegmentationModule(L.LightningModule):
             classifier (see ``create_model``).
         classifier_from: with ``weights`` of another taxonomy, the ontology mapping the
             classifier rows are mapped through (see ``create_model``).
+        targets: :meth:`StageTargets.hparams <labelbridge.engine.stage_targets.StageTargets.hparams>`
+            of a stage that learns from soft or partial labels (batches of target stacks,
+            :func:`~labelbridge.engine.target_losses.target_losses`); ``None``: hard labels
+            and the model's own loss.
+
+    Raises:
+        ConfigError: soft or partial targets for a model that learns from hard masks
+            only (Mask2Former).
     """
 
     def __init__(
@@ -112,6 +122,7 @@ class SegmentationModule(L.LightningModule):
         weights: str | None = None,
         reinit_classifier: bool = False,
         classifier_from: str | None = None,
+        targets: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -124,6 +135,14 @@ class SegmentationModule(L.LightningModule):
             reinit_classifier=reinit_classifier,
             classifier_from=classifier_from,
         )
+        self.targets = StageTargets.from_hparams(targets)
+        if not self.targets.hard_only and not self.model.pixel_targets:
+            raise ConfigError(
+                f"{model_spec}: this model learns from hard labels only (its loss matches "
+                "masks to classes); train it on hard pseudo-labels ('labels: {pseudo: DIR}'), "
+                "not soft or partial labels"
+            )
+        self._partial_table: torch.Tensor | None = None
         self.optimizer_args = dict(optimizer)
         self.schedule_args = dict(schedule)
         self.augment = SegmentationAugment(**augment) if augment is not None else None
@@ -194,19 +213,42 @@ class SegmentationModule(L.LightningModule):
     def prepare(
         self, images: torch.Tensor, target: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(B, 3, H, W)`` uint8 images and ``(B, H, W)`` labels -> images in ``[0, 1]``
-        and labels, augmented together on the device in training."""
+        """``(B, 3, H, W)`` uint8 images and ``(B, H, W)`` labels (or ``(B, C, H, W)``
+        target stacks) -> images in ``[0, 1]`` and labels, augmented together on the
+        device in training."""
         images = images.float() / 255.0
         if self.augment is not None:
-            images, target = self.augment(images, target)
+            pad = self.targets.layout.pad_values if target.ndim == 4 else None
+            images, target = self.augment(images, target, pad)
         return images, target
 
     def step_losses(self, batch: Any) -> tuple[dict[str, torch.Tensor], int]:
         """Hook: ``({"loss": total, **terms}, batch size)`` of one training batch. Here the
-        model's own loss (:meth:`SegmentationModel.compute_loss`) on ``(images, target)``;
-        a subclass (distillation) computes its own terms."""
+        model's own loss (:meth:`SegmentationModel.compute_loss`) on ``(images, target)``,
+        or, for target stacks, :func:`~labelbridge.engine.target_losses.target_losses` of
+        its logits; a subclass (distillation) computes its own terms."""
         images, target = self.prepare(*batch)
-        return self.model.compute_loss(images, target), images.shape[0]
+        if self.targets.hard_only:
+            return self.model.compute_loss(images, target), images.shape[0]
+        targets = self.targets.layout.unpack(target)
+        losses = target_losses(
+            self.model(images),
+            targets,
+            table=self._sets_on(images.device),
+            partial_weight=self.targets.partial_weight,
+        )
+        return losses, images.shape[0]
+
+    def _sets_on(self, device: torch.device) -> torch.Tensor | None:
+        """The stage's table of partial-label sets on ``device`` (built on first use, so
+        loading a checkpoint never needs the mappings)."""
+        if not self.targets.partial:
+            return None
+        if self._partial_table is None or self._partial_table.device != device:
+            table = self.targets.table(self.taxonomy)
+            assert table is not None
+            self._partial_table = torch.from_numpy(table.table).to(device)
+        return self._partial_table
 
     def extra_parameter_groups(self) -> list[dict[str, Any]]:
         """Hook: optimiser parameter groups besides the model's (trained modules that are

@@ -61,11 +61,14 @@ def module_kwargs(
     lr_factor: float = 1.0,
     warmup: bool = True,
     weights: str | None = None,
+    targets: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The :class:`~labelbridge.engine.module.SegmentationModule` arguments of a stage:
     ``model``, trained with ``cfg``'s optimiser, schedule and augmentation; ``lr_factor``
     scales ``lr`` and ``encoder_lr``; ``weights`` (normally ``model.weights`` for a first
-    stage, else ``None``) initialise it, with the model's classifier options."""
+    stage, else ``None``) initialise it, with the model's classifier options; ``targets``
+    (:meth:`~labelbridge.engine.stage_targets.StageTargets.hparams`) where the stage
+    learns from soft or partial labels."""
     opt = cfg.optimizer.model_dump()
     opt["lr"] = opt["lr"] * lr_factor
     if opt["encoder_lr"] is not None:
@@ -83,6 +86,7 @@ def module_kwargs(
         "weights": weights,
         "reinit_classifier": model.reinit_classifier if weights is not None else False,
         "classifier_from": model.classifier_from if weights is not None else None,
+        **({"targets": targets} if targets is not None else {}),
     }
 
 

@@ -44,6 +44,7 @@ from labelbridge.data.torch_dataset import append_skip_record, read_skip_records
 from labelbridge.engine.datamodule import SegmentationDataModule, build_train_sets
 from labelbridge.engine.run_folder import METRICS_FILE, finish_run, open_run
 from labelbridge.engine.stage import build_module, load_module_weights, resume_or_run_stage
+from labelbridge.engine.stage_targets import StageTargets
 from labelbridge.files import copy_file_atomic
 
 log = logging.getLogger(__name__)
@@ -96,8 +97,12 @@ def run_training(
     out, taxonomy, val_sets, val_specs = run.out, run.taxonomy, run.val_sets, run.val_specs
     extra = list(callbacks or [])
 
-    def datamodule(entries: list[TrainDatasetConfig]) -> SegmentationDataModule:
-        train_sets = build_train_sets(entries, taxonomy=taxonomy, resize=cfg.resize)
+    def datamodule(
+        entries: list[TrainDatasetConfig], targets: StageTargets
+    ) -> SegmentationDataModule:
+        train_sets = build_train_sets(
+            entries, taxonomy=taxonomy, resize=cfg.resize, targets=targets
+        )
         for ds in train_sets:
             ds.skip_log = out / SKIP_LOG
             for rec in ds.reader.skipped:  # found while listing, in this process
@@ -111,14 +116,24 @@ def run_training(
             num_workers=cfg.num_workers,
             steps_per_epoch=cfg.steps_per_epoch,
             seed=cfg.seed,
+            train_layout=targets.layout,
         )
+
+    def targets_of(entries: list[TrainDatasetConfig]) -> StageTargets:
+        return StageTargets.of_entries(entries, cfg.partial_loss)
 
     # ---- stage 1
     def build_stage1() -> tuple[L.LightningModule, L.LightningDataModule]:
+        targets = targets_of(cfg.datasets)
         module = build_module(
-            cfg, cfg.model, taxonomy=taxonomy, val_specs=val_specs, weights=cfg.model.weights
+            cfg,
+            cfg.model,
+            taxonomy=taxonomy,
+            val_specs=val_specs,
+            weights=cfg.model.weights,
+            targets=targets.hparams(),
         )
-        return module, datamodule(cfg.datasets)
+        return module, datamodule(cfg.datasets, targets)
 
     best, history = resume_or_run_stage(
         cfg,
@@ -133,6 +148,7 @@ def run_training(
     if cfg.finetune.enabled:
 
         def build_stage2() -> tuple[L.LightningModule, L.LightningDataModule]:
+            targets = targets_of(cfg.source_datasets)
             module = build_module(
                 cfg,
                 cfg.model,
@@ -140,9 +156,10 @@ def run_training(
                 val_specs=val_specs,
                 lr_factor=cfg.finetune.lr_factor,
                 warmup=False,
+                targets=targets.hparams(),
             )
             load_module_weights(module, best)
-            return module, datamodule(cfg.source_datasets)
+            return module, datamodule(cfg.source_datasets, targets)
 
         final_source, stage_history = resume_or_run_stage(
             cfg,

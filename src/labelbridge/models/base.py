@@ -30,6 +30,9 @@ class SegmentationModel(nn.Module):
 
     #: State-dict key prefixes of the class-count-dependent layers (the classifier).
     classifier_prefixes: tuple[str, ...] = ()
+    #: Whether the model can learn from per-pixel class distributions (soft and partial
+    #: labels) through its logits; a model whose loss needs hard masks says no.
+    pixel_targets: bool = True
 
     def __init__(
         self,

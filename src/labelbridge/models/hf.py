@@ -242,6 +242,7 @@ class Mask2FormerSegmentation(HFSegmentationModel):
     model_type = "mask2former"
     hf_class_name = "Mask2FormerForUniversalSegmentation"
     classifier_prefixes = ("hf.class_predictor.",)
+    pixel_targets = False  # the Hungarian matching of its set loss needs hard masks
 
     def forward_raw(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Normalised ``(B, 3, H, W)`` -> ``"logits"`` ``(B, C, H, W)`` log scores."""

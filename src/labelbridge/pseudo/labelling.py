@@ -18,7 +18,13 @@ import torch
 
 from labelbridge.constants import IGNORE_INDEX
 from labelbridge.data import Sample
-from labelbridge.data.pseudo_folder import CONF_SUFFIX, SOFT_SUFFIX, label_relpath, preview_relpath
+from labelbridge.data.pseudo_folder import (
+    CONF_SUFFIX,
+    SOFT_ARRAYS,
+    SOFT_SUFFIX,
+    label_relpath,
+    preview_relpath,
+)
 from labelbridge.files import encode_label_png, encode_npz, write_bytes_atomic
 from labelbridge.pseudo.report import IGNORE_NAME
 from labelbridge.pseudo.tta import TTAPredictor
@@ -208,7 +214,8 @@ def write_result(
     if res.soft_ids is not None and res.soft_probs is not None:
         srel = label_relpath(key, SOFT_SUFFIX)
         digests[srel] = write_bytes_atomic(
-            folder / srel, encode_npz({"ids": res.soft_ids, "probs": res.soft_probs})
+            folder / srel,
+            encode_npz(dict(zip(SOFT_ARRAYS, (res.soft_ids, res.soft_probs), strict=True))),
         )
     if res.teacher is not None:
         from labelbridge.viz.panels import render_panel
