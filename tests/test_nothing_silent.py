@@ -287,7 +287,7 @@ def test_runs_recorded_by_earlier_versions_resume(tmp_path: Path) -> None:
     """Dataset entries read as they are once spelt their reader ``name``, and configs had
     no ``partial_loss``; a finished run recorded so, and a pipeline stage fingerprinted so,
     are the same settings today."""
-    from fixtures_toydata import make_toy_dataset, toy_config
+    from benchmarks.common.layouts.toydata import make_toy_dataset, toy_config
     from labelbridge.config.compat import as_recorded_before
     from labelbridge.engine.train import run_training
     from labelbridge.pipeline import stage_fingerprint

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from benchmarks.common.cityscapes_layout import official_scores, write_layout
 
+from benchmarks.common.cityscapes_layout import official_scores, write_layout
 from labelbridge.constants import IGNORE_INDEX
 from labelbridge.data.base import read_label_png
 from labelbridge.evaluation import ConfusionMatrix
