@@ -342,3 +342,77 @@ def test_given_teacher_checkpoint_is_used_without_training(tmp_path: Path, tiny_
     assert teachers == [str(ckpt), str(ckpt)]
     assert ("train", "teacher") not in fake.calls
     assert result.rows[0].checkpoint == str(ckpt) and result.rows[0].miou["wild"] == 0.40
+
+
+def test_targets_plan_one_student_per_target_with_its_labels(tmp_path: Path, tiny_world) -> None:
+    cfg = _config(
+        tmp_path / "run",
+        tiny_world.root,
+        targets=["hard", "soft", "partial", "hard+partial"],
+        iterations=2,
+    )
+    assert [(s.name, s.target) for s in plan_stages(cfg) if s.kind != "pseudo"] == [
+        ("teacher", None),
+        ("iter1/student_partial", "partial"),
+        ("iter1/student_priors", "hard"),
+        ("iter1/student_priors_soft", "soft"),
+        ("iter1/student_priors_hard_partial", "hard+partial"),
+        ("iter1/student_no_priors", "hard"),
+        ("iter1/student_no_priors_soft", "soft"),
+        ("iter1/student_no_priors_hard_partial", "hard+partial"),
+        ("iter2/student_priors", "hard"),
+        ("iter2/student_priors_soft", "soft"),
+        ("iter2/student_priors_hard_partial", "hard+partial"),
+        ("iter2/student_no_priors", "hard"),
+        ("iter2/student_no_priors_soft", "soft"),
+        ("iter2/student_no_priors_hard_partial", "hard+partial"),
+    ]
+    seen: dict[str, object] = {}
+    fake = FakeStages()
+
+    def train(c: TrainConfig):
+        seen[Path(c.output).relative_to(tmp_path / "run").as_posix()] = c
+        return fake.train(c)
+
+    def pseudo(c: PseudoLabelConfig):
+        seen[Path(c.output).relative_to(tmp_path / "run").as_posix()] = c
+        return fake.pseudo(c)
+
+    result = run_pipeline(
+        cfg, train_fn=train, pseudo_fn=pseudo, evaluate_fn=lambda c, **k: ({}, {})
+    )
+    mapping_a = str(tiny_world.root / "mappings" / "extra_a_to_source.yaml")
+
+    def extra_a(stage: str) -> dict:
+        return seen[stage].datasets[1].labels.model_dump(exclude_defaults=True)
+
+    pseudo_a = str(tmp_path / "run" / "iter1/pseudo_priors/extra_a")
+    assert extra_a("iter1/student_priors") == {"pseudo": pseudo_a}
+    assert extra_a("iter1/student_priors_soft") == {"pseudo": pseudo_a, "soft": True}
+    assert extra_a("iter1/student_priors_hard_partial") == {
+        "pseudo": pseudo_a,
+        "partial": mapping_a,
+    }
+    assert extra_a("iter1/student_partial") == {"partial": mapping_a}
+    assert seen["iter1/student_partial"].datasets[0].labels == "gt"
+    # soft students read soft labels: the pseudo-label stages write them
+    assert seen["iter1/pseudo_priors"].outputs.soft_labels.enabled is True
+    # round 2 is taught by the hard student of the arm
+    assert seen["iter2/pseudo_priors"].teacher.checkpoint == str(
+        tmp_path / "run" / "iter1/student_priors/final.ckpt"
+    )
+    assert [r.model for r in result.rows[:4]] == [
+        "teacher",
+        "student on partial labels (no teacher)",
+        "student with priors, round 1",
+        "student with priors (soft labels), round 1",
+    ]
+    assert result.row(1, None, "partial").checkpoint.endswith("student_partial/final.ckpt")
+    assert result.row(1, "priors", "soft").checkpoint.endswith("student_priors_soft/final.ckpt")
+
+
+def test_partial_targets_alone_need_no_pseudo_labels(tmp_path: Path, tiny_world) -> None:
+    cfg = _config(tmp_path / "run", tiny_world.root, targets=["partial"])
+    assert [s.name for s in plan_stages(cfg)] == ["teacher", "iter1/student_partial"]
+    with pytest.raises(ValueError, match="must not repeat"):
+        _config(tmp_path / "run", tiny_world.root, targets=["hard", "hard"])

@@ -60,6 +60,8 @@ from labelbridge.config.train import (
 #: Pseudo-labelling arms: with the ontology priors, or without (Naive Student).
 ARMS: tuple[str, ...] = ("priors", "no_priors")
 Arm = Literal["priors", "no_priors"]
+#: What a student learns the extra datasets from (see ``PipelineConfig.targets``).
+Target = Literal["hard", "soft", "partial", "hard+partial"]
 
 #: Keys of a training config that the pipeline fills in itself.
 PIPELINE_OWNED_TRAIN_KEYS: tuple[str, ...] = ("taxonomy", "datasets", "val", "output")
@@ -200,6 +202,12 @@ class PipelineConfig(StrictModel):
         teacher: see :class:`PipelineTeacher`.
         extras: the extra datasets (see :class:`ExtraDatasetConfig`).
         pseudo: see :class:`PipelinePseudoConfig`.
+        targets: what the students of each arm learn the extras from, one student per
+            target, side by side: ``hard`` (pseudo-labels, the method), ``soft`` (top-k
+            soft pseudo-labels; the pseudo-label stages then write them), ``hard+partial``
+            (pseudo-labels plus the partial-label loss on the extras' own labels) and
+            ``partial`` (the extras' own labels through their mappings, no teacher: one
+            student, in round 1). The partial term's settings: ``student.partial_loss``.
         student: training section of every student (default: ``teacher.train``).
         finetune: fine-tune stage of the students; overrides ``student.finetune``.
         iterations: rounds of pseudo-labelling + student training; in round ``n > 1``
@@ -217,6 +225,7 @@ class PipelineConfig(StrictModel):
     teacher: PipelineTeacher
     extras: list[ExtraDatasetConfig] = Field(min_length=1)
     pseudo: PipelinePseudoConfig = Field(default_factory=PipelinePseudoConfig)
+    targets: list[Target] = Field(default_factory=lambda: ["hard"], min_length=1)
     student: TrainingSection | None = None
     finetune: FinetuneConfig | None = None
     iterations: int = Field(default=1, ge=1)
@@ -228,6 +237,8 @@ class PipelineConfig(StrictModel):
         pseudo_sources = [d.reader for d in self.source if d.labels != "gt"]
         if pseudo_sources:
             raise ValueError(f"source datasets must use 'labels: gt'; not so: {pseudo_sources}")
+        if len(set(self.targets)) != len(self.targets):
+            raise ValueError(f"targets must not repeat, got {self.targets}")
         names = [e.name for e in self.extras]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:

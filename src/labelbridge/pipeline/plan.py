@@ -19,6 +19,12 @@ log = logging.getLogger(__name__)
 # --------------------------------------------------------------------------- plan
 
 
+#: Sub-folder suffix of a student per target (``hard`` keeps the plain arm name).
+TARGET_SUFFIX = {"hard": "", "soft": "_soft", "hard+partial": "_hard_partial"}
+#: The student that learns from the extras' own labels alone (no teacher, no arm).
+PARTIAL_STUDENT = "student_partial"
+
+
 @dataclass(frozen=True)
 class Stage:
     """One step of the run.
@@ -27,25 +33,43 @@ class Stage:
         name: key in ``state.json`` and sub-folder of the run (``iter1/student_priors``).
         kind: ``train_teacher``, ``pseudo``, ``train_student`` or ``evaluate``.
         iteration: round (0 for the teacher).
-        arm: ``priors`` / ``no_priors`` (``None`` for the teacher).
+        arm: ``priors`` / ``no_priors`` (``None`` for the teacher and the partial-label
+            student).
+        target: what a student learns the extras from (``hard``, ``soft``, ``partial``,
+            ``hard+partial``); ``None`` for other stages.
     """
 
     name: str
     kind: str
     iteration: int
     arm: str | None = None
+    target: str | None = None
 
 
 def plan_stages(cfg: PipelineConfig) -> list[Stage]:
-    """The stages of a run in execution order (evaluations excluded)."""
+    """The stages of a run in execution order (evaluations excluded): the teacher; per
+    round and arm the pseudo-labels and one student per target; the partial-label
+    student (it needs no teacher) once, in round 1."""
     stages = []
     if cfg.teacher.train is not None:
         stages.append(Stage("teacher", "train_teacher", 0))
+    with_teacher = [t for t in cfg.targets if t != "partial"]
     for it in range(1, cfg.iterations + 1):
-        for arm in cfg.pseudo.arms:
+        if it == 1 and "partial" in cfg.targets:
+            stages.append(Stage(f"iter1/{PARTIAL_STUDENT}", "train_student", 1, None, "partial"))
+        for arm in cfg.pseudo.arms if with_teacher else []:
             stages.append(Stage(f"iter{it}/pseudo_{arm}", "pseudo", it, arm))
-            stages.append(Stage(f"iter{it}/student_{arm}", "train_student", it, arm))
+            for target in with_teacher:
+                name = f"iter{it}/student_{arm}{TARGET_SUFFIX[target]}"
+                stages.append(Stage(name, "train_student", it, arm, target))
     return stages
+
+
+def lead_target(cfg: PipelineConfig) -> str | None:
+    """The target whose student teaches its arm's next round: ``hard`` when it is one of
+    the targets, else the first target that has a teacher (``None``: ``partial`` only)."""
+    with_teacher = [t for t in cfg.targets if t != "partial"]
+    return "hard" if "hard" in with_teacher else (with_teacher[0] if with_teacher else None)
 
 
 # --------------------------------------------------------------------------- builders
@@ -76,15 +100,27 @@ def location(entry: DatasetLocation) -> dict[str, Any]:
     return {k: getattr(entry, k) for k in DatasetLocation.model_fields}
 
 
-def student_datasets(cfg: PipelineConfig, pseudo_dir: Path) -> list[TrainDatasetConfig]:
-    """Source datasets (ground truth) plus every extra read with its pseudo-labels."""
+def student_datasets(
+    cfg: PipelineConfig, pseudo_dir: Path | None, target: str = "hard"
+) -> list[TrainDatasetConfig]:
+    """Source datasets (ground truth) plus every extra read as ``target`` says: its hard
+    or soft pseudo-labels (in ``pseudo_dir``), its own labels as partial labels through
+    its mapping, or hard pseudo-labels plus partial labels."""
     out = [d.model_copy() for d in cfg.source]
     for extra in cfg.extras:
+        labels: dict[str, Any] = {}
+        if target != "partial":
+            assert pseudo_dir is not None
+            labels["pseudo"] = str(pseudo_dir / extra.name)
+        if target == "soft":
+            labels["soft"] = True
+        if target in ("partial", "hard+partial"):
+            labels["partial"] = extra.ontology
         out.append(
             TrainDatasetConfig(
                 reader=extra.reader,
                 **location(extra),
-                labels={"pseudo": str(pseudo_dir / extra.name)},
+                labels=labels,
                 weight=extra.weight,
                 source=False,
             )
@@ -96,6 +132,10 @@ def build_pseudo_config(
     cfg: PipelineConfig, teacher: TeacherConfig, *, priors: bool, output: Path
 ) -> PseudoLabelConfig:
     """The pseudo-labelling config of one arm of one round."""
+    outputs = cfg.pseudo.outputs
+    if "soft" in cfg.targets and not outputs.soft_labels.enabled:  # soft students read them
+        soft = outputs.soft_labels.model_copy(update={"enabled": True})
+        outputs = outputs.model_copy(update={"soft_labels": soft})
     return PseudoLabelConfig(
         teacher=teacher,
         datasets=[
@@ -104,7 +144,7 @@ def build_pseudo_config(
         ],
         tta=cfg.pseudo.tta,
         priors=priors,
-        outputs=cfg.pseudo.outputs,
+        outputs=outputs,
         output=str(output),
         device=cfg.pseudo.device,
         batch_size=cfg.pseudo.batch_size,

@@ -20,6 +20,22 @@ ARM_TITLES: dict[str, str] = {
     "no_priors": "Naive Student (no priors)",
 }
 
+#: What a student's title adds for its target (``hard`` adds nothing).
+TARGET_TITLES: dict[str, str] = {
+    "soft": " (soft labels)",
+    "hard+partial": " (hard + partial labels)",
+}
+#: Title of the student that learns from the extras' own labels alone.
+PARTIAL_TITLE = "student on partial labels (no teacher)"
+
+
+def student_title(arm: str | None, target: str) -> str:
+    """The row title of the student of ``arm`` learning from ``target``."""
+    if target == "partial" or arm is None:
+        return PARTIAL_TITLE
+    return ARM_TITLES[arm] + TARGET_TITLES.get(target, "")
+
+
 # --------------------------------------------------------------------------- results
 
 
@@ -34,6 +50,7 @@ class ModelResult:
         checkpoint: the evaluated checkpoint (or teacher description).
         miou: ``{evaluation label: mIoU in [0, 1]}`` (``None`` where NaN).
         per_class_iou: ``{evaluation label: {class: IoU or None}}``.
+        target: what a student learnt the extras from (``None`` for the teacher).
     """
 
     model: str
@@ -42,6 +59,7 @@ class ModelResult:
     checkpoint: str
     miou: dict[str, float | None] = field(default_factory=dict)
     per_class_iou: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    target: str | None = None
 
 
 @dataclass
@@ -68,12 +86,14 @@ class PipelineResult:
     results_json: Path
     executed: list[str] = field(default_factory=list)
 
-    def row(self, iteration: int, arm: str | None) -> ModelResult:
-        """The row of ``arm`` in round ``iteration`` (``arm=None``: the teacher)."""
+    def row(self, iteration: int, arm: str | None, target: str = "hard") -> ModelResult:
+        """The row of the student of ``arm`` learning from ``target`` in round
+        ``iteration`` (round 0: the teacher; ``arm=None, target="partial"``: the
+        partial-label student)."""
         for r in self.rows:
-            if r.iteration == iteration and r.arm == arm:
+            if r.iteration == iteration and r.arm == arm and (iteration == 0 or r.target == target):
                 return r
-        raise KeyError(f"no result for iteration {iteration}, arm {arm!r}")
+        raise KeyError(f"no result for iteration {iteration}, arm {arm!r}, target {target!r}")
 
 
 def _fmt(value: float | None, base: float | None) -> str:

@@ -19,11 +19,12 @@ from labelbridge.pipeline.plan import (
     build_pseudo_config,
     build_train_config,
     given_teacher,
+    lead_target,
+    plan_stages,
     student_datasets,
     train_checkpoint,
 )
 from labelbridge.pipeline.results import (
-    ARM_TITLES,
     RESULTS_JSON,
     RESULTS_MD,
     ModelResult,
@@ -31,6 +32,7 @@ from labelbridge.pipeline.results import (
     format_table,
     read_pseudo_stats,
     results_markdown,
+    student_title,
 )
 from labelbridge.pipeline.state import (
     RESOLVED_CONFIG,
@@ -182,18 +184,34 @@ class _Runner:
         )
 
         teachers = {arm: teacher_cfg for arm in cfg.pseudo.arms}
+        pseudo_dirs: dict[str | None, Path] = {}
         section = cfg.student_section
-        for it in range(1, cfg.iterations + 1):
-            for arm in cfg.pseudo.arms:
-                pseudo_name = f"iter{it}/pseudo_{arm}"
-                pseudo_dir = self.pseudo(pseudo_name, teachers[arm], arm)
-                pseudo_stats[pseudo_name] = read_pseudo_stats(pseudo_dir, extras)
-                student_name = f"iter{it}/student_{arm}"
-                ckpt = self.train(student_name, section, student_datasets(cfg, pseudo_dir))
-                ev = self.evaluate(student_name, ckpt, None)
-                title = ARM_TITLES[arm] + (f", round {it}" if cfg.iterations > 1 else "")
-                rows.append(ModelResult(title, it, arm, ckpt, ev["miou"], ev["per_class_iou"]))
-                teachers[arm] = TeacherConfig(checkpoint=ckpt)
+        for stage in plan_stages(cfg):
+            if stage.kind == "pseudo":
+                assert stage.arm is not None
+                pseudo_dirs[stage.arm] = self.pseudo(stage.name, teachers[stage.arm], stage.arm)
+                pseudo_stats[stage.name] = read_pseudo_stats(pseudo_dirs[stage.arm], extras)
+            elif stage.kind == "train_student":
+                target = stage.target or "hard"
+                datasets = student_datasets(cfg, pseudo_dirs.get(stage.arm), target)
+                ckpt = self.train(stage.name, section, datasets)
+                ev = self.evaluate(stage.name, ckpt, None)
+                title = student_title(stage.arm, target)
+                if cfg.iterations > 1 and stage.arm is not None:
+                    title += f", round {stage.iteration}"
+                rows.append(
+                    ModelResult(
+                        title,
+                        stage.iteration,
+                        stage.arm,
+                        ckpt,
+                        ev["miou"],
+                        ev["per_class_iou"],
+                        target=target,
+                    )
+                )
+                if stage.arm is not None and target == lead_target(cfg):
+                    teachers[stage.arm] = TeacherConfig(checkpoint=ckpt)
 
         evaluation = [e.report_name for e in cfg.evaluation_sets]
         table = format_table(rows, evaluation)
