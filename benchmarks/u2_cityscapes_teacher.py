@@ -15,10 +15,12 @@ Protocol (``../shared/design/benchmarks.md``, U2):
   truth constrains its pseudo-labels and picks the checkpoint);
 * evaluation: CamVid test (233, Cityscapes predictions projected to CamVid-11) and IDD-Lite
   val (204, projected to IDD level-1);
-* arms: teacher zero-shot; Naive Student (pseudo-labels without priors); student with
-  priors (hard labels). A soft-label student is not run: the training engine reads hard
-  pseudo-label PNGs only (``TrainDatasetConfig.labels``), although the pseudo-labeller can
-  write top-k soft labels.
+* arms: teacher zero-shot; Naive Student (pseudo-labels without priors); and four ways to
+  learn from the extras under the same mappings, same schedule and initialisation:
+  student with priors (hard labels), soft labels (the top-3 of the prior-corrected
+  softmax, ``labels: {pseudo, soft: true}``), partial labels (the extras' own ground truth
+  as sets of Cityscapes classes, no pseudo-labels, ``labels: {partial}``) and hard +
+  partial labels (both terms).
 
 Built on the project's own stages: :func:`labelbridge.pseudo.run.run_pseudo_label`,
 :func:`labelbridge.engine.train.run_training` and
@@ -65,12 +67,26 @@ SECTION = "u2-cityscapes-teacher"
 JSON_NAME = "results_u2.json"
 TAXONOMY = "cityscapes"
 STUDENT_SPEC = "espnetv2:s=2.0,background=true"  # the published file keeps its 20th channel
-ARMS = ("no_priors", "priors")
+#: Arms whose pseudo-labels are made (``priors`` also writes the soft labels).
+PSEUDO_ARMS = ("no_priors", "priors")
+#: Students: which pseudo-labels they read (``None``: none) and how.
+ARMS: dict[str, tuple[str | None, dict[str, Any]]] = {
+    "no_priors": ("no_priors", {}),
+    "priors": ("priors", {}),
+    "soft": ("priors", {"soft": True}),
+    "partial": (None, {"partial": True}),
+    "hard_partial": ("priors", {"partial": True}),
+}
+#: Soft-label classes kept per pixel.
+SOFT_TOP_K = 3
 TITLES = {
     "teacher": "teacher zero-shot (ESPNetv2 s=2.0, Cityscapes)",
     "teacher_native": "teacher zero-shot, evaluated at native image size",
     "no_priors": "Naive Student (no priors)",
     "priors": "student with priors (hard labels)",
+    "soft": f"student with priors (soft labels, top {SOFT_TOP_K})",
+    "partial": "student on partial labels (extras' own ground truth, no pseudo-labels)",
+    "hard_partial": "student with priors (hard + partial labels)",
 }
 #: CamVid test and IDD-Lite val, predictions projected (``camvid_test``, ``idd_val``).
 EVAL_SETS = cityscapes_eval_sets()
@@ -108,7 +124,10 @@ def pseudo_config(profile: Profile, arm: str, work: Path) -> Any:
             ],
             "tta": {"flip": profile.tta_flip, "scales": list(profile.tta_scales)},
             "priors": arm == "priors",
-            "outputs": {"previews": profile.previews},
+            "outputs": {
+                "previews": profile.previews,
+                "soft_labels": {"enabled": arm == "priors", "top_k": SOFT_TOP_K},
+            },
             "output": str(work / f"pseudo_{arm}"),
             "device": profile.device,
             "batch_size": 1,
@@ -122,21 +141,32 @@ def train_config(profile: Profile, arm: str, seed: int, work: Path) -> Any:
     """Training config of one student (arm, seed)."""
     from labelbridge.config.train import TrainConfig
 
-    pseudo = work / f"pseudo_{arm}"
+    pseudo_arm, how = ARMS[arm]
+
+    def labels(name: str, ontology: str) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if pseudo_arm is not None:
+            out["pseudo"] = str(work / f"pseudo_{pseudo_arm}" / name)
+        if how.get("soft"):
+            out["soft"] = True
+        if how.get("partial"):
+            out["partial"] = ontology
+        return out
+
     return TrainConfig.model_validate(
         {
             "taxonomy": TAXONOMY,
             "datasets": [
                 {
-                    "name": r,
+                    "reader": r,
                     "root": str(root),
                     "split": s,
-                    "labels": {"pseudo": str(pseudo / n)},
+                    "labels": labels(n, o),
                     "weight": EXTRA_WEIGHTS[n],
                     "source": False,
                     "limit": _extra_limit(profile, n),
                 }
-                for n, r, root, s, _ in EXTRAS
+                for n, r, root, s, o in EXTRAS
             ],
             "val": [
                 {
@@ -198,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # pseudo-labels of both arms (resumed from their manifests on a re-run)
     stats: dict[str, dict[str, Any] | None] = {}
-    for arm in ARMS:
+    for arm in PSEUDO_ARMS:
         cfg = pseudo_config(profile, arm, work)
         run_pseudo_label(cfg)
         for name, *_ in EXTRAS:
@@ -286,7 +316,11 @@ def render(
         "- evaluation: CamVid test projected to CamVid-11 (`camvid11_to_cityscapes`), IDD-Lite val "
         "projected to IDD level-1 (`idd_level1_to_cityscapes`); mIoU in %, mean over seeds "
         "(min–max).",
-        "- soft-label student: not run — the training engine reads hard pseudo-label PNGs only.",
+        "- the four students with priors (hard, soft, partial, hard + partial labels) share the "
+        "mappings, the schedule and the initialisation; soft labels are the top "
+        f"{SOFT_TOP_K} classes of the prior-corrected teacher softmax, renormalised; the partial "
+        "student reads the extras' own labels as sets of Cityscapes classes (void option rows: "
+        "their listed classes) and sees no pseudo-label; partial-term weight 1.",
         "",
         miou_table(results, sets, TITLES),
         "",
