@@ -19,6 +19,14 @@ from typing import Any
 from .stages import CLI, SETUPS, TEMP_PATTERNS, StageSetup, audit_outputs, run_to_end
 
 
+def _spawn(setup: StageSetup, work: Path, **popen: Any) -> subprocess.Popen:
+    """The stage's command through the console script in ``work`` (stdout discarded)."""
+    exe = shutil.which(CLI) or CLI
+    return subprocess.Popen(
+        [exe, *setup.args], cwd=work, env=_env(), stdout=subprocess.DEVNULL, **popen
+    )
+
+
 def _checkpoint_step(path: Path) -> int | None:
     """``global_step`` stored in a Lightning checkpoint (``None`` when absent)."""
     import torch
@@ -40,17 +48,9 @@ def run_and_kill(setup: StageSetup, work: Path, *, changes: int, jitter: float) 
     Returns:
         seconds from the start to the kill, or ``None`` when the stage finished first.
     """
-    exe = shutil.which(CLI) or CLI
     out = work / setup.output
     start = time.perf_counter()
-    proc = subprocess.Popen(
-        [exe, *setup.args],
-        cwd=work,
-        env=_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    proc = _spawn(setup, work, stderr=subprocess.DEVNULL, start_new_session=True)
     seen, count = _snapshot(out), 0
     while proc.poll() is None:
         now = _snapshot(out)
@@ -292,17 +292,9 @@ def _timed_reference(setup: StageSetup, work: Path) -> tuple[int, float]:
     Returns:
         the number of changes of its outputs seen (polling every 50 ms) and its wall time.
     """
-    exe = shutil.which(CLI) or CLI
     out = work / setup.output
     start = time.perf_counter()
-    proc = subprocess.Popen(
-        [exe, *setup.args],
-        cwd=work,
-        env=_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = _spawn(setup, work, stderr=subprocess.PIPE, text=True)
     changes, seen = 0, frozenset()
     while proc.poll() is None:
         now = _snapshot(out)

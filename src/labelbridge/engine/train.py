@@ -119,21 +119,24 @@ def run_training(
             train_layout=targets.layout,
         )
 
-    def targets_of(entries: list[TrainDatasetConfig]) -> StageTargets:
-        return StageTargets.of_entries(entries, cfg.partial_loss)
-
-    # ---- stage 1
-    def build_stage1() -> tuple[L.LightningModule, L.LightningDataModule]:
-        targets = targets_of(cfg.datasets)
+    def stage_parts(
+        entries: list[TrainDatasetConfig], **module_args: Any
+    ) -> tuple[L.LightningModule, L.LightningDataModule]:
+        """A stage's module and data, learning from what ``entries`` give."""
+        targets = StageTargets.of_entries(entries, cfg.partial_loss)
         module = build_module(
             cfg,
             cfg.model,
             taxonomy=taxonomy,
             val_specs=val_specs,
-            weights=cfg.model.weights,
             targets=targets.hparams(),
+            **module_args,
         )
-        return module, datamodule(cfg.datasets, targets)
+        return module, datamodule(entries, targets)
+
+    # ---- stage 1
+    def build_stage1() -> tuple[L.LightningModule, L.LightningDataModule]:
+        return stage_parts(cfg.datasets, weights=cfg.model.weights)
 
     best, history = resume_or_run_stage(
         cfg,
@@ -148,18 +151,11 @@ def run_training(
     if cfg.finetune.enabled:
 
         def build_stage2() -> tuple[L.LightningModule, L.LightningDataModule]:
-            targets = targets_of(cfg.source_datasets)
-            module = build_module(
-                cfg,
-                cfg.model,
-                taxonomy=taxonomy,
-                val_specs=val_specs,
-                lr_factor=cfg.finetune.lr_factor,
-                warmup=False,
-                targets=targets.hparams(),
+            module, data = stage_parts(
+                cfg.source_datasets, lr_factor=cfg.finetune.lr_factor, warmup=False
             )
-            load_module_weights(module, best)
-            return module, datamodule(cfg.source_datasets, targets)
+            load_module_weights(module, best)  # type: ignore[arg-type]
+            return module, data
 
         final_source, stage_history = resume_or_run_stage(
             cfg,
