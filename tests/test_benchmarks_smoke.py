@@ -83,7 +83,9 @@ def test_u2_smoke_writes_section(
         and "<!-- /section:u2-cityscapes-teacher -->" in text
     )
     assert "| student with priors (hard labels) | 1 |" in text
-    _check_mious(data["results"], ["teacher", "no_priors", "priors"], ["camvid_test", "idd_val"])
+    assert "| student with priors (soft labels, top 3) | 1 |" in text
+    arms = ["teacher", "no_priors", "priors", "soft", "partial", "hard_partial"]
+    _check_mious(data["results"], arms, ["camvid_test", "idd_val"])
     # IDD-Lite val in IDD level-1 (7 classes), CamVid test in CamVid-11 (11 classes)
     assert len(data["results"]["teacher"][0]["idd_val"]["per_class_iou"]) == 7
     assert len(data["results"]["teacher"][0]["camvid_test"]["per_class_iou"]) == 11
