@@ -17,7 +17,11 @@ once per seed:
   reference row ("init");
 * arms: teacher (CamVid only); Naive Student (pseudo-labels without priors); student with
   priors; each student also after its source fine-tune at 0.1x LR (the pipeline's final
-  model); second iteration (the fine-tuned priors student teaches round 2).
+  model); second iteration (the fine-tuned priors student teaches round 2); and, through
+  the pipeline's ``targets`` switch, the priors arm's other ways to learn from IDD-Lite
+  under the same mapping and schedule: soft labels (top 3), partial labels (IDD-Lite's own
+  level-1 ground truth as sets of CamVid classes, no teacher), hard + partial labels (each
+  after its source fine-tune).
 
 The students' stage-1 checkpoints ("before fine-tune") are evaluated with the
 pipeline's own :func:`labelbridge.pipeline.evaluate_checkpoint`; the second iteration is
@@ -71,6 +75,19 @@ TITLES = {
     "priors": "student with priors",
     "priors_ft": "student with priors + source fine-tune",
     "iter2": "second iteration (priors + fine-tune, round 2)",
+    "soft_ft": "student with priors, soft labels (top {k}) + source fine-tune",
+    "partial_ft": "student on partial labels (no teacher) + source fine-tune",
+    "hard_partial_ft": "student with priors, hard + partial labels + source fine-tune",
+}
+#: Soft-label classes kept per pixel (every pseudo-label stage writes them, so the runs
+#: with and without soft students share their pseudo-label stages).
+SOFT_TOP_K = 3
+TITLES["soft_ft"] = TITLES["soft_ft"].format(k=SOFT_TOP_K)
+#: The priors arm's other students: result key -> (target, arm of its pipeline row).
+LEARNED_TARGETS = {
+    "soft_ft": ("soft", "priors"),
+    "partial_ft": ("partial", None),
+    "hard_partial_ft": ("hard+partial", "priors"),
 }
 
 
@@ -103,6 +120,7 @@ def pipeline_config(
     arms: list[str],
     iterations: int,
     classifier_init: str,
+    targets: tuple[str, ...] = ("hard",),
 ) -> Any:
     """The pipeline config of one seed."""
     from labelbridge.config.pipeline import PipelineConfig
@@ -168,7 +186,10 @@ def pipeline_config(
             "pseudo": {
                 "arms": arms,
                 "tta": {"flip": profile.tta_flip, "scales": list(profile.tta_scales)},
-                "outputs": {"previews": profile.previews},
+                "outputs": {
+                    "previews": profile.previews,
+                    "soft_labels": {"enabled": True, "top_k": SOFT_TOP_K},
+                },
                 "device": profile.device,
                 "batch_size": 1,
                 "num_workers": 2,
@@ -182,6 +203,7 @@ def pipeline_config(
                 epochs=profile.student_stage_epochs,
             ),
             "iterations": iterations,
+            "targets": list(targets),
             "eval": {"device": profile.device, "input_size": profile.eval_size, "batch_size": 4},
         }
     )
@@ -268,6 +290,22 @@ def run_seed(
         )
         for arm in ("priors", "no_priors")
     }
+    # the priors arm's soft, partial and hard + partial students: the same run folder,
+    # so the teacher, the pseudo-labels and the hard student are reused, not redone
+    learned = run_pipeline(
+        pipeline_config(
+            profile,
+            seed,
+            run_dir,
+            arms=["priors"],
+            iterations=1,
+            classifier_init=classifier_init,
+            targets=("hard", *(t for t, _ in LEARNED_TARGETS.values())),
+        )
+    )
+    for key, (target, arm) in LEARNED_TARGETS.items():
+        row = learned.row(1, arm, target)
+        evals[key] = as_scores(row.miou, row.per_class_iou, SETS)
     if profile.second_iteration:
         cfg2 = pipeline_config(
             profile, seed, run_dir, arms=["priors"], iterations=2, classifier_init=classifier_init

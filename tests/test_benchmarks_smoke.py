@@ -107,9 +107,20 @@ def test_u1_smoke_writes_section(
     text, data = _run("u1_camvid_idd", tmp_path)
     assert "<!-- section:u1-camvid-idd -->" in text and "<!-- /section:u1-camvid-idd -->" in text
     assert "| student with priors + source fine-tune | 1 |" in text
+    assert "| student on partial labels (no teacher) + source fine-tune | 1 |" in text
     _check_mious(
         data["results"],
-        ["init", "teacher", "naive", "naive_ft", "priors", "priors_ft"],
+        [
+            "init",
+            "teacher",
+            "naive",
+            "naive_ft",
+            "priors",
+            "priors_ft",
+            "soft_ft",
+            "partial_ft",
+            "hard_partial_ft",
+        ],
         ["camvid_test", "idd_val"],
     )
     # every model starts from the Cityscapes weights with the classifier mapped
