@@ -253,3 +253,29 @@ def test_a_model_that_needs_hard_masks_refuses_soft_and_partial_targets(
             **args,
             targets={"soft_k": 2, "partial": [], "void_option": "allowed", "partial_weight": 1.0},
         )
+
+
+def test_soft_and_partial_training_runs_under_ddp(data, tmp_path: Path) -> None:
+    """Two CPU processes (gloo): target stacks, the padded collate and the set table
+    travel to the spawned workers; both ranks train and the run finishes."""
+    datasets = [e.model_dump(mode="json") for e in _entries(data)]
+    cfg = toy_config(
+        data["toy"],
+        tmp_path / "ddp",
+        datasets=datasets,
+        epochs=1,
+        steps_per_epoch=2,
+        batch_size=2,
+        finetune={"enabled": False},
+        trainer={
+            "accelerator": "cpu",
+            "devices": 2,
+            # the tiny net's auxiliary head is not in this loss
+            "strategy": "ddp_spawn_find_unused_parameters_true",
+            "enable_progress_bar": False,
+            "num_sanity_val_steps": 0,
+        },
+    )
+    result = run_training(cfg)
+    assert result.final_checkpoint.is_file()
+    assert 0.0 <= result.metrics["toy"]["mIoU"] <= 1.0
