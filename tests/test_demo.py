@@ -79,6 +79,44 @@ def test_quick_demo_rerun_resumes_through_the_cli(quick_demo) -> None:
     assert res.exit_code == 0, res.output
     stages = json.loads(res.output[res.output.index("{") :])["stages"]
     assert [s["status"] for s in stages] == ["done"] * 5
+    # more targets: the finished stages stay done, the new students are to do
+    res = CliRunner().invoke(
+        app,
+        [
+            "pipeline",
+            str(quick_demo.out_dir / "pipeline.yaml"),
+            "--plan",
+            "--set",
+            "targets=[hard,soft,partial]",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    lines = [line.split() for line in res.output.splitlines() if line.strip()]
+    assert [(w[0], w[1]) for w in lines] == [
+        ("done", "teacher"),
+        ("todo", "iter1/student_partial"),
+        ("done", "iter1/pseudo_priors"),
+        ("done", "iter1/student_priors"),
+        ("todo", "iter1/student_priors_soft"),
+        ("done", "iter1/pseudo_no_priors"),
+        ("done", "iter1/student_no_priors"),
+        ("todo", "iter1/student_no_priors_soft"),
+    ]
+    assert "train_student (soft labels)" in res.output
+
+
+def test_python_m_labelbridge_is_the_command() -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "labelbridge", "pipeline", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "targets" in proc.stdout and "--plan" in proc.stdout
 
 
 def test_demo_config_file_matches_the_full_profile(tmp_path: Path) -> None:

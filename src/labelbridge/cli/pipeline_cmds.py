@@ -26,6 +26,10 @@ def pipeline_cmd(
 ) -> None:
     """Run teacher -> pseudo-labels -> student (-> source fine-tune) -> further rounds.
 
+    `targets: [hard, soft, partial, hard+partial]` in the config trains one student per
+    way of learning from the extras (pseudo-labels, soft labels, their own labels as
+    partial labels, both), side by side in one table.
+
     Everything goes to the config's run_dir: one sub-folder per stage, state.json
     (finished stages), results.md and results.json (mIoU of teacher and students on
     every evaluation set). Re-running the same command resumes: finished stages are
@@ -41,6 +45,7 @@ def pipeline_cmd(
             {
                 "stage": s.name,
                 "kind": s.kind,
+                "target": s.target,
                 "status": state.stages.get(s.name, {}).get("status", "todo"),
             }
             for s in plan_stages(cfg)
@@ -49,7 +54,8 @@ def pipeline_cmd(
             emit_json({"run_dir": cfg.run_dir, "stages": rows})
             return
         for r in rows:
-            print(f"{r['status']:<8} {r['stage']:<32} {r['kind']}")
+            target = f" ({r['target']} labels)" if r["target"] else ""
+            print(f"{r['status']:<8} {r['stage']:<40} {r['kind']}{target}")
         return
     result = run_pipeline(cfg)
     if as_json:

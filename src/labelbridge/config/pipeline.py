@@ -208,6 +208,9 @@ class PipelineConfig(StrictModel):
             (pseudo-labels plus the partial-label loss on the extras' own labels) and
             ``partial`` (the extras' own labels through their mappings, no teacher: one
             student, in round 1). The partial term's settings: ``student.partial_loss``.
+            Adding ``soft`` to a run whose pseudo-labels are made changes those stages
+            (they must write soft labels too); set ``pseudo.outputs.soft_labels.enabled``
+            from the start to keep that option open.
         student: training section of every student (default: ``teacher.train``).
         finetune: fine-tune stage of the students; overrides ``student.finetune``.
         iterations: rounds of pseudo-labelling + student training; in round ``n > 1``
