@@ -50,3 +50,31 @@ def test_with_reader_key_converts_read_as_they_are_entries_both_ways() -> None:
     assert older["extras"] == today["extras"]  # an entry with an output folder keeps both
     assert older["optimizer"] == {"name": "adamw", "lr": 0.1}  # not a dataset entry
     assert with_reader_key(older) == today
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        ({"soft": True}, "give 'pseudo' (a pseudo-label folder), 'partial' (a mapping), or both"),
+        ({"pseudo": "x", "sofft": True}, "sofft: Extra inputs are not permitted"),
+        ("pseudo", "labels must be 'gt' or a mapping such as {pseudo: DIR}"),
+    ],
+)
+def test_a_wrong_label_source_gets_one_message(labels: object, message: str) -> None:
+    with pytest.raises(ValidationError) as err:
+        TrainDatasetConfig.model_validate({"reader": "camvid", "labels": labels})
+    assert err.value.error_count() == 1
+    assert message in str(err.value)
+
+
+def test_label_sources_of_every_kind() -> None:
+    def entry(labels: object) -> TrainDatasetConfig:
+        return TrainDatasetConfig.model_validate({"reader": "camvid", "labels": labels})
+
+    assert entry("gt").pseudo_dir is None and not entry("gt").soft
+    soft = entry({"pseudo": "runs/p", "soft": True})
+    assert (str(soft.pseudo_dir), soft.soft, soft.partial) == ("runs/p", True, None)
+    part = entry({"partial": "camvid11_to_cityscapes"})
+    assert (part.pseudo_dir, part.soft, part.partial) == (None, False, "camvid11_to_cityscapes")
+    both = entry({"pseudo": "runs/p", "partial": "camvid11_to_cityscapes"})
+    assert (str(both.pseudo_dir), both.partial) == ("runs/p", "camvid11_to_cityscapes")

@@ -34,7 +34,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from labelbridge.config.base import StrictModel, load_config
 from labelbridge.config.parts import DatasetRef, ValDatasetConfig
@@ -118,6 +118,27 @@ class TrainDatasetConfig(DatasetRef):
     labels: Literal["gt"] | PseudoLabels = "gt"
     weight: float = Field(default=1.0, gt=0)
     source: bool | None = None
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _one_label_source(cls, value: object) -> object:
+        """One message for a wrong ``labels`` (not one per form it could have taken)."""
+        if isinstance(value, dict):
+            try:
+                return PseudoLabels.model_validate(value)
+            except ValidationError as exc:
+                problems = "; ".join(
+                    (f"{'.'.join(map(str, e['loc']))}: " if e["loc"] else "")
+                    + str(e["msg"]).removeprefix("Value error, ")
+                    for e in exc.errors()
+                )
+                raise ValueError(problems) from None
+        if value != "gt" and not isinstance(value, PseudoLabels):
+            raise ValueError(
+                f"labels must be 'gt' or a mapping such as {{pseudo: DIR}}, {{pseudo: DIR, "
+                f"soft: true}}, {{partial: MAPPING}}; got {value!r}"
+            )
+        return value
 
     @property
     def pseudo_dir(self) -> Path | None:
