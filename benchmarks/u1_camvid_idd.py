@@ -52,6 +52,7 @@ from benchmarks.common.profiles import U1_PROFILES, Profile, setup_process, trai
 from benchmarks.common.runs import BenchmarkRun, cached_json, run_jobs, start_run
 from benchmarks.common.tables import (
     Summary,
+    head_to_head,
     miou_table,
     pseudo_report_summary,
     section_markdown,
@@ -438,6 +439,18 @@ def render(
         "priors arm's worst seed beats the other arm's best seed):",
         "",
         *goal_lines,
+        "",
+        "The priors arm's four ways to learn from IDD-Lite under the same mapping, each after "
+        "its source fine-tune (mIoU %, seed means, best first; differences to the hard-label "
+        "student):",
+        "",
+        *head_to_head(
+            results,
+            list(SETS),
+            ["priors_ft", *LEARNED_TARGETS],
+            {"priors_ft": "hard", **{k: t for k, (t, _) in LEARNED_TARGETS.items()}},
+            base="priors_ft",
+        ),
         "",
     ]
     return section_markdown(

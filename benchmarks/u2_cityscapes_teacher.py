@@ -57,6 +57,7 @@ from benchmarks.common.profiles import (
 )
 from benchmarks.common.runs import BenchmarkRun, cached_json, run_jobs, start_run
 from benchmarks.common.tables import (
+    head_to_head,
     miou_table,
     pseudo_report_summary,
     section_markdown,
@@ -79,6 +80,13 @@ ARMS: dict[str, tuple[str | None, dict[str, Any]]] = {
 }
 #: Soft-label classes kept per pixel.
 SOFT_TOP_K = 3
+#: The students that learn from the extras under the priors' mappings, head to head.
+LEARNING_ARMS = {
+    "priors": "hard",
+    "soft": "soft",
+    "partial": "partial",
+    "hard_partial": "hard + partial",
+}
 TITLES = {
     "teacher": "teacher zero-shot (ESPNetv2 s=2.0, Cityscapes)",
     "teacher_native": "teacher zero-shot, evaluated at native image size",
@@ -333,6 +341,13 @@ def render(
         f"{goals['idd_priors_minus_best_teacher']:+.1f}), priors − Naive = "
         f"{goals['idd_priors_minus_naive']:+.1f} (ordering priors > Naive > teacher: "
         f"{yes[goals['goal_idd_ordering']]}).",
+        "",
+    ]
+    lines += [
+        "The four ways to learn from the extras under the same mappings (mIoU %, seed means, "
+        "best first; differences to the hard-label student):",
+        "",
+        *head_to_head(results, sets, list(LEARNING_ARMS), LEARNING_ARMS, base="priors"),
         "",
     ]
     return section_markdown(

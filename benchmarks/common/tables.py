@@ -81,6 +81,42 @@ def miou_table(
     return "\n".join(lines)
 
 
+def head_to_head(
+    results: dict[str, list[dict[str, Any]]],
+    sets: Sequence[str],
+    arms: Sequence[str],
+    names: dict[str, str],
+    *,
+    base: str,
+) -> list[str]:
+    """Markdown lines comparing ``arms`` (shown by their ``names``) on each set: the
+    ranking by seed mean, each arm's difference to ``base`` (seed means), and, with two
+    seeds or more, whether it lies beyond the seed spread (this arm's worst seed above
+    ``base``'s best, or its best below ``base``'s worst)."""
+    lines = []
+    for set_label in sets:
+        summ = summarize(results, set_label)
+        present = [a for a in arms if a in summ and summ[a].values]
+        if base not in present:
+            continue
+        ranked = sorted(present, key=lambda a: summ[a].mean, reverse=True)
+        parts = []
+        for arm in ranked:
+            if arm == base:
+                parts.append(f"{names[arm]} {summ[arm].mean:.1f}")
+                continue
+            a, b = summ[arm], summ[base]
+            spread = ""
+            if min(len(a.values), len(b.values)) > 1:
+                beyond = a.lo > b.hi or a.hi < b.lo
+                spread = ", beyond the seed spread" if beyond else ", within the seed spread"
+            parts.append(
+                f"{names[arm]} {a.mean:.1f} ({a.mean - b.mean:+.1f} vs {names[base]}{spread})"
+            )
+        lines.append(f"- {set_label}: " + " > ".join(parts))
+    return lines
+
+
 def per_class_table(
     results: dict[str, list[dict[str, Any]]], set_label: str, titles: dict[str, str]
 ) -> str:
