@@ -33,6 +33,7 @@ LAYERS: dict[str, float] = {
     "pipeline": 5,
     "demo": 5,
     "cli": 6,
+    "__main__": 6,  # python -m labelbridge: the CLI
 }
 
 
