@@ -30,7 +30,7 @@ every stage the first run finished.
 
 Usage (from the repository root)::
 
-    python -m benchmarks.u1_camvid_idd --profile cpu     # 2 CPU cores, ~20-25 min idle
+    python -m benchmarks.u1_camvid_idd --profile cpu     # 2 CPU cores, ~1.5 h idle (resumes)
     python -m benchmarks.u1_camvid_idd --profile gpu     # one GPU, a few minutes
     python -m benchmarks.u1_camvid_idd --smoke --results /tmp/r.md --work-dir /tmp/w
 

@@ -29,7 +29,7 @@ the target taxonomy, which U2 does not have).
 
 Usage (from the repository root)::
 
-    python -m benchmarks.u2_cityscapes_teacher --profile cpu     # 2 CPU cores, ~20-25 min idle
+    python -m benchmarks.u2_cityscapes_teacher --profile cpu     # 2 CPU cores, ~45 min idle
     python -m benchmarks.u2_cityscapes_teacher --profile gpu     # one GPU, a few minutes
     python -m benchmarks.u2_cityscapes_teacher --smoke --results /tmp/r.md --work-dir /tmp/w
 
