@@ -28,12 +28,18 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
     add_completion=False,
+    # help texts are plain text: '[priors]' in an example must not be read as Rich markup
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
 ontology_app = typer.Typer(
-    help="Check, show, suggest, compare and convert ontology mappings.", no_args_is_help=True
+    help="Check, show, suggest, compare and convert ontology mappings.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
-datasets_app = typer.Typer(help="List, check and prepare datasets.", no_args_is_help=True)
+datasets_app = typer.Typer(
+    help="List, check and prepare datasets.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(ontology_app, name="ontology")
 app.add_typer(datasets_app, name="datasets")
 

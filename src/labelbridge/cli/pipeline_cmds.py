@@ -26,7 +26,7 @@ def pipeline_cmd(
 ) -> None:
     """Run teacher -> pseudo-labels -> student (-> source fine-tune) -> further rounds.
 
-    `targets: [hard, soft, partial, hard+partial]` in the config trains one student per
+    `targets` in the config (hard, soft, partial, hard+partial) trains one student per
     way of learning from the extras (pseudo-labels, soft labels, their own labels as
     partial labels, both), side by side in one table.
 
