@@ -122,6 +122,26 @@ class FakeStages:
         )
 
 
+def _run_recording_configs(cfg: PipelineConfig, run: Path):
+    """Run ``cfg`` on :class:`FakeStages`; the result and each stage's config by its
+    folder relative to ``run``."""
+    record: dict[str, object] = {}
+    fake = FakeStages()
+
+    def train(c: TrainConfig):
+        record[Path(c.output).relative_to(run).as_posix()] = c
+        return fake.train(c)
+
+    def pseudo(c: PseudoLabelConfig):
+        record[Path(c.output).relative_to(run).as_posix()] = c
+        return fake.pseudo(c)
+
+    result = run_pipeline(
+        cfg, train_fn=train, pseudo_fn=pseudo, evaluate_fn=lambda c, **k: ({}, {})
+    )
+    return result, record
+
+
 @pytest.fixture(scope="module")
 def tiny_world(tmp_path_factory: pytest.TempPathFactory):
     return generate_world(
@@ -142,18 +162,7 @@ def test_plan_and_configs_handed_to_the_stages(tmp_path: Path, tiny_world) -> No
         "iter2/pseudo_no_priors",
         "iter2/student_no_priors",
     ]
-    seen: dict[str, object] = {}
-    fake = FakeStages()
-
-    def train(c: TrainConfig):
-        seen[Path(c.output).relative_to(tmp_path / "run").as_posix()] = c
-        return fake.train(c)
-
-    def pseudo(c: PseudoLabelConfig):
-        seen[Path(c.output).relative_to(tmp_path / "run").as_posix()] = c
-        return fake.pseudo(c)
-
-    run_pipeline(cfg, train_fn=train, pseudo_fn=pseudo, evaluate_fn=lambda c, **k: ({}, {}))
+    _, seen = _run_recording_configs(cfg, tmp_path / "run")
     teacher = seen["teacher"]
     assert [d.root for d in teacher.datasets] == [str(tiny_world.root / "source")]
     assert teacher.finetune.enabled is False  # a source-only teacher is not fine-tuned
@@ -367,20 +376,7 @@ def test_targets_plan_one_student_per_target_with_its_labels(tmp_path: Path, tin
         ("iter2/student_no_priors_soft", "soft"),
         ("iter2/student_no_priors_hard_partial", "hard+partial"),
     ]
-    seen: dict[str, object] = {}
-    fake = FakeStages()
-
-    def train(c: TrainConfig):
-        seen[Path(c.output).relative_to(tmp_path / "run").as_posix()] = c
-        return fake.train(c)
-
-    def pseudo(c: PseudoLabelConfig):
-        seen[Path(c.output).relative_to(tmp_path / "run").as_posix()] = c
-        return fake.pseudo(c)
-
-    result = run_pipeline(
-        cfg, train_fn=train, pseudo_fn=pseudo, evaluate_fn=lambda c, **k: ({}, {})
-    )
+    result, seen = _run_recording_configs(cfg, tmp_path / "run")
     mapping_a = str(tiny_world.root / "mappings" / "extra_a_to_source.yaml")
 
     def extra_a(stage: str) -> dict:
