@@ -65,7 +65,7 @@ def test_quick_demo_rerun_resumes_through_the_cli(quick_demo) -> None:
     before = (quick_demo.out_dir / "run" / "teacher" / "final.ckpt").stat().st_mtime_ns
     res = CliRunner().invoke(app, ["demo", "--quick", "--out", str(quick_demo.out_dir), "--json"])
     assert res.exit_code == 0, res.output
-    data = json.loads(res.output[res.output.index("{") :])
+    data = json.loads(res.stdout)
     assert [r["model"] for r in data["rows"]] == [
         "teacher",
         "student with priors",
@@ -77,7 +77,7 @@ def test_quick_demo_rerun_resumes_through_the_cli(quick_demo) -> None:
         app, ["pipeline", str(quick_demo.out_dir / "pipeline.yaml"), "--plan", "--json"]
     )
     assert res.exit_code == 0, res.output
-    stages = json.loads(res.output[res.output.index("{") :])["stages"]
+    stages = json.loads(res.stdout)["stages"]
     assert [s["status"] for s in stages] == ["done"] * 5
     # more targets: the finished stages stay done, the new students are to do
     res = CliRunner().invoke(

@@ -201,7 +201,7 @@ def test_cli_distill_help_and_run(world, teacher_file: Path, tmp_path: Path) -> 
         app, ["distill", str(path), "--set", "losses.adv=0", "--set", "losses.feat=0", "--json"]
     )
     assert res.exit_code == 0, res.output
-    summary = json.loads(res.output[res.output.index("{") :])
+    summary = json.loads(res.stdout)
     assert summary["loss_terms"] == [
         "ce_source",
         "ce_source_aux",

@@ -78,8 +78,8 @@ def toy_config(root: Path, out: Path, **changes: Any) -> TrainConfig:
     """A training config of the tiny net on a toy dataset at ``root`` into ``out``."""
     data: dict[str, Any] = {
         "taxonomy": str(root / "taxonomy.yaml"),
-        "datasets": [{"name": "folder", "root": str(root), "split": "train"}],
-        "val": [{"name": "folder", "root": str(root), "split": "val", "label": "toy"}],
+        "datasets": [{"reader": "folder", "root": str(root), "split": "train"}],
+        "val": [{"reader": "folder", "root": str(root), "split": "val", "label": "toy"}],
         "model": {"spec": "tiny"},
         "optimizer": {"lr": LR},
         "batch_size": 8,

@@ -46,10 +46,27 @@ app.add_typer(datasets_app, name="datasets")
 _STATE: dict[str, Any] = {"debug": False}
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        import torch
+
+        from labelbridge import __version__
+
+        print(f"labelbridge {__version__} (torch {torch.__version__}, python {sys.version.split()[0]})")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for errors."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug messages."),
+    version: bool = typer.Option(
+        False,
+        "--version",
+        is_eager=True,
+        callback=_print_version,
+        help="Print labelbridge's version (and torch's, python's) and exit.",
+    ),
 ) -> None:
     _STATE["debug"] = debug
     logging.basicConfig(

@@ -8,7 +8,9 @@
 * :class:`ProgressLines` logs training progress with an ETA every few seconds where
   stderr is not a terminal (Lightning's bar draws nothing there until the end), and
   each validation's score; :class:`SummaryLine` says which model a stage trains, in one
-  line instead of Lightning's summary table.
+  line instead of Lightning's summary table; where stderr is a terminal,
+  :class:`StderrProgressBar` draws Lightning's bar there (never on stdout, which carries
+  ``--json`` output).
 * Stage markers: ``<stage dir>/stage_done.json``, written atomically (temporary file +
   rename) when a stage completes; a re-run skips a stage that has one.
 """
@@ -26,6 +28,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import RichProgressBar
 
 from labelbridge.files import write_json_atomic
 
@@ -104,6 +107,21 @@ class ProgressLines(L.Callback):
             self.metric,
             score,
         )
+
+
+class StderrProgressBar(RichProgressBar):
+    """Lightning's Rich progress bar drawn on stderr (Lightning's default bars draw on
+    stdout, where ``--json`` output goes), without the logger version (``v_num``)."""
+
+    def __init__(self) -> None:
+        super().__init__(console_kwargs={"stderr": True})
+
+    def get_metrics(
+        self, trainer: L.Trainer, pl_module: L.LightningModule
+    ) -> dict[str, int | str | float | dict[str, float]]:
+        items = super().get_metrics(trainer, pl_module)
+        items.pop("v_num", None)
+        return items
 
 
 class SummaryLine(L.Callback):

@@ -32,6 +32,7 @@ from labelbridge.engine.callbacks import (
     HistoryCallback,
     ProgressLines,
     RandomStateCallback,
+    StderrProgressBar,
     SummaryLine,
     read_stage_marker,
     write_stage_marker,
@@ -112,6 +113,17 @@ def _trainer_kwargs(cfg: RunSettings) -> dict[str, Any]:
         "sync_batchnorm": t.sync_batchnorm,
         "use_distributed_sampler": False,  # the samplers shard by rank themselves
     }
+
+
+def progress_callbacks(cfg: RunSettings, stage: str) -> list[L.Callback]:
+    """What shows a trainer's progress (``trainer.enable_progress_bar``): Lightning's bar on
+    stderr where stderr is a terminal, else progress lines in the log; never stdout, which
+    carries ``--json`` output. Every trainer of the engine takes these."""
+    if not cfg.trainer.enable_progress_bar:
+        return []
+    if stderr_is_terminal():
+        return [StderrProgressBar()]
+    return [ProgressLines(stage, metric=SELECT_METRIC)]
 
 
 def load_module_weights(module: SegmentationModule, path: Path) -> None:
@@ -247,8 +259,7 @@ def run_stage(
     ]
     if cfg.trainer.enable_model_summary:
         cbs.append(SummaryLine(stage))
-    if cfg.trainer.enable_progress_bar and not stderr_is_terminal():
-        cbs.append(ProgressLines(stage, metric=SELECT_METRIC))
+    cbs += progress_callbacks(cfg, stage)
     if cfg.early_stopping.enabled:
         cbs.append(
             EarlyStopping(
@@ -395,6 +406,11 @@ def validate_checkpoint(
         num_workers=cfg.num_workers,
         seed=cfg.seed,
     )
-    trainer = L.Trainer(**_trainer_kwargs(cfg), logger=False, enable_checkpointing=False)
+    trainer = L.Trainer(
+        **_trainer_kwargs(cfg),
+        logger=False,
+        enable_checkpointing=False,
+        callbacks=progress_callbacks(cfg, "validate"),
+    )
     trainer.validate(module, datamodule=datamodule, verbose=False)
     return metrics_from_logged(dict(trainer.callback_metrics), val_specs)
