@@ -52,7 +52,9 @@ def _print_version(value: bool) -> None:
 
         from labelbridge import __version__
 
-        print(f"labelbridge {__version__} (torch {torch.__version__}, python {sys.version.split()[0]})")
+        print(
+            f"labelbridge {__version__} (torch {torch.__version__}, python {sys.version.split()[0]})"
+        )
         raise typer.Exit()
 
 
