@@ -18,11 +18,12 @@ from benchmarks.common.layouts.toydata import LR, make_toy_dataset, toy_config
 from labelbridge.constants import IGNORE_INDEX
 from labelbridge.data import create_dataset
 from labelbridge.engine.callbacks import STAGE_MARKER, read_stage_marker
+from labelbridge.engine.module import SegmentationModule
 from labelbridge.engine.stage import validate_checkpoint
 from labelbridge.engine.train import run_training
 from labelbridge.errors import ConfigError
 from labelbridge.evaluation import ConfusionMatrix
-from labelbridge.models import load_checkpoint
+from labelbridge.models import TinySegNet, load_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -238,10 +239,14 @@ def test_student_with_pseudo_labels_and_projected_val(toy_root: Path, tmp_path: 
     (tmp_path / "toy2.yaml").write_text(COARSE_TAXONOMY, encoding="utf-8")
     mapping = tmp_path / "toy2_to_toy3.yaml"
     mapping.write_text(COARSE_MAPPING.format(source=toy_root / "taxonomy.yaml"), encoding="utf-8")
+    initial = tmp_path / "initial.pt"
+    torch.manual_seed(5)
+    torch.save(TinySegNet(3).state_dict(), initial)
     cfg = toy_config(
         toy_root,
         tmp_path / "out",
         epochs=2,
+        model={"spec": "tiny", "weights": str(initial)},
         datasets=[
             {"reader": "folder", "root": str(toy_root), "split": "train", "weight": 1.0},
             {
@@ -289,3 +294,13 @@ def test_student_with_pseudo_labels_and_projected_val(toy_root: Path, tmp_path: 
     marker = (result.out_dir / "train" / STAGE_MARKER).read_text()
     best_toy = max(h["val/toy/mIoU"] for h in result.history if h["stage"] == "train")
     assert f'"best_score": {best_toy}' in marker
+    # on another machine (no initial weights, no mapping file) the checkpoint still loads
+    # through Lightning, and its model is the final one
+    initial.unlink()
+    mapping.unlink()
+    module = SegmentationModule.load_from_checkpoint(result.final_checkpoint, map_location="cpu")
+    assert module.hparams.weights is None and module.hparams.val_sets == []
+    assert module.model_spec == "tiny" and module.taxonomy.train_names == loaded.taxonomy.train_names
+    img = torch.rand(1, 3, 48, 64)
+    with torch.no_grad():
+        assert torch.equal(module.model.eval()(img), loaded.model.eval()(img))

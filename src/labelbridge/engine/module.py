@@ -80,6 +80,16 @@ def planned_steps(trainer: L.Trainer) -> tuple[int, int]:
     return int(total), max(1, int(total) // epochs)
 
 
+#: Hyper-parameters a saved checkpoint records in place of the training ones (see
+#: :meth:`SegmentationModule.on_save_checkpoint`).
+TRAINED_MODULE_HPARAMS: dict[str, Any] = {
+    "weights": None,
+    "reinit_classifier": False,
+    "classifier_from": None,
+    "val_sets": [],
+}
+
+
 class SegmentationModule(L.LightningModule):
     """Trains one :class:`~labelbridge.models.SegmentationModel` (attribute ``model``, so
     state-dict keys start with ``"model."``).
@@ -297,6 +307,14 @@ class SegmentationModule(L.LightningModule):
 
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # the saved hyper-parameters rebuild the *trained* module on any machine
+        # (``SegmentationModule.load_from_checkpoint(path)``): the state dict holds the
+        # weights, so the initial weights' file, the classifier transfer and the validation
+        # sets (files of the training machine; the run folder's config.yaml records them)
+        # are not needed; pass ``val_sets=...`` to load_from_checkpoint to validate
+        hparams = checkpoint.get("hyper_parameters")
+        if isinstance(hparams, dict):
+            checkpoint["hyper_parameters"] = {**hparams, **TRAINED_MODULE_HPARAMS}
         checkpoint["labelbridge"] = checkpoint_meta(
             self.model_spec,
             self.taxonomy.num_classes,
