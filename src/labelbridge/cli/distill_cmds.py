@@ -12,7 +12,7 @@ from labelbridge.cli.app import app, emit_json
 @app.command("distill")
 def distill_cmd(
     config: Path = typer.Argument(
-        ..., help="Distillation config YAML (see configs/distill_*.yaml)."
+        ..., help="Distillation config YAML (starters: labelbridge init --list)."
     ),
     overrides: list[str] | None = typer.Option(
         None,

@@ -16,7 +16,7 @@ def _pct(value: float | None) -> str:
 @app.command("pseudo-label")
 def pseudo_label_cmd(
     config: Path = typer.Argument(
-        ..., help="Pseudo-labelling config YAML (see configs/pseudo_*.yaml)."
+        ..., help="Pseudo-labelling config YAML (starters: labelbridge init --list)."
     ),
     overrides: list[str] = typer.Option(
         [],
