@@ -300,6 +300,7 @@ def test_runs_recorded_by_earlier_versions_resume(tmp_path: Path) -> None:
     recorded = yaml.safe_load((out / "config.yaml").read_text(encoding="utf-8"))
     older = as_recorded_before(recorded)[-1]
     assert "partial_loss" in recorded and "partial_loss" not in older
+    assert "loggers" in recorded["trainer"] and "loggers" not in older["trainer"]
     assert older["datasets"][0]["name"] == recorded["datasets"][0]["reader"]
     (out / "config.yaml").write_text(yaml.safe_dump(older), encoding="utf-8")
     assert run_training(cfg).metrics == first.metrics  # skipped as finished, not refused

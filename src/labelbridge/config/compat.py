@@ -16,6 +16,12 @@ ADDED_KEYS: tuple[tuple[str | None, str, Any], ...] = (
     ("labels", "soft", False),
     ("labels", "partial", None),
     (None, "partial_loss", {"weight": 1.0, "void_option": "allowed"}),
+    (
+        "trainer",
+        "loggers",
+        [{"name": "tensorboard", "options": {}}, {"name": "csv", "options": {}}],
+    ),
+    ("trainer", "callbacks", []),
 )
 
 

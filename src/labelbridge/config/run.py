@@ -175,6 +175,39 @@ class FinetuneConfig(StrictModel):
     patience: int | None = Field(default=None, ge=1)
 
 
+#: Loggers a training stage can write to (``trainer.loggers``).
+LOGGER_NAMES = ("tensorboard", "csv", "wandb", "mlflow")
+
+
+class LoggerConfig(StrictModel):
+    """One Lightning logger of a training stage; a bare name in YAML means no options.
+
+    Attributes:
+        name: ``tensorboard`` and ``csv`` (into the stage folder's ``logs/``), ``wandb``
+            (Weights & Biases; ``pip install wandb``; ``options: {offline: true}`` or
+            ``WANDB_MODE=offline`` needs no account) or ``mlflow`` (``pip install
+            mlflow-skinny sqlalchemy alembic``; default store: ``sqlite:///<stage>/logs/mlflow.db``).
+        options: keyword arguments of the Lightning logger class (``project``,
+            ``tracking_uri``, ``experiment_name``, ...).
+    """
+
+    name: Literal["tensorboard", "csv", "wandb", "mlflow"]
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class CallbackConfig(StrictModel):
+    """A Lightning callback added to every training stage, as Lightning's own CLI names
+    one: an importable class and its keyword arguments.
+
+    Attributes:
+        class_path: ``package.module.ClassName`` of a ``lightning.Callback`` subclass.
+        init_args: its constructor's keyword arguments.
+    """
+
+    class_path: str = Field(pattern=r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+$")
+    init_args: dict[str, Any] = Field(default_factory=dict)
+
+
 class TrainerConfig(StrictModel):
     """Passed straight to ``lightning.Trainer``: multi-GPU and multi-node DDP need only
     ``devices``, ``strategy`` (``ddp``) and ``num_nodes``.
@@ -194,6 +227,9 @@ class TrainerConfig(StrictModel):
         deterministic: ``torch.use_deterministic_algorithms``-style determinism.
         sync_batchnorm: convert BatchNorm layers to SyncBatchNorm under DDP (small
             per-device batches).
+        loggers: where metrics go (:class:`LoggerConfig`; a name alone, e.g.
+            ``[tensorboard, csv, wandb]``); a resumed run may change them.
+        callbacks: extra Lightning callbacks (:class:`CallbackConfig`).
     """
 
     accelerator: str = "auto"
@@ -206,6 +242,26 @@ class TrainerConfig(StrictModel):
     enable_model_summary: bool = True
     deterministic: bool = False
     sync_batchnorm: bool = False
+    loggers: list[LoggerConfig] = Field(
+        default_factory=lambda: [LoggerConfig(name="tensorboard"), LoggerConfig(name="csv")]
+    )
+    callbacks: list[CallbackConfig] = Field(default_factory=list)
+
+    @field_validator("loggers", mode="before")
+    @classmethod
+    def _bare_logger_names(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"name": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    @field_validator("loggers")
+    @classmethod
+    def _unique_loggers(cls, value: list[LoggerConfig]) -> list[LoggerConfig]:
+        names = [v.name for v in value]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"each logger at most once, {twice} given twice")
+        return value
 
 
 class EvaluatedStage(StrictModel):

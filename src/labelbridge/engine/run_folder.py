@@ -41,6 +41,7 @@ RESULT_NEUTRAL_KEYS = (
     "trainer.enable_model_summary",
     "trainer.log_every_n_steps",
     "trainer.num_sanity_val_steps",
+    "trainer.loggers",
 )
 
 

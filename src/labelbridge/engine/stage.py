@@ -23,7 +23,6 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from labelbridge.config.run import ModelConfig, RunSettings, StageConfig
 from labelbridge.data.torch_dataset import SegmentationTorchDataset
@@ -38,6 +37,7 @@ from labelbridge.engine.callbacks import (
     write_stage_marker,
 )
 from labelbridge.engine.datamodule import SegmentationDataModule, build_val_sets
+from labelbridge.engine.loggers import LOGS, build_callbacks, build_loggers, finish_loggers
 from labelbridge.engine.module import SELECT_METRIC, SegmentationModule
 from labelbridge.errors import CheckpointError
 from labelbridge.progress import stderr_is_terminal
@@ -232,7 +232,7 @@ def run_stage(
     """Fit one stage (resuming from its ``last.ckpt``), mark it done, return its best
     checkpoint and history."""
     ckpt_dir = stage_dir / "checkpoints"
-    _remove_empty_files(stage_dir / "logs")
+    _remove_empty_files(stage_dir / LOGS)
     checkpoint = ModelCheckpoint(
         dirpath=ckpt_dir,
         filename="best-e{epoch:03d}-s{step:06d}",
@@ -269,14 +269,8 @@ def run_stage(
                 min_delta=cfg.early_stopping.min_delta,
             )
         )
-    loggers = [
-        TensorBoardLogger(
-            save_dir=stage_dir, name="logs", version="tensorboard", default_hp_metric=False
-        ),
-        CSVLogger(
-            save_dir=stage_dir, name="logs", version=_fresh_version(stage_dir / "logs", "csv")
-        ),
-    ]
+    cbs += build_callbacks(cfg.trainer.callbacks)
+    loggers = build_loggers(cfg.trainer.loggers, stage_dir)
     trainer = L.Trainer(
         **_trainer_kwargs(cfg),
         max_epochs=max_epochs,
@@ -293,7 +287,10 @@ def run_stage(
         log.info("%s: resuming from %s", stage, resume)
     else:
         start_stage_over(stage, ckpt_dir, max_epochs)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+    finally:
+        finish_loggers(loggers)
     if trainer.interrupted:
         raise RuntimeError(
             f"stage {stage!r} was interrupted; run again with the same output folder to resume"
@@ -344,16 +341,6 @@ def start_stage_over(stage: str, ckpt_dir: Path, max_epochs: int) -> None:
         for path in stale:
             path.unlink()
     log.info("%s: training from epoch 1 of %d", stage, max_epochs)
-
-
-def _fresh_version(folder: Path, stem: str) -> str:
-    """``stem``, or ``stem_1``, ``stem_2``, ... whichever does not exist yet (a resumed
-    stage writes its CSV log next to the earlier one instead of replacing it)."""
-    name, n = stem, 0
-    while (folder / name).exists():
-        n += 1
-        name = f"{stem}_{n}"
-    return name
 
 
 def _remove_empty_files(folder: Path) -> None:
