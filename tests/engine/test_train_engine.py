@@ -300,7 +300,9 @@ def test_student_with_pseudo_labels_and_projected_val(toy_root: Path, tmp_path: 
     mapping.unlink()
     module = SegmentationModule.load_from_checkpoint(result.final_checkpoint, map_location="cpu")
     assert module.hparams.weights is None and module.hparams.val_sets == []
-    assert module.model_spec == "tiny" and module.taxonomy.train_names == loaded.taxonomy.train_names
+    assert (
+        module.model_spec == "tiny" and module.taxonomy.train_names == loaded.taxonomy.train_names
+    )
     img = torch.rand(1, 3, 48, 64)
     with torch.no_grad():
         assert torch.equal(module.model.eval()(img), loaded.model.eval()(img))

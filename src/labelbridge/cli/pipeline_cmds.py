@@ -13,7 +13,9 @@ from labelbridge.cli.app import app, emit_json
 
 @app.command("pipeline")
 def pipeline_cmd(
-    config: Path = typer.Argument(..., help="Pipeline config YAML (starter: labelbridge init demo)."),
+    config: Path = typer.Argument(
+        ..., help="Pipeline config YAML (starter: labelbridge init demo)."
+    ),
     overrides: list[str] = typer.Option(
         [],
         "--set",

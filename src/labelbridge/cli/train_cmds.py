@@ -15,7 +15,9 @@ def _fmt(value: float | None) -> str:
 
 @app.command("train")
 def train_cmd(
-    config: Path = typer.Argument(..., help="Training config YAML (starters: labelbridge init --list)."),
+    config: Path = typer.Argument(
+        ..., help="Training config YAML (starters: labelbridge init --list)."
+    ),
     overrides: list[str] = typer.Option(
         None,
         "--set",
