@@ -27,7 +27,8 @@ def pseudo_label_cmd(
         None,
         "--shard",
         help="Process only shard i of n (images whose index % n == i), e.g. 0/4. "
-        "Default: torchrun's RANK/WORLD_SIZE, else everything.",
+        "Default: torchrun's RANK/WORLD_SIZE, else the srun task's "
+        "SLURM_PROCID/SLURM_NTASKS (only for a task started by srun), else everything.",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the per-dataset summary as JSON."),
     progress: bool = typer.Option(
