@@ -30,6 +30,13 @@ def pseudo_label_cmd(
         "Default: torchrun's RANK/WORLD_SIZE, else the srun task's "
         "SLURM_PROCID/SLURM_NTASKS (only for a task started by srun), else everything.",
     ),
+    force_unlock: bool = typer.Option(
+        False,
+        "--force-unlock",
+        help="Take over a shard's lock file left by a process on another host (a failed "
+        "node, a killed job) after checking that it no longer runs. A lock of a process "
+        "on this host that has ended is taken over anyway.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the per-dataset summary as JSON."),
     progress: bool = typer.Option(
         True, "--progress/--no-progress", help="Progress bars on stderr."
@@ -39,7 +46,9 @@ def pseudo_label_cmd(
 
     Each dataset entry gets <output>/<name>/ with one PNG of source train ids per image
     (255 = ignore), manifest.jsonl, pseudo_labels.yaml, report.json/.md and previews/.
-    Re-running the same command resumes: finished images are skipped.
+    Re-running the same command resumes: finished images are skipped. Each process holds
+    a lock file per shard (<manifest name>.lock) while it works: a second process for the
+    same shard stops with an error naming the holder.
     """
     from labelbridge.config.pseudo import load_pseudo_config
     from labelbridge.pseudo.distributed import parse_shard
@@ -47,7 +56,10 @@ def pseudo_label_cmd(
 
     cfg = load_pseudo_config(config, overrides)
     summaries = run_pseudo_label(
-        cfg, shard=parse_shard(shard) if shard else None, progress=progress and not as_json
+        cfg,
+        shard=parse_shard(shard) if shard else None,
+        progress=progress and not as_json,
+        force_unlock=force_unlock,
     )
     rows = [s.to_dict() for s in summaries]
     if as_json:
