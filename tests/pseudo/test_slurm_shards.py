@@ -199,3 +199,31 @@ def test_cli_names_the_lock_and_its_holder(data: Path, tmp_path: Path) -> None:
     assert "runs on another host and --force-unlock was given" in forced.stderr
     assert len(read_manifest(folder / "manifest.jsonl")) == 6
     assert not lock.exists()
+
+
+def test_sigterm_removes_the_lock_and_keeps_finished_images(tmp_path: Path) -> None:
+    """A SLURM time limit sends SIGTERM: the run stops with 143, its lock is gone, and the
+    images it finished stay in the manifest part of its shard."""
+    import signal
+    import time
+
+    data = make_camvid(tmp_path / "camvid", names=[f"f{i:03d}" for i in range(80)])
+    cfg_path = write_config(tmp_path, data)
+    command = [sys.executable, "-m", "labelbridge", "pseudo-label", str(cfg_path), "--no-progress"]
+    proc = subprocess.Popen(command, env=slurm_task_env(1, 2), stderr=subprocess.PIPE, text=True)
+    folder = tmp_path / "out" / "cv"
+    lock, part = folder / "manifest.1-of-2.jsonl.lock", folder / "manifest.1-of-2.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if lock.is_file() and part.is_file() and part.read_bytes().count(b"\n") >= 2:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
+    assert json.loads(lock.read_text())["shard"] == "1/2"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-2000:]
+    assert not lock.exists()
+    done = read_manifest(part)
+    assert 2 <= len(done) < 40
+    assert {rec["key"] for rec in done} <= {f"train/f{i:03d}" for i in range(1, 80, 2)}
