@@ -150,3 +150,40 @@ def test_lock_that_cannot_be_created_is_a_write_error(tmp_path: Path) -> None:
     with pytest.raises(OutputWriteError, match=f"{path}: cannot create lock file"):
         with claim_lock(path, what="a"):
             pass
+
+
+def test_wait_takes_the_lock_once_its_holder_releases_it(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    path = tmp_path / "report.json.lock"
+    held, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with claim_lock(path, what="the report"):
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    held.wait(10)
+    threading.Timer(0.3, release.set).start()
+    start = time.monotonic()
+    with claim_lock(path, what="the report", wait=10) as record:
+        waited = time.monotonic() - start
+        assert json.loads(path.read_text()) == record
+    thread.join()
+    assert 0.25 <= waited < 5
+    assert not path.exists()
+
+
+def test_wait_gives_up_after_its_time(tmp_path: Path) -> None:
+    import time
+
+    path = tmp_path / "a.lock"
+    with claim_lock(path, what="a"):
+        start = time.monotonic()
+        with pytest.raises(LockHeldError, match="is being worked on by"):
+            with claim_lock(path, what="a", wait=0.3):
+                pass
+        assert time.monotonic() - start >= 0.3

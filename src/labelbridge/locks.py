@@ -18,7 +18,8 @@ judges it:
 
 A stale file is removed only while it still holds the bytes that were judged, then the
 claim is made again with ``O_EXCL``: of two processes taking over at once, one wins and
-the other sees the winner's lock.
+the other sees the winner's lock. With ``wait``, a claimant waits that long for a held
+lock to be released before refusing (for short sections processes take turns at).
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 LOCK_SUFFIX = ".lock"
 #: How long an unparsable lock file may be in the middle of being written.
 _SETTLE_SECONDS = 1.0
+#: Pause between two looks at a held lock (``wait``).
+_POLL_SECONDS = 0.1
 _HOST = socket.gethostname() or "localhost"
 
 
@@ -147,21 +150,29 @@ def _create(path: Path, data: bytes) -> bool:
     return True
 
 
-def _acquire(path: Path, data: bytes, *, what: str, force: bool) -> None:
-    for _ in range(3):
-        if _create(path, data):
-            return
+def _acquire(path: Path, data: bytes, *, what: str, force: bool, wait: float) -> None:
+    deadline = time.monotonic() + wait
+    takeovers = 0
+    while not _create(path, data):
         found = _read_holder(path)
         if found is None:  # released in the meantime
             continue
         judged, holder = found
-        reason = _stale_reason(path, holder, what=what, force=force)
+        try:
+            reason = _stale_reason(path, holder, what=what, force=force)
+        except LockHeldError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(_POLL_SECONDS)
+            continue
+        if takeovers == 3:
+            raise LockHeldError(
+                f"{path}: other processes keep claiming {what} at the same moment; run again "
+                "to see which process holds it"
+            )
+        takeovers += 1
         log.warning("%s: taking over the lock of %s: %s", path, what, reason)
         _remove_if_unchanged(path, judged)
-    raise LockHeldError(
-        f"{path}: another process claimed {what} at the same moment; run again to see "
-        "which process holds it"
-    )
 
 
 def _release(path: Path, data: bytes) -> None:
@@ -189,6 +200,7 @@ def claim_lock(
     what: str,
     details: dict[str, Any] | None = None,
     force: bool = False,
+    wait: float = 0.0,
 ) -> Iterator[dict[str, Any]]:
     """Hold the lock file ``path`` for the duration of the block (rules: module doc).
 
@@ -197,6 +209,8 @@ def claim_lock(
         what: names the locked work in messages, e.g. ``"shard 0/2 of out/cv"``.
         details: more JSON fields for the lock file (e.g. ``{"shard": "0/2"}``).
         force: take over a lock held by a process on another host.
+        wait: seconds to wait for a held lock to be released before refusing (``0``:
+            refuse at once), for short sections that processes take turns at.
 
     Yields:
         the record written to the lock file.
@@ -217,7 +231,7 @@ def claim_lock(
         **(details or {}),
     }
     data = (json.dumps(record, sort_keys=True) + "\n").encode("utf-8")
-    _acquire(path, data, what=what, force=force)
+    _acquire(path, data, what=what, force=force, wait=wait)
     try:
         yield record
     finally:

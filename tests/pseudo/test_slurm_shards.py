@@ -114,6 +114,11 @@ def test_two_srun_tasks_label_twelve_images_once(tmp_path: Path) -> None:
     keys = [rec["key"] for rec in read_manifest(folder / "manifest.jsonl")]
     assert keys == [f"train/{n}" for n in NAMES12]  # each image once, in dataset order
     assert not list(folder.glob("*.lock"))
+    report = json.loads((folder / "report.json").read_text())  # the last shard's: all 12
+    assert report["complete"] and (report["images"]["total"], report["images"]["finished"]) == (
+        12,
+        12,
+    )
     # the same files as one process
     reference = run_pseudo_label(load_pseudo_config(cfg_path, [f"output={tmp_path / 'ref'}"]))
     assert reference[0].processed == 12

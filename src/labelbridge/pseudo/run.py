@@ -76,6 +76,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: Lock file under which a shard without a process group merges and reports.
+FINISH_LOCK = "report.json" + LOCK_SUFFIX
+#: How long a shard waits for another one's merge and report.
+FINISH_WAIT_SECONDS = 300.0
+
 
 def preview_positions(total: int, count: int) -> list[int]:
     """``count`` evenly spaced positions in ``0..total-1`` (the images that get previews)."""
@@ -272,7 +277,9 @@ class PseudoLabeler:
             details={"shard": str(shard)},
             force=force_unlock,
         ):
-            summary = self._label_folder(entry, dataset, ontology, folder, shard, total)
+            summary = self._label_folder(
+                entry, dataset, ontology, folder, shard, total, force_unlock=force_unlock
+            )
         summary.seconds = time.perf_counter() - start
         return summary
 
@@ -284,6 +291,8 @@ class PseudoLabeler:
         folder: Path,
         shard: Shard,
         total: int,
+        *,
+        force_unlock: bool,
     ) -> DatasetSummary:
         """(Called by :meth:`run_dataset` under the shard's lock.) Label what is still to
         do, merge the manifests when every shard is done, write the report."""
@@ -322,22 +331,16 @@ class PseudoLabeler:
             len(mine),
         )
         barrier(shard)
-        if not shard.is_single and (not shard.from_torch or shard.index == 0):
-            merge_manifests(folder, keys)
-        union = read_manifests(folder)
-        records = [union[k] for k in keys if k in union]
-        report = build_report(
-            records,
-            dataset=entry.name,
-            taxonomy=self.taxonomy,
-            total_images=total,
-            extra_skipped=listing_skips,
-            settings={
-                k: v for k, v in self.settings(entry, ontology).items() if k != "taxonomy_def"
-            },
-        )
-        if not shard.from_torch or shard.index == 0:
-            write_report(folder, report)
+        if shard.from_torch:  # rank 0 merges and writes after the barrier
+            report = self._merge_and_report(entry, ontology, folder, shard, keys, listing_skips)
+        else:  # shards finishing together take turns: the last one sees every shard's lines
+            with claim_lock(
+                folder / FINISH_LOCK,
+                what=f"the manifest merge and report of {folder}",
+                force=force_unlock,
+                wait=FINISH_WAIT_SECONDS,
+            ):
+                report = self._merge_and_report(entry, ontology, folder, shard, keys, listing_skips)
         barrier(shard)
         return DatasetSummary(
             name=entry.name,
@@ -350,6 +353,37 @@ class PseudoLabeler:
             seconds=0.0,
             report=report,
         )
+
+    def _merge_and_report(
+        self,
+        entry: DatasetEntry,
+        ontology: Ontology,
+        folder: Path,
+        shard: Shard,
+        keys: list[str],
+        listing_skips: list[dict[str, str]],
+    ) -> dict[str, Any]:
+        """Merge the manifest parts if every image is done (a shard of several), build the
+        report of the union of all shards so far and write it (not on ranks > 0 of a
+        process group); returns the report."""
+        writes = not shard.from_torch or shard.index == 0
+        if not shard.is_single and writes:
+            merge_manifests(folder, keys)
+        union = read_manifests(folder)
+        records = [union[k] for k in keys if k in union]
+        report = build_report(
+            records,
+            dataset=entry.name,
+            taxonomy=self.taxonomy,
+            total_images=len(keys),
+            extra_skipped=listing_skips,
+            settings={
+                k: v for k, v in self.settings(entry, ontology).items() if k != "taxonomy_def"
+            },
+        )
+        if writes:
+            write_report(folder, report)
+        return report
 
     def _process(
         self,
