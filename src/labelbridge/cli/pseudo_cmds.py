@@ -34,8 +34,9 @@ def pseudo_label_cmd(
         False,
         "--force-unlock",
         help="Take over a shard's lock file left by a process on another host (a failed "
-        "node, a killed job) after checking that it no longer runs. A lock of a process "
-        "on this host that has ended is taken over anyway.",
+        "node, a killed job), which this host cannot check; use it once you know that "
+        "process no longer runs. A lock of an ended process of this host is taken over "
+        "without it.",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the per-dataset summary as JSON."),
     progress: bool = typer.Option(
