@@ -16,7 +16,9 @@ LAYERS: dict[str, float] = {
     "constants": -1,
     "errors": -1,
     "files": -1,
+    "locks": -1,
     "progress": -1,
+    "sharding": -1,
     "yamlio": -1,
     "taxonomy": 0,
     # the demo world renders numpy scenes and writes taxonomies: taxonomy + shared helpers

@@ -190,7 +190,9 @@ def encode_npz(arrays: dict[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this host (``os.kill(pid, 0)``; one of another
+    user counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -214,7 +216,7 @@ def remove_stale_temp_files(folder: str | Path) -> int:
         host, pid_text = parts[-3], parts[-2]
         if host != _HOST or not pid_text.isdigit():
             continue
-        if int(pid_text) != os.getpid() and not _pid_alive(int(pid_text)):
+        if int(pid_text) != os.getpid() and not pid_alive(int(pid_text)):
             try:
                 tmp.unlink()
                 removed += 1

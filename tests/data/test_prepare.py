@@ -71,6 +71,36 @@ def test_parallel_equals_serial(toy: Path, tmp_path: Path) -> None:
     assert _tree(tmp_path / "a") == _tree(tmp_path / "b")
 
 
+def test_shards_split_the_tasks_and_together_equal_one_run(toy: Path, tmp_path: Path) -> None:
+    from labelbridge.sharding import Shard
+
+    whole = tmp_path / "whole"
+    prepare_dataset(prepare_toy.TOY, toy, whole, progress=False)
+    out = tmp_path / "sharded"
+    written = []
+    for i in range(3):
+        report = prepare_dataset(prepare_toy.TOY, toy, out, shard=Shard(i, 3), progress=False)
+        s = report.splits[0]
+        assert report.shard == f"{i}/3"
+        assert (s.tasks, s.split_tasks, s.already_done, s.converted) == (8, 24, 0, 8)
+        written.append(set(_tree(out)) - set().union(*written))
+    assert written[1] == {f"labels/{n:04d}.png" for n in range(1, 24, 3)}
+    assert _tree(out) == _tree(whole)
+
+
+def test_srun_task_prepares_its_shard(
+    toy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SLURM_STEP_ID", "0")
+    monkeypatch.setenv("SLURM_PROCID", "1")
+    monkeypatch.setenv("SLURM_NTASKS", "2")
+    report = prepare_dataset(prepare_toy.TOY, toy, tmp_path / "out", progress=False)
+    assert report.shard == "1/2" and report.splits[0].converted == 12
+    assert set(_tree(tmp_path / "out")) == {f"labels/{n:04d}.png" for n in range(1, 24, 2)}
+
+
 def test_bad_source_file_named_or_recorded(toy: Path, tmp_path: Path) -> None:
     bad = toy / "src" / "0002.txt"
     bad.write_text("not numbers")
@@ -204,3 +234,23 @@ def test_cli_prepare_json_is_pure_json(toy: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["splits"][0]["converted"] == 24 and data["ok"] is True
+
+
+def test_cli_prepare_shard(toy: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from labelbridge.cli.app import app
+
+    prepare_toy.install()
+    args = [
+        "datasets",
+        "prepare",
+        prepare_toy.TOY,
+        "--root",
+        str(toy),
+        "--out",
+        str(tmp_path / "o"),
+    ]
+    result = CliRunner().invoke(app, [*args, "--jobs", "1", "--shard", "0/4"])
+    assert result.exit_code == 0, result.output
+    assert f"{prepare_toy.TOY} train: 6 items (shard 0/4 of 24), 0 already done" in result.stdout

@@ -146,6 +146,14 @@ def datasets_prepare_cmd(
     skip_bad: bool = typer.Option(
         False, "--skip-bad", help="Record bad source files and go on instead of stopping."
     ),
+    shard: str | None = typer.Option(
+        None,
+        "--shard",
+        help="Convert only shard i of n of each split (items whose index % n == i), e.g. "
+        "0/4, to split the work across machines. Default: torchrun's RANK/WORLD_SIZE, else "
+        "the srun task's SLURM_PROCID/SLURM_NTASKS (only for a task started by srun), else "
+        "everything.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
 ) -> None:
     """Convert a dataset's published form once into label files its reader takes
@@ -154,6 +162,7 @@ def datasets_prepare_cmd(
     Resumable: finished files are kept and skipped on the next run, every file is
     written atomically. Progress goes to stderr. Exit 1 when files were skipped."""
     from labelbridge.data.prepare import default_jobs, prepare_dataset
+    from labelbridge.sharding import parse_shard
 
     report = prepare_dataset(
         name,
@@ -163,14 +172,16 @@ def datasets_prepare_cmd(
         jobs=jobs if jobs is not None else default_jobs(),
         on_error="skip" if skip_bad else "raise",
         progress=True,
+        shard=parse_shard(shard) if shard else None,
     )
     if as_json:
         emit_json(report.to_dict())
     else:
         for s in report.splits:
+            of = "" if report.shard == "0/1" else f" (shard {report.shard} of {s.split_tasks})"
             print(
-                f"{report.dataset} {s.split}: {s.tasks} items, {s.already_done} already done, "
-                f"{s.converted} converted ({s.files_written} files), {len(s.skipped)} skipped"
+                f"{report.dataset} {s.split}: {s.tasks} items{of}, {s.already_done} already "
+                f"done, {s.converted} converted ({s.files_written} files), {len(s.skipped)} skipped"
             )
             for text in s.notes:
                 print(f"    {text}")

@@ -27,7 +27,16 @@ def pseudo_label_cmd(
         None,
         "--shard",
         help="Process only shard i of n (images whose index % n == i), e.g. 0/4. "
-        "Default: torchrun's RANK/WORLD_SIZE, else everything.",
+        "Default: torchrun's RANK/WORLD_SIZE, else the srun task's "
+        "SLURM_PROCID/SLURM_NTASKS (only for a task started by srun), else everything.",
+    ),
+    force_unlock: bool = typer.Option(
+        False,
+        "--force-unlock",
+        help="Take over a shard's lock file left by a process on another host (a failed "
+        "node, a killed job), which this host cannot check; use it once you know that "
+        "process no longer runs. A lock of an ended process of this host is taken over "
+        "without it.",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the per-dataset summary as JSON."),
     progress: bool = typer.Option(
@@ -38,7 +47,9 @@ def pseudo_label_cmd(
 
     Each dataset entry gets <output>/<name>/ with one PNG of source train ids per image
     (255 = ignore), manifest.jsonl, pseudo_labels.yaml, report.json/.md and previews/.
-    Re-running the same command resumes: finished images are skipped.
+    Re-running the same command resumes: finished images are skipped. Each process holds
+    a lock file per shard (<manifest name>.lock) while it works: a second process for the
+    same shard stops with an error naming the holder.
     """
     from labelbridge.config.pseudo import load_pseudo_config
     from labelbridge.pseudo.distributed import parse_shard
@@ -46,7 +57,10 @@ def pseudo_label_cmd(
 
     cfg = load_pseudo_config(config, overrides)
     summaries = run_pseudo_label(
-        cfg, shard=parse_shard(shard) if shard else None, progress=progress and not as_json
+        cfg,
+        shard=parse_shard(shard) if shard else None,
+        progress=progress and not as_json,
+        force_unlock=force_unlock,
     )
     rows = [s.to_dict() for s in summaries]
     if as_json:

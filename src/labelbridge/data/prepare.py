@@ -12,7 +12,11 @@ table, IDD stores polygons. A :class:`Preparer` lists the work as
 - **atomic**: every file is written to a temporary name, ``fsync``-ed and renamed, so a
   kill leaves no partial file (see :mod:`labelbridge.files`), hence a resumed
   run gives byte-identical outputs (encodings are deterministic);
-- **parallel** over ``jobs`` worker processes;
+- **parallel** over ``jobs`` worker processes, and **sharded** across machines: shard
+  ``i`` of ``n`` (``--shard``, or found by :func:`~labelbridge.sharding.detect_shard`:
+  torchrun, an srun task) takes the tasks of each split whose index ``% n == i``, so
+  ``srun --ntasks=4 labelbridge datasets prepare ...`` splits the work four ways; the
+  shards write disjoint files, and a re-run of any shard resumes;
 - **visible**: a progress bar with ETA on stderr.
 
 The output folder is a dataset root of the same reader: it holds :data:`PREPARED_FILE`
@@ -38,6 +42,7 @@ from labelbridge.data.base import PREPARED_FILE, SampleError, SkipRecord
 from labelbridge.errors import DatasetError, UserError
 from labelbridge.files import remove_stale_temp_files, write_bytes_atomic
 from labelbridge.progress import Progress
+from labelbridge.sharding import Shard, detect_shard
 
 logger = logging.getLogger(__name__)
 
@@ -144,10 +149,11 @@ def preparer_class(name: str) -> type[Preparer]:
 
 @dataclass
 class SplitPrepared:
-    """What preparing one split did."""
+    """What preparing one split did (``tasks``: this shard's; ``split_tasks``: all shards')."""
 
     split: str
     tasks: int = 0
+    split_tasks: int = 0
     already_done: int = 0
     converted: int = 0
     files_written: int = 0
@@ -163,6 +169,7 @@ class PrepareReport:
     root: str
     out: str
     jobs: int
+    shard: str = "0/1"
     splits: list[SplitPrepared] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -253,6 +260,7 @@ def prepare_dataset(
     jobs: int = 1,
     on_error: str = "raise",
     progress: bool = True,
+    shard: Shard | None = None,
 ) -> PrepareReport:
     """Prepare dataset ``name`` from ``root`` into ``out`` (see the module docstring).
 
@@ -264,6 +272,8 @@ def prepare_dataset(
         jobs: worker processes (1: in this process).
         on_error: ``"raise"`` or ``"skip"`` (record bad source files and go on).
         progress: show a progress bar on stderr.
+        shard: this process's shard of every split's tasks (default:
+            :func:`~labelbridge.sharding.detect_shard`: torchrun, an srun task, else all).
 
     Raises:
         UserError: unknown dataset or split, missing source files, an output folder of
@@ -294,27 +304,37 @@ def prepare_dataset(
             raise DatasetError(
                 f"dataset {name!r} has no split {split!r} to prepare; splits: {list(cls.splits)}"
             )
+    shard = detect_shard(shard)
     marker = _marker(preparer, out)
     check_marker(out, marker)
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_files(out)
     write_bytes_atomic(out / PREPARED_FILE, (json.dumps(marker, indent=2) + "\n").encode())
 
-    report = PrepareReport(name, str(root), str(out), jobs)
+    report = PrepareReport(name, str(root), str(out), jobs, shard=str(shard))
     start = time.perf_counter()
     pool = ProcessPoolExecutor(max_workers=jobs, initializer=_die_with_parent) if jobs > 1 else None
     try:
         for split in chosen:
-            tasks = preparer.tasks(split)
+            every = preparer.tasks(split)
+            tasks = [t for i, t in enumerate(every) if shard.selects(i)]
             todo = [t for t in tasks if not _done(out, t)]
             s = SplitPrepared(
                 split,
                 tasks=len(tasks),
+                split_tasks=len(every),
                 already_done=len(tasks) - len(todo),
                 notes=list(preparer.notes.get(split, [])),
             )
             report.splits.append(s)
-            logger.info("%s %s: %d tasks, %d already done", name, split, len(tasks), s.already_done)
+            logger.info(
+                "%s %s: %d tasks%s, %d already done",
+                name,
+                split,
+                len(tasks),
+                "" if shard.is_single else f" (shard {shard} of {len(every)})",
+                s.already_done,
+            )
             bar = Progress(
                 total=len(tasks),
                 initial=s.already_done,

@@ -41,6 +41,7 @@ from labelbridge.engine.loggers import LOGS, build_callbacks, build_loggers, fin
 from labelbridge.engine.module import SELECT_METRIC, SegmentationModule
 from labelbridge.errors import CheckpointError
 from labelbridge.progress import stderr_is_terminal
+from labelbridge.sharding import slurm_task
 from labelbridge.taxonomy import Taxonomy, load_taxonomy
 
 log = logging.getLogger(__name__)
@@ -346,8 +347,12 @@ def start_stage_over(stage: str, ckpt_dir: Path, max_epochs: int) -> None:
 def _remove_empty_files(folder: Path) -> None:
     """Delete zero-byte files a kill left behind in a stage's log folder (Lightning writes
     ``hparams.yaml`` non-atomically and never rewrites an existing one). Only the launching
-    process does it, before any logger of this stage has started."""
+    process does it (not Lightning's or torchrun's other processes, not srun's other
+    tasks), before any logger of this stage has started."""
     if os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0":
+        return
+    task = slurm_task()
+    if task is not None and task.index != 0:
         return
     if not folder.is_dir():
         return

@@ -6,7 +6,8 @@
 * :mod:`~labelbridge.files` / :mod:`~labelbridge.pseudo.manifest`: atomic files,
   the resumable manifest;
 * :mod:`~labelbridge.pseudo.run`: :func:`run_pseudo_label`, the whole stage;
-* :mod:`~labelbridge.pseudo.distributed`: shards (``--shard i/n``, torchrun).
+* :mod:`~labelbridge.pseudo.distributed`: shards (``--shard i/n``, torchrun, srun; from
+  :mod:`~labelbridge.sharding`), one lock file per shard (:mod:`~labelbridge.locks`).
 """
 
 from labelbridge.files import OutputWriteError

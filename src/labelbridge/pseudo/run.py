@@ -8,7 +8,9 @@ Per dataset entry the run writes, under ``<output>/<name>/``:
   (``ids`` ``(k, H, W)`` uint8 and ``probs`` ``(k, H, W)`` float16, renormalised over
   the allowed set);
 * ``manifest.jsonl`` (or shard parts), ``pseudo_labels.yaml`` (taxonomy and
-  settings, read by training), ``report.json`` / ``report.md``, ``previews/*.png``.
+  settings, read by training), ``report.json`` / ``report.md``, ``previews/*.png``;
+* while a process works on it, its shard's lock file ``<manifest name>.lock``: a second
+  process for the same shard is refused (:mod:`labelbridge.locks`).
 
 Work is split so that the main thread only runs the model: a thread pool decodes the
 next images while the model runs, another encodes and writes finished ones; manifest
@@ -40,6 +42,7 @@ from labelbridge.config.pseudo import DatasetEntry, PseudoLabelConfig
 from labelbridge.data import Sample, SegmentationDataset, create_dataset
 from labelbridge.errors import ConfigError
 from labelbridge.files import remove_stale_temp_files
+from labelbridge.locks import LOCK_SUFFIX, claim_lock
 from labelbridge.progress import Progress
 from labelbridge.pseudo.distributed import Shard, barrier, detect_shard
 from labelbridge.pseudo.labelling import (
@@ -72,6 +75,11 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: Lock file under which a shard without a process group merges and reports.
+FINISH_LOCK = "report.json" + LOCK_SUFFIX
+#: How long a shard waits for another one's merge and report.
+FINISH_WAIT_SECONDS = 300.0
 
 
 def preview_positions(total: int, count: int) -> list[int]:
@@ -233,13 +241,18 @@ class PseudoLabeler:
         ontology: Ontology,
         folder: Path,
         shard: Shard | None = None,
+        force_unlock: bool = False,
     ) -> DatasetSummary:
-        """Pseudo-label one dataset (this process's shard of it) into ``folder``.
+        """Pseudo-label one dataset (this process's shard of it) into ``folder``, holding
+        the shard's lock file ``<manifest name>.lock`` there while it works (see
+        :func:`labelbridge.locks.claim_lock`; ``force_unlock`` takes over one left by a
+        process on another host).
 
         Raises:
             CheckpointError: teacher and mapping disagree on the taxonomy.
             ConfigError: the reader's taxonomy is not the mapping's extra taxonomy, the
                 split has no labels while priors are on, or the folder holds other settings.
+            LockHeldError: another process works on the same shard of ``folder``.
             OutputWriteError: a write failed (disk full); the manifest stays valid.
             NonFiniteScoresError: the teacher produced NaN/inf.
         """
@@ -258,6 +271,31 @@ class PseudoLabeler:
                 f"applied; set priors: false (Naive Student) or use a labelled split"
             )
         folder.mkdir(parents=True, exist_ok=True)
+        with claim_lock(
+            folder / (manifest_name(shard.index, shard.count) + LOCK_SUFFIX),
+            what=f"shard {shard} of {folder}",
+            details={"shard": str(shard)},
+            force=force_unlock,
+        ):
+            summary = self._label_folder(
+                entry, dataset, ontology, folder, shard, total, force_unlock=force_unlock
+            )
+        summary.seconds = time.perf_counter() - start
+        return summary
+
+    def _label_folder(
+        self,
+        entry: DatasetEntry,
+        dataset: SegmentationDataset,
+        ontology: Ontology,
+        folder: Path,
+        shard: Shard,
+        total: int,
+        *,
+        force_unlock: bool,
+    ) -> DatasetSummary:
+        """(Called by :meth:`run_dataset` under the shard's lock.) Label what is still to
+        do, merge the manifests when every shard is done, write the report."""
         remove_stale_temp_files(folder)
         prepare_folder(folder, self.settings(entry, ontology))
         keys = [dataset.pairs[p].key for p in range(total)]
@@ -293,23 +331,16 @@ class PseudoLabeler:
             len(mine),
         )
         barrier(shard)
-        records = None
-        if not shard.is_single and (not shard.from_torch or shard.index == 0):
-            merge_manifests(folder, keys)
-        union = read_manifests(folder)
-        records = [union[k] for k in keys if k in union]
-        report = build_report(
-            records,
-            dataset=entry.name,
-            taxonomy=self.taxonomy,
-            total_images=total,
-            extra_skipped=listing_skips,
-            settings={
-                k: v for k, v in self.settings(entry, ontology).items() if k != "taxonomy_def"
-            },
-        )
-        if not shard.from_torch or shard.index == 0:
-            write_report(folder, report)
+        if shard.from_torch:  # rank 0 merges and writes after the barrier
+            report = self._merge_and_report(entry, ontology, folder, shard, keys, listing_skips)
+        else:  # shards finishing together take turns: the last one sees every shard's lines
+            with claim_lock(
+                folder / FINISH_LOCK,
+                what=f"the manifest merge and report of {folder}",
+                force=force_unlock,
+                wait=FINISH_WAIT_SECONDS,
+            ):
+                report = self._merge_and_report(entry, ontology, folder, shard, keys, listing_skips)
         barrier(shard)
         return DatasetSummary(
             name=entry.name,
@@ -319,9 +350,40 @@ class PseudoLabeler:
             processed=processed,
             resumed=resumed,
             failed=failed + len(listing_skips),
-            seconds=time.perf_counter() - start,
+            seconds=0.0,
             report=report,
         )
+
+    def _merge_and_report(
+        self,
+        entry: DatasetEntry,
+        ontology: Ontology,
+        folder: Path,
+        shard: Shard,
+        keys: list[str],
+        listing_skips: list[dict[str, str]],
+    ) -> dict[str, Any]:
+        """Merge the manifest parts if every image is done (a shard of several), build the
+        report of the union of all shards so far and write it (not on ranks > 0 of a
+        process group); returns the report."""
+        writes = not shard.from_torch or shard.index == 0
+        if not shard.is_single and writes:
+            merge_manifests(folder, keys)
+        union = read_manifests(folder)
+        records = [union[k] for k in keys if k in union]
+        report = build_report(
+            records,
+            dataset=entry.name,
+            taxonomy=self.taxonomy,
+            total_images=len(keys),
+            extra_skipped=listing_skips,
+            settings={
+                k: v for k, v in self.settings(entry, ontology).items() if k != "taxonomy_def"
+            },
+        )
+        if writes:
+            write_report(folder, report)
+        return report
 
     def _process(
         self,
@@ -381,14 +443,18 @@ def run_pseudo_label(
     shard: Shard | None = None,
     teacher: Teacher | None = None,
     progress: bool = False,
+    force_unlock: bool = False,
 ) -> list[DatasetSummary]:
     """Pseudo-label every dataset of ``cfg``.
 
     Args:
         cfg: the validated config.
-        shard: this process's shard (default: from torch.distributed / torchrun, else all).
+        shard: this process's shard (default: from torch.distributed, torchrun or an srun
+            task, else all; see :func:`~labelbridge.sharding.detect_shard`).
         teacher: an already loaded teacher (default: load ``cfg.teacher``).
         progress: show progress bars on stderr.
+        force_unlock: take over shard lock files left by processes on other hosts
+            (see :func:`labelbridge.locks.claim_lock`).
 
     Returns:
         one :class:`DatasetSummary` per dataset entry, in config order.
@@ -428,6 +494,7 @@ def run_pseudo_label(
                 ontology=ontology,
                 folder=out / entry.name,
                 shard=shard,
+                force_unlock=force_unlock,
             )
         )
     return summaries
