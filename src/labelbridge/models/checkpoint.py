@@ -15,7 +15,7 @@ config as plain data), so they are rebuilt without the hub or the original folde
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -235,8 +235,10 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
     """Restore a model with its taxonomy and spec.
 
     Accepts labelbridge checkpoints, Lightning checkpoints with the ``"labelbridge"``
-    entry, and the published EdgeNets ESPNetv2 Cityscapes files (spec and width inferred
-    from the keys, taxonomy ``cityscapes``).
+    entry, the published EdgeNets ESPNetv2 Cityscapes files (spec and width inferred
+    from the keys, taxonomy ``cityscapes``), and the reference implementation's
+    Mask2Former checkpoints (its published teachers; taxonomy from their training config,
+    see :mod:`labelbridge.models.reference_format`).
 
     Raises:
         CheckpointError: missing file, not a checkpoint, unknown spec, key mismatch
@@ -244,7 +246,16 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
     """
     p = Path(path)
     pfile = read_parameter_file(p, map_location=map_location)
-    if pfile.meta is not None:
+    if pfile.reference is not None:
+        ref = pfile.reference
+        meta = checkpoint_meta(
+            ref.spec,
+            ref.taxonomy.num_classes,
+            ref.taxonomy,
+            **{HF_CONFIG_KEY: ref.hf_config, "imported_from": str(p), "format": pfile.kind},
+        )
+        loaded = _from_meta(replace(pfile, meta=meta))
+    elif pfile.meta is not None:
         loaded = _from_meta(pfile)
     elif published_espnetv2(pfile.state_dict, origin=str(p)) is not None:
         loaded = import_state_dict(p)

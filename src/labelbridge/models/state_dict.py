@@ -7,7 +7,10 @@ Three kinds of file are understood:
   prefixed ``"model."`` (the LightningModule holds the network as ``model``); other
   keys (losses, teachers) are not model parameters and are left out;
 * plain state dicts (``{name: tensor}``), e.g. the published EdgeNets ESPNetv2 and
-  DiCENet files, recognised by :func:`published_espnetv2` from their keys and shapes.
+  DiCENet files, recognised by :func:`published_espnetv2` from their keys and shapes;
+* the paper's reference implementation's checkpoints (its published Mask2Former
+  teachers), ``{"model_config", "model_state_dict", ...}``
+  (:mod:`labelbridge.models.reference_format`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,11 @@ from torch import nn
 from labelbridge.errors import CheckpointError
 from labelbridge.models.dicenet import DICENET_CLASSIFIER_PREFIX, DICENET_WIDTHS
 from labelbridge.models.espnetv2 import CLASSIFIER_PREFIX, ENCODER_WIDTHS
+from labelbridge.models.reference_format import (
+    ReferenceModel,
+    is_reference_checkpoint,
+    read_reference_checkpoint,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +70,17 @@ class ParameterFile:
     Attributes:
         state_dict: model parameters and buffers (Lightning prefix removed).
         meta: the ``"labelbridge"`` entry, or ``None`` for plain state dicts.
-        kind: ``"labelbridge"``, ``"lightning"`` or ``"plain"``.
+        kind: ``"labelbridge"``, ``"lightning"``, ``"plain"`` or ``"data-priors"`` (a
+            reference checkpoint).
         path: the file.
+        reference: for a reference checkpoint, its taxonomy and model config.
     """
 
     state_dict: dict[str, torch.Tensor]
     meta: dict[str, Any] | None
     kind: str
     path: Path
+    reference: ReferenceModel | None = None
 
 
 def torch_load(path: str | Path, *, map_location: str | torch.device = "cpu") -> Any:
@@ -143,6 +154,9 @@ def read_parameter_file(
         return ParameterFile(dict(state), meta, "labelbridge" if meta is not None else "plain", p)
     if _is_state_dict(obj):
         return ParameterFile(dict(obj), None, "plain", p)
+    if is_reference_checkpoint(obj):
+        state, reference = read_reference_checkpoint(obj, str(p))
+        return ParameterFile(state, None, "data-priors", p, reference)
     what = (
         f"a dict with keys {sorted(map(str, obj))[:8]}"
         if isinstance(obj, dict)
