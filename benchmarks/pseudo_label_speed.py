@@ -249,7 +249,7 @@ def main() -> None:
 
     warm = dataset.load(len(dataset) - 1)  # warm-up image, not timed
     with torch.inference_mode():
-        from labelbridge.pseudo.tta import TTAPredictor
+        from labelbridge.models.tta import TTAPredictor
 
         img = torch.from_numpy(warm.image).permute(2, 0, 1)[None].float().div(255).to(device)
         TTAPredictor(timed, num_classes=19, scales=scales).predict(

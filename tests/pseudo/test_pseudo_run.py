@@ -24,10 +24,10 @@ from labelbridge.data import create_dataset
 from labelbridge.errors import CheckpointError, ConfigError, DatasetError
 from labelbridge.files import TEMP_SUFFIX, OutputWriteError
 from labelbridge.models import TinySegNet
+from labelbridge.models.tta import TTAPredictor
 from labelbridge.pseudo.distributed import Shard, parse_shard
 from labelbridge.pseudo.manifest import read_manifest, read_manifests
 from labelbridge.pseudo.run import Teacher, preview_positions, run_pseudo_label
-from labelbridge.pseudo.tta import TTAPredictor
 from labelbridge.taxonomy import load_ontology, load_taxonomy
 from labelbridge.taxonomy.priors import NonFiniteScoresError, allowed_tensor, apply_priors
 

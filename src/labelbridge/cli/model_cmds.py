@@ -122,7 +122,7 @@ def predict_cmd(
 
     from labelbridge.data.base import read_image
     from labelbridge.models import image_to_tensor, load_checkpoint, predict_logits
-    from labelbridge.pseudo.tta import is_out_of_memory
+    from labelbridge.models.tta import is_out_of_memory
     from labelbridge.viz.overlay import overlay_labels
 
     size = parse_size(input_size)

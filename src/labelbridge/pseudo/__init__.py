@@ -1,6 +1,6 @@
 """Pseudo-labelling: test-time augmentation, ontology priors, atomic resumable writing.
 
-* :mod:`~labelbridge.pseudo.tta`: :class:`TTAPredictor` (flip + scales, OOM fallbacks);
+* :mod:`~labelbridge.models.tta`: :class:`TTAPredictor` (flip + scales, OOM fallbacks);
 * :func:`apply_priors` (masked argmax, ignore for empty sets, errors for NaN/inf), from
   :mod:`~labelbridge.taxonomy.priors` (the ontology layer: distillation uses it too);
 * :mod:`~labelbridge.files` / :mod:`~labelbridge.pseudo.manifest`: atomic files,
@@ -11,9 +11,9 @@
 """
 
 from labelbridge.files import OutputWriteError
+from labelbridge.models.tta import FallbackEvent, TTAPredictor
 from labelbridge.pseudo.distributed import Shard, detect_shard, parse_shard
 from labelbridge.pseudo.run import PseudoLabeler, Teacher, load_teacher, run_pseudo_label
-from labelbridge.pseudo.tta import FallbackEvent, TTAPredictor
 from labelbridge.taxonomy.priors import (
     NonFiniteScoresError,
     PriorOutput,

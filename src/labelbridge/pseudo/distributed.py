@@ -1,5 +1,5 @@
 """Processes of a pseudo-labelling run: this process's shard (:mod:`labelbridge.sharding`,
-re-exported here), its GPU, and the barrier of a process group.
+re-exported here) and the barrier of a process group (its GPU: :mod:`labelbridge.models.device`).
 
 Shard ``i`` of ``n`` takes the images whose index (in the dataset's sorted order, after
 ``limit``) satisfies ``index % n == i``. The shard comes from ``--shard i/n``, else an
@@ -10,21 +10,11 @@ an srun task's ``SLURM_PROCID`` / ``SLURM_NTASKS``, else ``0/1`` (see
 
 from __future__ import annotations
 
-import torch
 import torch.distributed as dist
 
-from labelbridge.sharding import Shard, detect_shard, local_rank, parse_shard
+from labelbridge.sharding import Shard, detect_shard, parse_shard
 
-__all__ = ["Shard", "barrier", "detect_shard", "local_cuda_device", "parse_shard"]
-
-
-def local_cuda_device() -> str:
-    """``cuda:<local rank mod GPUs>`` under torchrun or srun (several processes may share a
-    GPU; where srun binds one GPU to each task, that is ``cuda:0``), else ``cuda``."""
-    local = local_rank()
-    if local is not None and torch.cuda.is_available():
-        return f"cuda:{local % max(1, torch.cuda.device_count())}"
-    return "cuda"
+__all__ = ["Shard", "barrier", "detect_shard", "parse_shard"]
 
 
 def barrier(shard: Shard) -> None:

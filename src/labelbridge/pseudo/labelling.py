@@ -26,8 +26,8 @@ from labelbridge.data.pseudo_folder import (
     preview_relpath,
 )
 from labelbridge.files import encode_label_png, encode_npz, write_bytes_atomic
+from labelbridge.models.tta import TTAPredictor
 from labelbridge.pseudo.report import IGNORE_NAME
-from labelbridge.pseudo.tta import TTAPredictor
 from labelbridge.taxonomy import Ontology, Taxonomy
 from labelbridge.taxonomy.priors import apply_priors, top_k_soft
 

@@ -43,6 +43,8 @@ from labelbridge.data import Sample, SegmentationDataset, create_dataset
 from labelbridge.errors import ConfigError
 from labelbridge.files import remove_stale_temp_files
 from labelbridge.locks import LOCK_SUFFIX, claim_lock
+from labelbridge.models.device import resolve_device
+from labelbridge.models.tta import TTAPredictor
 from labelbridge.progress import Progress
 from labelbridge.pseudo.distributed import Shard, barrier, detect_shard
 from labelbridge.pseudo.labelling import (
@@ -56,8 +58,7 @@ from labelbridge.pseudo.loop import label_positions
 from labelbridge.pseudo.manifest import manifest_name, merge_manifests, read_manifests
 from labelbridge.pseudo.report import build_report, write_report
 from labelbridge.pseudo.resume import FINGERPRINT_KEYS, positions_to_do, prepare_folder
-from labelbridge.pseudo.teacher import Teacher, check_teacher, load_teacher, resolve_device
-from labelbridge.pseudo.tta import TTAPredictor
+from labelbridge.pseudo.teacher import Teacher, check_teacher, load_teacher
 from labelbridge.taxonomy import Ontology, load_ontology
 from labelbridge.taxonomy.priors import allowed_tensor, void_tensor
 

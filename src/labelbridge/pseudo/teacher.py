@@ -11,9 +11,8 @@ import torch
 from torch import nn
 
 from labelbridge.config.pseudo import TeacherConfig
-from labelbridge.errors import CheckpointError, ConfigError
+from labelbridge.errors import CheckpointError
 from labelbridge.files import sha256_file
-from labelbridge.pseudo.distributed import local_cuda_device
 from labelbridge.taxonomy import Ontology, Taxonomy
 
 
@@ -31,23 +30,6 @@ class Teacher:
     model: nn.Module
     taxonomy: Taxonomy
     description: dict[str, Any] = field(default_factory=dict)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA (this process's local rank) when available, else CPU.
-
-    Raises:
-        ConfigError: ``cuda`` asked for but not available.
-    """
-    if name == "auto":
-        return torch.device(local_cuda_device() if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(
-                f"device {name!r}: CUDA is not available on this machine; use device: cpu or auto"
-            )
-        return torch.device(local_cuda_device() if name == "cuda" else name)
-    return torch.device(name)
 
 
 def load_teacher(cfg: TeacherConfig, device: torch.device) -> Teacher:

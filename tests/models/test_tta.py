@@ -10,7 +10,7 @@ from torch import nn
 
 from labelbridge.constants import DEFAULT_TTA_SCALES
 from labelbridge.errors import CheckpointError, ResourceError
-from labelbridge.pseudo.tta import LEVEL_NAMES, TTAPredictor, is_out_of_memory, scaled_size
+from labelbridge.models.tta import LEVEL_NAMES, TTAPredictor, is_out_of_memory, scaled_size
 
 
 class RecordingModel(nn.Module):
