@@ -441,8 +441,8 @@ def test_predict_out_of_memory_names_the_image_and_the_way_out(
             "you tried to allocate 9663676416 bytes. Error code 12 (Cannot allocate memory)"
         )
 
-    monkeypatch.setattr(models, "predict_logits", out_of_memory)
-    argv = ["predict", str(tmp_path / "a.png"), "--checkpoint", str(ckpt)]
+    monkeypatch.setattr(models.inference, "predict_logits", out_of_memory)
+    argv = ["predict", str(tmp_path / "a.png"), "--checkpoint", str(ckpt), "--device", "cpu"]
     with pytest.raises(SystemExit) as exit_info:
         main([*argv, "--out", str(tmp_path / "o")])
     assert exit_info.value.code == 2

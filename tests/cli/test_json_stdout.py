@@ -166,11 +166,11 @@ def _cases(world, checkpoint: Path, tmp: Path) -> dict[str, list[str]]:
         ],
         "evaluate": [
             "evaluate", "--dataset", "folder", "--root", str(src.root), "--split", "val",
-            "--checkpoint", str(checkpoint), "--json",
+            "--checkpoint", str(checkpoint), "--tta-scales", "1,1.5", "--json",
         ],
         "predict": [
             "predict", *map(str, images), "--checkpoint", str(checkpoint),
-            "--out", str(tmp / "pred"), "--json",
+            "--out", str(tmp / "pred"), "--probabilities", "--tta", "--json",
         ],
         "pseudo-label": ["pseudo-label", str(tmp / "pseudo.yaml"), "--json"],
         "distill": ["distill", str(tmp / "distill.yaml"), "--json"],

@@ -116,6 +116,40 @@ def parse_size(text: str | None, *, option: str = "--input-size") -> tuple[int, 
     return size
 
 
+#: Help of the ``--tta`` / ``--tta-scales`` / ``--device`` options of evaluate and predict.
+TTA_HELP = (
+    "Test-time augmentation as the pseudo-labeller does it: probabilities averaged over "
+    "scales 0.5-2 and a horizontal flip (slower: 14 passes per image)."
+)
+TTA_SCALES_HELP = "Comma-separated TTA scales, e.g. 0.75,1,1.25 (implies --tta)."
+DEVICE_HELP = (
+    "Torch device: auto (this process's GPU if there is one, else cpu), cpu, cuda, cuda:1."
+)
+
+
+def tta_predictor(model: Any, num_classes: int, *, tta: bool, scales: str | None) -> Any:
+    """The :class:`~labelbridge.models.tta.TTAPredictor` that ``--tta`` / ``--tta-scales``
+    ask for (scales from the text, else the default ones; with flip), or ``None``.
+
+    Raises:
+        UserError: scales that are not positive numbers.
+    """
+    from labelbridge.constants import DEFAULT_TTA_SCALES
+    from labelbridge.models.tta import TTAPredictor
+
+    if not tta and scales is None:
+        return None
+    values = list(DEFAULT_TTA_SCALES)
+    if scales is not None:
+        try:
+            values = [float(v) for v in scales.split(",") if v.strip()]
+        except ValueError:
+            values = []
+        if not values or min(values) <= 0:
+            raise UserError(f"--tta-scales must be positive numbers joined by ',', got {scales!r}")
+    return TTAPredictor(model, num_classes=num_classes, scales=values, flip=True)
+
+
 def fail(message: str, code: int = 2) -> None:
     """Print a user-facing error paragraph and exit."""
     print(f"error: {message}", file=sys.stderr)

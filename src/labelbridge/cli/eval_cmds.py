@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from labelbridge.cli.app import app, emit_json, parse_size
+from labelbridge.cli.app import (
+    DEVICE_HELP,
+    TTA_HELP,
+    TTA_SCALES_HELP,
+    app,
+    emit_json,
+    parse_size,
+    tta_predictor,
+)
 from labelbridge.errors import UserError
 
 if TYPE_CHECKING:  # torch is imported only when the command runs
@@ -62,9 +70,9 @@ def evaluate_cmd(
     input_size: str | None = typer.Option(
         None, "--input-size", help="Resize images to WxH for the model; logits are resized back."
     ),
-    device: str = typer.Option(
-        "cpu", "--device", help="Torch device for --checkpoint, e.g. cpu or cuda."
-    ),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP + " (--checkpoint)"),
+    tta: bool = typer.Option(False, "--tta", help=TTA_HELP + " (--checkpoint)"),
+    tta_scales: str | None = typer.Option(None, "--tta-scales", help=TTA_SCALES_HELP),
     batch_size: int = typer.Option(
         1, "--batch-size", min=1, help="Images per forward pass (--checkpoint)."
     ),
@@ -87,8 +95,10 @@ def evaluate_cmd(
 
     if (pred is None) == (checkpoint is None):
         raise UserError("give exactly one of --pred DIR or --checkpoint FILE")
-    if pred is not None and (input_size is not None or batch_size != 1):
-        raise UserError("--input-size and --batch-size apply to --checkpoint only")
+    if pred is not None and (
+        input_size is not None or batch_size != 1 or tta or tta_scales is not None
+    ):
+        raise UserError("--input-size, --batch-size and --tta apply to --checkpoint only")
     if checkpoint is not None and pred_taxonomy is not None:
         raise UserError(
             "--pred-taxonomy applies to --pred only (a checkpoint carries its taxonomy)"
@@ -107,8 +117,12 @@ def evaluate_cmd(
         what = str(pred)
     else:
         from labelbridge.models import load_checkpoint
+        from labelbridge.models.device import resolve_device
 
         loaded = load_checkpoint(checkpoint)
+        predictor = tta_predictor(
+            loaded.model, loaded.taxonomy.num_classes, tta=tta, scales=tta_scales
+        )
         metrics = evaluate_model(
             loaded.model,
             reader,
@@ -116,9 +130,10 @@ def evaluate_cmd(
             ontology=onto,
             input_size=parse_size(input_size),
             batch_size=batch_size,
-            device=device,
+            device=resolve_device(device),
             limit=limit,
             progress=show_progress,
+            tta=predictor,
         )
         what = str(checkpoint)
     count = len(reader) if limit is None else min(limit, len(reader))

@@ -4,22 +4,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import typer
-from PIL import Image
 
-from labelbridge.cli.app import app, emit_json, parse_size
-from labelbridge.errors import ResourceError, UserError
+from labelbridge.cli.app import (
+    DEVICE_HELP,
+    TTA_HELP,
+    TTA_SCALES_HELP,
+    app,
+    emit_json,
+    parse_size,
+    tta_predictor,
+)
 
 models_app = typer.Typer(
-    help="List zoo models and import published checkpoints.", no_args_is_help=True
+    help="List zoo models and import published checkpoints.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(models_app, name="models")
 
 #: Classes assumed when counting parameters for ``models list`` (Cityscapes).
 LIST_NUM_CLASSES = 19
-#: Opacity of the label colours in prediction overlays.
-OVERLAY_ALPHA = 0.5
 
 
 @models_app.command("list")
@@ -104,61 +109,61 @@ def models_import_cmd(
 
 @app.command("predict")
 def predict_cmd(
-    images: list[Path] = typer.Argument(..., help="Image files to segment."),
+    images: list[str] = typer.Argument(
+        ..., help="Image files, folders (searched recursively) or glob patterns ('**' allowed)."
+    ),
     checkpoint: Path = typer.Option(
         ..., "--checkpoint", help="labelbridge checkpoint or published ESPNetv2 file."
     ),
     out: Path = typer.Option(
-        ..., "--out", help="Output folder: <stem>.png train ids, <stem>_overlay.png colours."
+        ...,
+        "--out",
+        help="Output folder: <name>.png train ids (names: file stems, or paths inside a "
+        "given folder), <name>_overlay.png colours, <name>_probs.npz with --probabilities.",
     ),
     input_size: str = typer.Option(
         None, "--input-size", help="Resize to WIDTHxHEIGHT for the model (e.g. 960x704)."
     ),
-    device: str = typer.Option("cpu", "--device", help="Torch device, e.g. cpu or cuda."),
+    batch_size: int = typer.Option(
+        1, "--batch-size", min=1, help="Images per forward pass (consecutive images of one size)."
+    ),
+    tta: bool = typer.Option(False, "--tta", help=TTA_HELP),
+    tta_scales: str | None = typer.Option(None, "--tta-scales", help=TTA_SCALES_HELP),
+    overlays: bool = typer.Option(
+        True, "--overlays/--no-overlays", help="Write the colour overlays."
+    ),
+    probabilities: bool = typer.Option(
+        False,
+        "--probabilities",
+        help="Also write class probabilities: <name>_probs.npz holding 'probabilities' "
+        "(C, H, W) float16 and 'classes'.",
+    ),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the written files as JSON."),
 ) -> None:
-    """Segment images with a checkpoint: writes train-id PNGs and colour overlays."""
-    import torch
+    """Segment images with a checkpoint: writes train-id PNGs, colour overlays and, if
+    asked, class probabilities. Progress goes to stderr.
 
-    from labelbridge.data.base import read_image
-    from labelbridge.models import image_to_tensor, load_checkpoint, predict_logits
-    from labelbridge.models.tta import is_out_of_memory
-    from labelbridge.viz.overlay import overlay_labels
+    Examples:
+      labelbridge predict frames/ --checkpoint run/final.ckpt --out preds/
+      labelbridge predict 'drive/**/*.jpg' --checkpoint run/final.ckpt --out preds/ --tta
+    """
+    from labelbridge.models import load_checkpoint
+    from labelbridge.models.device import resolve_device
+    from labelbridge.models.predict_files import collect_images, predict_images
 
-    size = parse_size(input_size)
-    loaded = load_checkpoint(checkpoint, map_location=device)
-    stems = [p.stem for p in images]
-    duplicates = sorted({s for s in stems if stems.count(s) > 1})
-    if duplicates:
-        raise UserError(f"images share file stems {duplicates}; outputs would overwrite each other")
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    id_dtype = np.uint8 if loaded.taxonomy.num_classes <= 256 else np.uint16
-    for path in images:
-        image = read_image(path)
-        try:
-            with torch.inference_mode():
-                logits = predict_logits(loaded.model, image_to_tensor(image), input_size=size)
-        except (RuntimeError, MemoryError) as exc:
-            if not is_out_of_memory(exc):
-                raise
-            height, width = image.shape[:2]
-            raise ResourceError(
-                f"{path}: out of memory segmenting this {width}x{height} image on {device}; "
-                f"pass a smaller --input-size (e.g. {width // 2}x{height // 2}) or use a "
-                "device with more memory"
-            ) from None
-        ids = logits.argmax(dim=1)[0].cpu().numpy().astype(id_dtype)
-        id_path, overlay_path = out / f"{path.stem}.png", out / f"{path.stem}_overlay.png"
-        Image.fromarray(ids).save(id_path)
-        Image.fromarray(overlay_labels(image, ids, loaded.taxonomy, alpha=OVERLAY_ALPHA)).save(
-            overlay_path
-        )
-        written.append({"image": str(path), "ids": str(id_path), "overlay": str(overlay_path)})
-        if not as_json:
-            counts = np.bincount(ids.ravel(), minlength=loaded.taxonomy.num_classes)
-            top = loaded.taxonomy.train_names[int(counts.argmax())]
-            print(f"{path} -> {id_path} (most frequent: {top})")
+    inputs = collect_images(images)
+    loaded = load_checkpoint(checkpoint, map_location=resolve_device(device))
+    written = predict_images(
+        loaded,
+        inputs,
+        out,
+        input_size=parse_size(input_size),
+        batch_size=batch_size,
+        tta=tta_predictor(loaded.model, loaded.taxonomy.num_classes, tta=tta, scales=tta_scales),
+        overlay=overlays,
+        probabilities=probabilities,
+    )
     if as_json:
         emit_json(
             {
@@ -168,3 +173,5 @@ def predict_cmd(
                 "outputs": written,
             }
         )
+        return
+    print(f"{len(written)} images segmented into {out} ({loaded.taxonomy.name} classes)")

@@ -22,7 +22,8 @@ from labelbridge.evaluation.confusion import ConfusionMatrix
 from labelbridge.evaluation.metrics import SegmentationMetrics
 from labelbridge.evaluation.projected import project_predictions
 from labelbridge.models.base import SegmentationModel
-from labelbridge.models.inference import image_to_tensor, predict_logits
+from labelbridge.models.inference import image_to_tensor, predict_logits, predict_probabilities
+from labelbridge.models.tta import TTAPredictor
 from labelbridge.progress import Progress
 from labelbridge.taxonomy import Ontology, Taxonomy
 
@@ -82,6 +83,7 @@ def evaluate_prediction_folder(
     ontology: Ontology | None = None,
     limit: int | None = None,
     progress: bool = True,
+    tta: TTAPredictor | None = None,
 ) -> SegmentationMetrics:
     """Score a folder of prediction PNGs against a dataset's ground truth.
 
@@ -95,6 +97,9 @@ def evaluate_prediction_folder(
         ontology: project predictions into ``ontology.extra`` (the dataset's taxonomy).
         limit: evaluate only the first ``limit`` samples.
         progress: show a progress bar on stderr.
+        tta: predict with test-time augmentation (the pseudo-labeller's: probabilities
+            averaged over its scales and flip, at ``input_size``); ``tta.model`` must be
+            ``model``.
 
     Returns:
         Metrics over the dataset taxonomy's train classes.
@@ -159,9 +164,12 @@ def _predict_same_size(
     *,
     input_size: tuple[int, int] | None,
     num_classes: int,
+    tta: TTAPredictor | None = None,
 ) -> torch.Tensor:
     """``(B, H, W)`` int64 argmax train ids for images of one native size ``(H, W)``."""
     batch = torch.cat([image_to_tensor(im) for im in images])
+    if tta is not None:
+        return predict_probabilities(model, batch, input_size=input_size, tta=tta).argmax(dim=1)
     logits = predict_logits(model, batch, input_size=input_size)
     if logits.ndim != 4 or logits.shape[1] != num_classes:
         raise CheckpointError(
@@ -182,6 +190,7 @@ def evaluate_model(
     device: str | torch.device = "cpu",
     limit: int | None = None,
     progress: bool = True,
+    tta: TTAPredictor | None = None,
 ) -> SegmentationMetrics:
     """Run a model over a reader and score its predictions.
 
@@ -202,6 +211,9 @@ def evaluate_model(
         device: torch device for the model and the counts.
         limit: evaluate only the first ``limit`` (readable) samples.
         progress: show a progress bar on stderr.
+        tta: predict with test-time augmentation (the pseudo-labeller's: probabilities
+            averaged over its scales and flip, at ``input_size``); ``tta.model`` must be
+            ``model``.
 
     Returns:
         Metrics over the dataset taxonomy's train classes.
@@ -230,6 +242,7 @@ def evaluate_model(
                 [images[j] for j in group],
                 input_size=size,
                 num_classes=model_taxonomy.num_classes,
+                tta=tta,
             )
             if ontology is not None:
                 preds = project_predictions(preds, ontology)

@@ -1,4 +1,5 @@
-"""Plain single-scale inference helpers (the pseudo-labeller has its own TTA code)."""
+"""Inference helpers: logits at the native size, and class probabilities with or without
+test-time augmentation (:class:`~labelbridge.models.tta.TTAPredictor`, the pseudo-labeller's)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from labelbridge.models.base import SegmentationModel
+from labelbridge.models.tta import TTAPredictor
 
 #: Largest value of a uint8 image channel.
 UINT8_MAX: float = 255.0
@@ -57,3 +59,36 @@ def predict_logits(
     resized = F.interpolate(images, size=(height, width), mode="bilinear", align_corners=False)
     logits = model(resized)
     return F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+
+
+@torch.no_grad()
+def predict_probabilities(
+    model: SegmentationModel,
+    images: torch.Tensor,
+    *,
+    input_size: tuple[int, int] | None = None,
+    tta: TTAPredictor | None = None,
+) -> torch.Tensor:
+    """Class probabilities at the images' native size.
+
+    Args:
+        model: a zoo model in eval mode (``tta.model`` when ``tta`` is given).
+        images: ``(B, 3, H, W)`` float RGB in ``[0, 1]``; moved to the model's device.
+        input_size: ``(W, H)`` the images are resized to (bilinear) first; ``None``: native.
+        tta: average over its scales and flip (relative to ``input_size``); ``None``: one
+            plain pass (the softmax of :func:`predict_logits`).
+
+    Returns:
+        ``(B, C, H, W)`` float32 probabilities summing to 1 over ``C``.
+    """
+    if tta is None:
+        return torch.softmax(predict_logits(model, images, input_size=input_size).float(), dim=1)
+    param = next(tta.model.parameters(), None)
+    if param is not None:
+        images = images.to(param.device)
+    h, w = images.shape[-2:]
+    if input_size is None or tuple(input_size) == (w, h):
+        return tta.predict(images)
+    width, height = input_size
+    resized = F.interpolate(images, size=(height, width), mode="bilinear", align_corners=False)
+    return F.interpolate(tta.predict(resized), size=(h, w), mode="bilinear", align_corners=False)
