@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 from test_models_hf import tiny_mask2former_config
 from typer.testing import CliRunner
 
 from benchmarks.common.layouts import make_camvid
+from benchmarks.common.reliability.pseudo_cases import pseudo_config
 from labelbridge.cli import app
+from labelbridge.config import dump_config
 from labelbridge.errors import CheckpointError
 from labelbridge.models import Mask2FormerSegmentation, load_checkpoint
 from labelbridge.taxonomy import load_taxonomy
@@ -92,25 +93,14 @@ def test_a_reference_teacher_pseudo_labels_camvid(tmp_path: Path) -> None:
     city = load_taxonomy("cityscapes")
     teacher = save_reference(tmp_path / "t.pth", "master_labels_cityscapes", city.train_names)
     data = make_camvid(tmp_path / "camvid")
-    cfg = {
-        "teacher": {"checkpoint": str(teacher)},
-        "datasets": [
-            {
-                "name": "cv",
-                "reader": "camvid",
-                "root": str(data.root),
-                "split": "train",
-                "ontology": "camvid11_to_cityscapes",
-            }
-        ],
-        # the fixture's images are tiny; Mask2Former's coarsest features need 2 x 2 pixels
-        "tta": {"flip": False, "scales": [8.0]},
-        "outputs": {"previews": 0},
-        "output": str(tmp_path / "out"),
-        "device": "cpu",
-        "num_workers": 0,
-    }
-    (tmp_path / "p.yaml").write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    # the fixture's images are tiny; Mask2Former's coarsest features need 2 x 2 pixels
+    cfg = pseudo_config(
+        data.root,
+        tmp_path / "out",
+        teacher={"checkpoint": str(teacher)},
+        tta={"flip": False, "scales": [8.0]},
+    )
+    dump_config(cfg, tmp_path / "p.yaml")
     res = CliRunner().invoke(app, ["pseudo-label", str(tmp_path / "p.yaml"), "--json"])
     assert res.exit_code == 0, res.output
     (row,) = json.loads(res.stdout)["datasets"]

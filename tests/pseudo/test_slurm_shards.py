@@ -16,10 +16,10 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 from test_pseudo_run import folder_bytes, make_camvid, make_cfg, make_teacher
 
-from benchmarks.common.reliability.pseudo_cases import tiny_checkpoint
+from benchmarks.common.reliability.pseudo_cases import pseudo_config, tiny_checkpoint
+from labelbridge.config import dump_config
 from labelbridge.config.pseudo import load_pseudo_config
 from labelbridge.locks import LockHeldError, claim_lock
 from labelbridge.pseudo.distributed import Shard
@@ -46,26 +46,15 @@ def cli_env(**extra: str) -> dict[str, str]:
 def write_config(work: Path, data: Path) -> Path:
     """A pseudo-labelling config with a teacher checkpoint (every process loads the same one)."""
     tiny_checkpoint(work / "teacher.ckpt", "cityscapes")
-    cfg = {
-        "teacher": {"checkpoint": str(work / "teacher.ckpt")},
-        "datasets": [
-            {
-                "name": "cv",
-                "reader": "camvid",
-                "root": str(data),
-                "split": "train",
-                "ontology": "camvid11_to_cityscapes",
-            }
-        ],
-        "tta": {"flip": True, "scales": [1.0]},
-        "outputs": {"confidence": True, "previews": 2},
-        "output": str(work / "out"),
-        "device": "cpu",
-        "num_workers": 0,
-        "threads": 1,
-    }
+    cfg = pseudo_config(
+        data,
+        work / "out",
+        teacher={"checkpoint": str(work / "teacher.ckpt")},
+        tta={"flip": True, "scales": [1.0]},
+        outputs={"confidence": True, "previews": 2},
+    )
     path = work / "pseudo.yaml"
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+    dump_config(cfg, path)
     return path
 
 
