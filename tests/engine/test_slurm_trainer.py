@@ -5,6 +5,8 @@ auto-requeue on), and only task 0 cleans the stage's log folder. Nothing is laun
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import lightning as L
@@ -24,6 +26,16 @@ OTHER_LAUNCHERS = (
     "GROUP_RANK",
     "LOCAL_WORLD_SIZE",
 )
+
+
+@pytest.fixture(autouse=True)
+def _environment_put_back() -> Iterator[None]:
+    """Lightning's SLURMEnvironment writes MASTER_ADDR (the first SLURM node) into
+    os.environ; left there, a later DDP test waits for node07 forever."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 def srun_task(monkeypatch: pytest.MonkeyPatch, procid: int, *, nodes: int, per_node: int) -> None:
