@@ -210,27 +210,18 @@ def test_dataset_preparer_resumes_half_done_folder(name: str, tmp_path: Path) ->
     assert _tree(out) == reference
 
 
+def _prepare_args(toy: Path, out: Path) -> list[str]:
+    """``datasets prepare`` of the toy preparer from ``toy`` into ``out``."""
+    return ["datasets", "prepare", prepare_toy.TOY, "--root", str(toy), "--out", str(out)]
+
+
 def test_cli_prepare_json_is_pure_json(toy: Path, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from labelbridge.cli.app import app
 
     prepare_toy.install()
-    result = CliRunner().invoke(
-        app,
-        [
-            "datasets",
-            "prepare",
-            prepare_toy.TOY,
-            "--root",
-            str(toy),
-            "--out",
-            str(tmp_path / "o"),
-            "--jobs",
-            "1",
-            "--json",
-        ],
-    )
+    result = CliRunner().invoke(app, [*_prepare_args(toy, tmp_path / "o"), "--jobs", "1", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["splits"][0]["converted"] == 24 and data["ok"] is True
@@ -242,15 +233,7 @@ def test_cli_prepare_shard(toy: Path, tmp_path: Path) -> None:
     from labelbridge.cli.app import app
 
     prepare_toy.install()
-    args = [
-        "datasets",
-        "prepare",
-        prepare_toy.TOY,
-        "--root",
-        str(toy),
-        "--out",
-        str(tmp_path / "o"),
-    ]
+    args = _prepare_args(toy, tmp_path / "o")
     result = CliRunner().invoke(app, [*args, "--jobs", "1", "--shard", "0/4"])
     assert result.exit_code == 0, result.output
     assert f"{prepare_toy.TOY} train: 6 items (shard 0/4 of 24), 0 already done" in result.stdout

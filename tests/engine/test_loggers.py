@@ -8,6 +8,7 @@ from pathlib import Path
 
 import lightning as L
 import pytest
+from lightning.pytorch.loggers import WandbLogger
 
 from benchmarks.common.layouts.toydata import make_toy_dataset, toy_config
 from labelbridge.config.run import TrainerConfig
@@ -31,7 +32,7 @@ class CountFits(L.Callback):
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         for logger in trainer.loggers:
-            if type(logger).__name__ == "WandbLogger":
+            if isinstance(logger, WandbLogger):
                 FITS.append(dict(logger.experiment.summary))
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
 
 from labelbridge.config.run import CallbackConfig, LoggerConfig
 from labelbridge.errors import ConfigError
@@ -110,7 +110,7 @@ def finish_loggers(loggers: list[Logger]) -> None:
     """End the runs of loggers that keep one open past ``fit`` (W&B: its run would
     otherwise take the next stage's metrics too, and its summary is written only now)."""
     for logger in loggers:
-        if type(logger).__name__ == "WandbLogger" and getattr(logger, "_experiment", None):
+        if isinstance(logger, WandbLogger) and logger._experiment is not None:
             logger.experiment.finish()
 
 

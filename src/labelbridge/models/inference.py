@@ -3,9 +3,12 @@ test-time augmentation (:class:`~labelbridge.models.tta.TTAPredictor`, the pseud
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from labelbridge.models.base import SegmentationModel
 from labelbridge.models.tta import TTAPredictor
@@ -31,6 +34,25 @@ def image_to_tensor(image: np.ndarray) -> torch.Tensor:
     )
 
 
+def _at_input_size(
+    run: Callable[[torch.Tensor], torch.Tensor],
+    model: nn.Module,
+    images: torch.Tensor,
+    input_size: tuple[int, int] | None,
+) -> torch.Tensor:
+    """``run`` on ``images`` (moved to ``model``'s device) resized to ``input_size``
+    ``(W, H)`` (bilinear), its ``(B, C, h, w)`` result resized back to the native size."""
+    param = next(model.parameters(), None)
+    if param is not None:
+        images = images.to(param.device)
+    h, w = images.shape[-2:]
+    if input_size is None or tuple(input_size) == (w, h):
+        return run(images)
+    width, height = input_size
+    resized = F.interpolate(images, size=(height, width), mode="bilinear", align_corners=False)
+    return F.interpolate(run(resized), size=(h, w), mode="bilinear", align_corners=False)
+
+
 @torch.no_grad()
 def predict_logits(
     model: SegmentationModel,
@@ -49,16 +71,7 @@ def predict_logits(
     Returns:
         ``(B, C, H, W)`` float logits on the model's device.
     """
-    param = next(model.parameters(), None)
-    if param is not None:
-        images = images.to(param.device)
-    h, w = images.shape[-2:]
-    if input_size is None or tuple(input_size) == (w, h):
-        return model(images)
-    width, height = input_size
-    resized = F.interpolate(images, size=(height, width), mode="bilinear", align_corners=False)
-    logits = model(resized)
-    return F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+    return _at_input_size(model, model, images, input_size)
 
 
 @torch.no_grad()
@@ -83,12 +96,4 @@ def predict_probabilities(
     """
     if tta is None:
         return torch.softmax(predict_logits(model, images, input_size=input_size).float(), dim=1)
-    param = next(tta.model.parameters(), None)
-    if param is not None:
-        images = images.to(param.device)
-    h, w = images.shape[-2:]
-    if input_size is None or tuple(input_size) == (w, h):
-        return tta.predict(images)
-    width, height = input_size
-    resized = F.interpolate(images, size=(height, width), mode="bilinear", align_corners=False)
-    return F.interpolate(tta.predict(resized), size=(h, w), mode="bilinear", align_corners=False)
+    return _at_input_size(tta.predict, tta.model, images, input_size)

@@ -332,7 +332,7 @@ class PseudoLabeler:
             len(mine),
         )
         barrier(shard)
-        if shard.from_torch:  # rank 0 merges and writes after the barrier
+        if shard.from_torch or shard.is_single:  # rank 0 merges and writes after the barrier
             report = self._merge_and_report(entry, ontology, folder, shard, keys, listing_skips)
         else:  # shards finishing together take turns: the last one sees every shard's lines
             with claim_lock(
