@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from labelbridge.constants import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD
+from labelbridge.models.shape_ops import is_exporting
 
 
 class SegmentationModel(nn.Module):
@@ -73,16 +74,18 @@ class SegmentationModel(nn.Module):
     def forward_outputs(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """All outputs of :meth:`forward_raw`, with ``"logits"`` resized to the input size.
 
-        While a graph is exported (``torch.compiler.is_exporting()``) the input is always
-        padded and the logits cropped by negative padding, so that the exported graph
-        holds for every input size (the padded side ``d * ceil(h / d)`` is then known to
-        be a multiple of ``d``); the values are those of eager mode.
+        While a graph is exported (:func:`~labelbridge.models.shape_ops.is_exporting`)
+        the input is always padded and the logits cropped by negative padding, so that
+        the exported graph holds for every input size (the padded side
+        ``d * ceil(h / d)`` is then known to be a multiple of ``d``; slicing would ask
+        the exporter to prove ``h <= d * ceil(h / d)``, which it cannot); the values are
+        those of eager mode.
         """
         h, w = images.shape[-2:]
         x = self.normalize(images)
         d = self.size_divisor
         ph, pw = (h + d - 1) // d * d - h, (w + d - 1) // d * d - w
-        exporting = torch.compiler.is_exporting()
+        exporting = is_exporting()
         if exporting or ph or pw:
             x = F.pad(x, (0, pw, 0, ph), mode="replicate")
         out = dict(self.forward_raw(x))

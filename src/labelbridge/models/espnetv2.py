@@ -98,8 +98,10 @@ def init_conv_bn_(module: nn.Module) -> None:
 
 def pyramid_side(side: int, scale: Fraction) -> int:
     """``max(ceil(side * scale), PYRAMID_MIN_SIDE)`` in integer arithmetic (``side`` may be
-    a symbolic size while a graph is exported)."""
-    return torch.sym_max(-(-side * scale.numerator // scale.denominator), PYRAMID_MIN_SIDE)
+    a symbolic size while a graph is exported). Only non-negative operands are divided:
+    ONNX's integer division truncates, Python's floors."""
+    p, q = scale.numerator, scale.denominator
+    return torch.sym_max((side * p + q - 1) // q, PYRAMID_MIN_SIDE)
 
 
 def up2(x: torch.Tensor) -> torch.Tensor:

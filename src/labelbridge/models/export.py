@@ -63,7 +63,12 @@ from labelbridge import __version__
 from labelbridge.errors import UserError
 from labelbridge.files import atomic_output, copy_file_atomic, write_bytes_atomic
 from labelbridge.models.checkpoint import LoadedModel
-from labelbridge.models.export_sidecar import input_entry, taxonomy_entry, write_sidecar
+from labelbridge.models.export_sidecar import (
+    SIDECAR_VERSION,
+    input_entry,
+    taxonomy_entry,
+    write_sidecar,
+)
 from labelbridge.models.hf import (
     PREPROCESSOR_FILE,
     HFSegmentationModel,
@@ -435,7 +440,13 @@ def _graph_export(
             size_divisor=model.size_divisor,
             padding_in_graph=True,
             sizes=ranges,
-            note="feed RGB pixels / 255; the graph normalises, pads and crops itself",
+            note="feed RGB pixels / 255; the graph normalises, pads and crops itself"
+            + (
+                "; the ONNX graph does not check the height and width ranges (outside them "
+                "it computes other values without an error)"
+                if fmt == "onnx"
+                else "; the program rejects sizes outside the ranges"
+            ),
         ),
         "output": {
             "name": output,
@@ -598,6 +609,7 @@ def export_model(
     else:
         files, sidecar = _graph_export(loaded, fmt, folder, head=head, size=size, what=what)
     sidecar = {
+        "format_version": SIDECAR_VERSION,
         **sidecar,
         "model_spec": loaded.spec,
         "source_checkpoint": None if source is None else str(Path(source).resolve()),

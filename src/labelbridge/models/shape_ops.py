@@ -7,7 +7,7 @@ kernel lengths and index tables computed for the example input, so an ONNX graph
 traced at one size computes wrong results (or fails) at another. The functions here
 behave exactly like their ``torch.nn.functional`` counterparts in eager mode and switch
 to a size-generic formulation only while a graph is being exported
-(``torch.compiler.is_exporting()``).
+(:func:`is_exporting`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,13 @@ import torch.nn.functional as F
 #: Upper bound of ``ceil(n / out) + 1 - n // out`` over all sizes: adaptive pooling bins
 #: span at most ``n // out + 2`` inputs.
 _EXTRA_BIN_LENGTH: int = 2
+
+
+def is_exporting() -> bool:
+    """Whether a graph is being captured by ``torch.export`` (``False`` on torch releases
+    without ``torch.compiler.is_exporting``)."""
+    check = getattr(torch.compiler, "is_exporting", None)
+    return bool(check()) if check is not None else False
 
 
 def _adaptive_mean_along(x: torch.Tensor, out: int, dim: int) -> torch.Tensor:
@@ -44,7 +51,7 @@ def adaptive_avg_pool2d(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """``F.adaptive_avg_pool2d(x, size)`` for ``(B, C, H, W)`` ``x``; while exporting, an
     equivalent gather-and-average form that stays valid for every ``H``, ``W`` and
     ``size`` (growing too: then each bin holds one or two inputs)."""
-    if not torch.compiler.is_exporting():
+    if not is_exporting():
         return F.adaptive_avg_pool2d(x, size)
     height, width = size
     return _adaptive_mean_along(_adaptive_mean_along(x, height, 2), width, 3)
