@@ -355,6 +355,11 @@ def test_hf_export_loads_with_auto_classes(tmp_path: Path) -> None:
     assert list(processor.image_std) == pytest.approx(side["input"]["std"]) == [0.2, 0.25, 0.3]
     assert side["input"]["normalization_in_graph"] is False
     assert side["transformers_auto_class"] == "AutoModelForSemanticSegmentation"
+    assert side["files"] == {
+        "config": "config.json",
+        "weights": ["model.safetensors"],
+        "image_processor": "preprocessor_config.json",
+    }
     assert side["taxonomy"]["class_names"] == tax.train_names
     # the processor turns uint8 pixels into what the wrapper feeds the model
     image = (np.random.default_rng(0).random((64, 96, 3)) * 255).astype(np.uint8)

@@ -475,7 +475,7 @@ def _hf_export(loaded: LoadedModel, out: Path, *, what: str) -> tuple[list[Path]
             "export it with --format onnx or --format torchscript"
         )
     names = loaded.taxonomy.train_names
-    config = model.hf.config
+    config = model.hf.config  # the loaded model's own config takes the taxonomy's labels
     config.id2label = dict(enumerate(names))
     config.label2id = {name: i for i, name in enumerate(names)}
     processor = model.processor_config_for_export()
@@ -514,7 +514,11 @@ def _hf_export(loaded: LoadedModel, out: Path, *, what: str) -> tuple[list[Path]
     )
     sidecar = {
         "format": "hf",
-        "files": {p.name: p.name for p in written},
+        "files": {
+            "config": "config.json",
+            "weights": [p.name for p in written if p.suffix in (".safetensors", ".bin")],
+            "image_processor": PREPROCESSOR_FILE,
+        },
         "exporter": f"transformers save_pretrained ({type(model.hf).__name__})",
         "transformers_auto_class": model.auto_class_name,
         "input": input_entry(
