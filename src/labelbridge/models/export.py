@@ -287,6 +287,7 @@ def verify(
     head: str,
     tolerance: float,
     what: str,
+    hint: str = "",
 ) -> list[dict[str, Any]]:
     """Run ``runner`` (the exported file) and ``reference`` (eager) on seeded random
     ``[0, 1]`` inputs of ``shapes``.
@@ -297,7 +298,7 @@ def verify(
 
     Raises:
         ExportError: the runtime fails, or the outputs differ in shape, dtype, or beyond
-            the tolerance (or :data:`MIN_ARGMAX_AGREEMENT`).
+            the tolerance (or :data:`MIN_ARGMAX_AGREEMENT`); ``hint`` ends the message.
     """
     checks = []
     for shape in shapes:
@@ -309,12 +310,12 @@ def verify(
             except Exception as exc:  # any runtime's error
                 raise ExportError(
                     f"{what}: the exported file fails on an input of shape {list(shape)}: "
-                    f"{_first_line(exc)}"
+                    f"{_first_line(exc)}{hint}"
                 ) from exc
         if got.shape != expected.shape or got.dtype != expected.dtype:
             raise ExportError(
                 f"{what}: the exported file returns {tuple(got.shape)} {got.dtype} for an "
-                f"input of shape {list(shape)}, PyTorch {tuple(expected.shape)} {expected.dtype}"
+                f"input of shape {list(shape)}, PyTorch {tuple(expected.shape)} {expected.dtype}{hint}"
             )
         if head == "argmax":
             agreement = float((got == expected).double().mean())
@@ -322,7 +323,7 @@ def verify(
             if agreement < MIN_ARGMAX_AGREEMENT:
                 raise ExportError(
                     f"{what}: the exported class ids agree with PyTorch on only "
-                    f"{100 * agreement:.3f}% of the pixels of an input of shape {list(shape)}"
+                    f"{100 * agreement:.3f}% of the pixels of an input of shape {list(shape)}{hint}"
                 )
             continue
         diff = float((got.double() - expected.double()).abs().max())
@@ -331,7 +332,7 @@ def verify(
         if not diff <= bound:
             raise ExportError(
                 f"{what}: the exported file's logits differ from PyTorch by up to {diff:.3g} "
-                f"(allowed {bound:.3g}) on an input of shape {list(shape)}"
+                f"(allowed {bound:.3g}) on an input of shape {list(shape)}{hint}"
             )
     return checks
 
@@ -422,6 +423,12 @@ def _graph_export(
         head=head,
         tolerance=VERIFY_TOLERANCE,
         what=f"{what} ({path})",
+        hint=(
+            "; the file is left without a sidecar; pass --size WIDTHxHEIGHT to export a "
+            "graph of one size"
+            if dynamic
+            else "; the file is left without a sidecar"
+        ),
     )
     num_classes = model.num_classes
     out_shape: list[Any] = ["batch", "height", "width"]
