@@ -7,6 +7,7 @@ from labelbridge.cli import (  # noqa: F401
     data_cmds,
     distill_cmds,
     eval_cmds,
+    export_cmds,
     init_cmds,
     model_cmds,
     ontology_tools_cmds,

@@ -88,6 +88,9 @@ def _root(
             "lightning.pytorch.accelerators.cuda",
         ):
             logging.getLogger(name).setLevel(logging.WARNING)
+        # the ONNX exporter's graph passes log every step at INFO (hundreds of lines)
+        for name in ("onnx_ir", "onnxscript"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def emit_json(data: Any) -> None:

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from labelbridge.constants import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD
+from labelbridge.models.shape_ops import is_exporting
 
 
 class SegmentationModel(nn.Module):
@@ -48,6 +49,18 @@ class SegmentationModel(nn.Module):
         self.register_buffer("pixel_mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
 
+    @property
+    def input_mean(self) -> tuple[float, ...]:
+        """Per-channel (RGB) mean subtracted from ``[0, 1]`` inputs inside the model (its
+        float32 values to 7 significant digits: ``0.485``, not ``0.48500001430511475``)."""
+        return tuple(float(f"{float(v):.7g}") for v in self.pixel_mean.flatten())
+
+    @property
+    def input_std(self) -> tuple[float, ...]:
+        """Per-channel (RGB) std dividing ``[0, 1]`` inputs inside the model (as
+        :attr:`input_mean`)."""
+        return tuple(float(f"{float(v):.7g}") for v in self.pixel_std.flatten())
+
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """``(B, 3, H, W)`` in ``[0, 1]`` -> normalised."""
         return (images - self.pixel_mean) / self.pixel_std
@@ -59,12 +72,21 @@ class SegmentationModel(nn.Module):
         raise NotImplementedError
 
     def forward_outputs(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """All outputs of :meth:`forward_raw`, with ``"logits"`` resized to the input size."""
+        """All outputs of :meth:`forward_raw`, with ``"logits"`` resized to the input size.
+
+        While a graph is exported (:func:`~labelbridge.models.shape_ops.is_exporting`)
+        the input is always padded and the logits cropped by negative padding, so that
+        the exported graph holds for every input size (the padded side
+        ``d * ceil(h / d)`` is then known to be a multiple of ``d``; slicing would ask
+        the exporter to prove ``h <= d * ceil(h / d)``, which it cannot); the values are
+        those of eager mode.
+        """
         h, w = images.shape[-2:]
         x = self.normalize(images)
         d = self.size_divisor
-        ph, pw = (-h) % d, (-w) % d
-        if ph or pw:
+        ph, pw = (h + d - 1) // d * d - h, (w + d - 1) // d * d - w
+        exporting = is_exporting()
+        if exporting or ph or pw:
             x = F.pad(x, (0, pw, 0, ph), mode="replicate")
         out = dict(self.forward_raw(x))
         for key in ("logits", "aux_logits"):
@@ -73,7 +95,7 @@ class SegmentationModel(nn.Module):
                 full = (h + ph, w + pw)
                 if t.shape[-2:] != full:
                     t = F.interpolate(t, size=full, mode="bilinear", align_corners=False)
-                out[key] = t[..., :h, :w]
+                out[key] = F.pad(t, (0, -pw, 0, -ph)) if exporting else t[..., :h, :w]
         return out
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

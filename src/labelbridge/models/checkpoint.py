@@ -8,7 +8,9 @@ Format (``docs/architecture.md``, "Checkpoints")::
 
 Lightning checkpoints carry the same ``"labelbridge"`` entry with keys prefixed
 ``"model."``. Hugging Face models also store ``"hf_config"`` (the ``transformers``
-config as plain data), so they are rebuilt without the hub or the original folder.
+config as plain data), so they are rebuilt without the hub or the original folder, and
+``"hf_processor"`` (the image processor config they came with, which sets their input
+normalisation) where they had one.
 :func:`load_checkpoint` also accepts the published EdgeNets ESPNetv2 Cityscapes files.
 """
 
@@ -44,6 +46,9 @@ FORMAT_VERSION: int = 1
 PUBLISHED_TAXONOMY: str = "cityscapes"
 #: Meta key holding a Hugging Face model's config.
 HF_CONFIG_KEY: str = "hf_config"
+#: Meta key holding a Hugging Face model's image processor config (absent: ImageNet
+#: normalisation).
+HF_PROCESSOR_KEY: str = "hf_processor"
 
 
 @dataclass
@@ -92,9 +97,13 @@ def checkpoint_meta(
 
 
 def model_meta_extra(model: SegmentationModel) -> dict[str, Any]:
-    """Entries a model needs beyond its spec to be rebuilt (Hugging Face config)."""
+    """Entries a model needs beyond its spec to be rebuilt (Hugging Face config and image
+    processor config)."""
     if isinstance(model, HFSegmentationModel):
-        return {HF_CONFIG_KEY: model.hf_config_dict()}
+        extra: dict[str, Any] = {HF_CONFIG_KEY: model.hf_config_dict()}
+        if model.processor_config is not None:
+            extra[HF_PROCESSOR_KEY] = model.processor_config
+        return extra
     return {}
 
 
@@ -162,7 +171,10 @@ def _from_meta(pfile: ParameterFile) -> LoadedModel:
         )
     if HF_CONFIG_KEY in meta:
         model: SegmentationModel = hf_model_from_config_dict(
-            meta[HF_CONFIG_KEY], num_classes, origin=str(origin)
+            meta[HF_CONFIG_KEY],
+            num_classes,
+            processor=meta.get(HF_PROCESSOR_KEY),
+            origin=str(origin),
         )
     else:
         try:

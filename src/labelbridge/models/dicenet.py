@@ -55,6 +55,7 @@ from labelbridge.models.espnetv2 import (
     init_conv_bn_,
     up2,
 )
+from labelbridge.models.shape_ops import adaptive_avg_pool2d
 
 #: Encoder widths (level1 = level2, level3, level4) per width multiplier ``s``
 #: (EdgeNets' DiCENet configuration; only s=1.75 has a published segmentation file).
@@ -133,7 +134,7 @@ def resize_along(x: torch.Tensor, size: int, dim: int) -> torch.Tensor:
     target = (size, x.shape[3]) if dim == 2 else (x.shape[2], size)
     if current < size:
         return F.interpolate(x, size=target, mode="bilinear", align_corners=True)
-    return F.adaptive_avg_pool2d(x, target)
+    return adaptive_avg_pool2d(x, target)
 
 
 class DiCE(nn.Module):
@@ -289,7 +290,10 @@ class DiCENet(SegmentationModel):
             drops. Use it to load the published file strictly.
 
     Input sides are padded to multiples of 32 by :meth:`forward`; the logits are
-    resized to the padded input with ``align_corners=True`` as in EdgeNets.
+    resized to the padded input with ``align_corners=True`` as in EdgeNets. Inputs with a
+    side of at most :data:`REFERENCE_INPUT_SIDE` take other operations (the
+    dimension-wise convolutions grow their maps instead of pooling them), so a graph
+    exported with symbolic sizes from a larger example serves sides from 225 up.
     """
 
     classifier_prefixes = (DICENET_CLASSIFIER_PREFIX,)

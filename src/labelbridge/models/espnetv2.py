@@ -31,12 +31,14 @@ strictly) but :meth:`ESPNetv2.forward_raw` drops it: the model reports and retur
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from labelbridge.models.base import SegmentationModel
+from labelbridge.models.shape_ops import adaptive_avg_pool2d
 
 #: Encoder widths (level1, level2, level3, level4) per width multiplier ``s``.
 ENCODER_WIDTHS: dict[float, tuple[int, int, int, int]] = {
@@ -66,6 +68,13 @@ PYRAMID_PROJ: int = 10
 PYRAMID_SCALES: tuple[float, ...] = (2.0, 1.5, 1.0, 0.5, 0.1)
 #: Smallest side of a pooled / upsampled pyramid branch.
 PYRAMID_MIN_SIDE: int = 5
+#: :data:`PYRAMID_SCALES` as exact fractions: a branch side ``ceil(side * scale)`` is
+#: computed in integers, which equals the float ``math.ceil`` of EdgeNets for every side
+#: below 100 000 (``tests/models/test_export.py``) and keeps exported programs free of
+#: float size arithmetic (serialisable, the same in every runtime).
+PYRAMID_FRACTIONS: tuple[Fraction, ...] = tuple(
+    Fraction(s).limit_denominator(100) for s in PYRAMID_SCALES
+)
 #: Input sides must be multiples of this (four stride-2 stages plus pyramid pooling).
 ESPNET_SIZE_DIVISOR: int = 32
 #: Parameter-name prefix of the final classifier (re-initialised when the class count changes).
@@ -85,6 +94,14 @@ def init_conv_bn_(module: nn.Module) -> None:
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
+
+
+def pyramid_side(side: int, scale: Fraction) -> int:
+    """``max(ceil(side * scale), PYRAMID_MIN_SIDE)`` in integer arithmetic (``side`` may be
+    a symbolic size while a graph is exported). Only non-negative operands are divided:
+    ONNX's integer division truncates, Python's floors."""
+    p, q = scale.numerator, scale.denominator
+    return torch.sym_max((side * p + q - 1) // q, PYRAMID_MIN_SIDE)
 
 
 def up2(x: torch.Tensor) -> torch.Tensor:
@@ -323,15 +340,16 @@ class EfficientPyramidPool(nn.Module):
         x = self.projection_layer(x)
         h, w = x.shape[-2:]
         outs = []
-        for scale, stage in zip(PYRAMID_SCALES, self.stages, strict=True):
-            hs = max(math.ceil(h * scale), PYRAMID_MIN_SIDE)
-            ws = max(math.ceil(w * scale), PYRAMID_MIN_SIDE)
+        for scale, fraction, stage in zip(
+            PYRAMID_SCALES, PYRAMID_FRACTIONS, self.stages, strict=True
+        ):
+            hs, ws = pyramid_side(h, fraction), pyramid_side(w, fraction)
             if scale < 1.0:
-                y = stage(F.adaptive_avg_pool2d(x, (hs, ws)))
+                y = stage(adaptive_avg_pool2d(x, (hs, ws)))
                 y = F.interpolate(y, (h, w), mode="bilinear", align_corners=True)
             elif scale > 1.0:
                 y = stage(F.interpolate(x, (hs, ws), mode="bilinear", align_corners=True))
-                y = F.adaptive_avg_pool2d(y, (h, w))
+                y = adaptive_avg_pool2d(y, (h, w))
             else:
                 y = stage(x)
             outs.append(y)

@@ -4,8 +4,12 @@
 The named variants are built *offline* from configs holding the published sizes (random
 initialisation; nothing is downloaded). ``hf:<hub id or local folder>`` loads with
 ``from_pretrained``; a hub id needs the internet, a local folder (``save_pretrained``
-output) does not. All wrappers normalise with ImageNet statistics inside the model, pad
-inputs to multiples of 32 and return logits at the input resolution. The wrapped model
+output) does not. All wrappers normalise inside the model, pad inputs to multiples of
+32 and return logits at the input resolution. The normalisation is that of the local
+folder's ``preprocessor_config.json`` where there is one (its ``image_mean`` and
+``image_std``, converted to inputs in ``[0, 1]``, :func:`normalization_from_processor`),
+else ImageNet statistics; the processor config is kept with the model
+(:attr:`HFSegmentationModel.processor_config`) and in its checkpoints. The wrapped model
 is the attribute ``hf``, so state-dict keys start with ``"hf."``.
 
 Mask2Former returns *semantic scores*, not per-pixel logits: with class probabilities
@@ -19,7 +23,9 @@ semantic label maps into the per-image binary masks Mask2Former trains on.
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from labelbridge.constants import IGNORE_INDEX
+from labelbridge.constants import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD
 from labelbridge.errors import CheckpointError, UserError
 from labelbridge.models.base import SegmentationModel
 
@@ -37,6 +43,10 @@ log = logging.getLogger(__name__)
 HF_SIZE_DIVISOR: int = 32
 #: Floor of Mask2Former semantic scores before the log.
 SEMANTIC_SCORE_EPS: float = 1e-6
+#: File of a ``save_pretrained`` folder holding the image processor's settings.
+PREPROCESSOR_FILE: str = "preprocessor_config.json"
+#: ``rescale_factor`` of a Hugging Face image processor whose input is 0-255 pixels.
+DEFAULT_RESCALE: float = 1 / 255
 #: Backbone stages fed to the decoders (Swin / ConvNeXt feature pyramids).
 PYRAMID_STAGES: tuple[str, ...] = ("stage1", "stage2", "stage3", "stage4")
 
@@ -129,6 +139,69 @@ def upernet_config(variant: str, num_classes: int) -> Any:
     )
 
 
+# --------------------------------------------------------------------- processors
+def _per_channel(value: Any, key: str, origin: str) -> tuple[float, float, float]:
+    values = [value] * 3 if isinstance(value, int | float) else value
+    if (
+        not isinstance(values, Sequence)
+        or len(values) != 3
+        or not all(isinstance(v, int | float) for v in values)
+    ):
+        raise CheckpointError(f"{origin}: {key} must be one number or three, got {value!r}")
+    return (float(values[0]), float(values[1]), float(values[2]))
+
+
+def normalization_from_processor(
+    config: dict[str, Any], *, origin: str = PREPROCESSOR_FILE
+) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """``(mean, std)`` for inputs in ``[0, 1]`` that reproduce a Hugging Face image
+    processor's ``(pixel * rescale_factor - image_mean) / image_std`` on 0-255 pixels.
+
+    ``do_rescale: false`` means a factor of 1 (mean and std in 0-255 units),
+    ``do_normalize: false`` a mean of 0 and a std of 1; missing keys take the
+    processors' defaults (rescale by 1/255, ImageNet statistics).
+
+    Raises:
+        CheckpointError: a mean or std that is not one or three numbers, a std or
+            rescale factor that is not positive.
+    """
+    factor = float(config.get("rescale_factor", DEFAULT_RESCALE))
+    if not config.get("do_rescale", True):
+        factor = 1.0
+    if config.get("do_normalize", True):
+        mean = _per_channel(config.get("image_mean", IMAGENET_MEAN), "image_mean", origin)
+        std = _per_channel(config.get("image_std", IMAGENET_STD), "image_std", origin)
+    else:
+        mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+    if factor <= 0 or min(std) <= 0:
+        raise CheckpointError(
+            f"{origin}: rescale_factor and image_std must be positive, got {factor} and {std}"
+        )
+    scale = 255.0 * factor  # a [0, 1] input x is the pixel value x * 255
+    return (
+        (mean[0] / scale, mean[1] / scale, mean[2] / scale),
+        (std[0] / scale, std[1] / scale, std[2] / scale),
+    )
+
+
+def read_processor_config(folder: Path) -> dict[str, Any] | None:
+    """The ``preprocessor_config.json`` of a local folder as a dict, ``None`` when absent.
+
+    Raises:
+        CheckpointError: the file is not a JSON object.
+    """
+    path = folder / PREPROCESSOR_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: cannot read the image processor config: {exc}") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
 # --------------------------------------------------------------------- wrappers
 class HFSegmentationModel(SegmentationModel):
     """Base of the Hugging Face wrappers.
@@ -136,21 +209,40 @@ class HFSegmentationModel(SegmentationModel):
     Args:
         num_classes: output classes ``C``.
         hf_model: the ``transformers`` model (its ``config.num_labels`` must equal ``C``).
+        processor: the model's image processor config (``preprocessor_config.json`` as a
+            dict); its mean and std become the model's input normalisation
+            (:func:`normalization_from_processor`). ``None``: ImageNet statistics.
     """
 
     #: ``config.model_type`` this wrapper handles.
     model_type: ClassVar[str] = ""
     #: Name of the wrapped ``transformers`` class.
     hf_class_name: ClassVar[str] = ""
+    #: ``image_processor_type`` written for this model when it has no processor config.
+    image_processor_type: ClassVar[str] = ""
+    #: The ``transformers`` auto class that loads a saved folder of this model.
+    auto_class_name: ClassVar[str] = "AutoModelForSemanticSegmentation"
 
-    def __init__(self, num_classes: int, *, hf_model: nn.Module) -> None:
-        super().__init__(num_classes, size_divisor=HF_SIZE_DIVISOR)
+    def __init__(
+        self, num_classes: int, *, hf_model: nn.Module, processor: dict[str, Any] | None = None
+    ) -> None:
+        mean, std = (
+            (IMAGENET_MEAN, IMAGENET_STD)
+            if processor is None
+            else normalization_from_processor(processor)
+        )
+        super().__init__(num_classes, mean=mean, std=std, size_divisor=HF_SIZE_DIVISOR)
         labels = hf_model.config.num_labels
         if labels != num_classes:
             raise ValueError(
                 f"{type(hf_model).__name__} has {labels} labels, expected {num_classes}"
             )
         self.hf = hf_model
+        #: The image processor config the model came with (``None``: none, ImageNet
+        #: statistics); stored in checkpoints and written by Hugging Face exports.
+        self.processor_config: dict[str, Any] | None = (
+            dict(processor) if processor is not None else None
+        )
 
     @classmethod
     def hf_class(cls) -> Any:
@@ -160,9 +252,28 @@ class HFSegmentationModel(SegmentationModel):
         return getattr(transformers, cls.hf_class_name)
 
     @classmethod
-    def from_config(cls, config: Any) -> HFSegmentationModel:
+    def from_config(
+        cls, config: Any, *, processor: dict[str, Any] | None = None
+    ) -> HFSegmentationModel:
         """Build with random weights from a ``transformers`` config (offline)."""
-        return cls(config.num_labels, hf_model=cls.hf_class()(config))
+        return cls(config.num_labels, hf_model=cls.hf_class()(config), processor=processor)
+
+    def processor_config_for_export(self) -> dict[str, Any]:
+        """The ``preprocessor_config.json`` of a ``save_pretrained`` folder of this model:
+        the processor config it came with (without one: no resizing) with the model's
+        normalisation in the processors' usual form (rescale by 1/255, then
+        ``(x - image_mean) / image_std``), so that ``AutoImageProcessor`` feeds the
+        saved model what this wrapper feeds it."""
+        config = dict(self.processor_config) if self.processor_config else {"do_resize": False}
+        config.setdefault("image_processor_type", self.image_processor_type)
+        config.update(
+            do_rescale=True,
+            rescale_factor=DEFAULT_RESCALE,
+            do_normalize=True,
+            image_mean=list(self.input_mean),
+            image_std=list(self.input_std),
+        )
+        return config
 
     def hf_config_dict(self) -> dict[str, Any]:
         """The wrapped model's config as plain data (stored in checkpoints, so that they
@@ -176,6 +287,7 @@ class SegformerSegmentation(HFSegmentationModel):
 
     model_type = "segformer"
     hf_class_name = "SegformerForSemanticSegmentation"
+    image_processor_type = "SegformerImageProcessor"
     classifier_prefixes = ("hf.decode_head.classifier.",)
 
     def forward_raw(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -188,6 +300,7 @@ class UperNetSegmentation(HFSegmentationModel):
 
     model_type = "upernet"
     hf_class_name = "UperNetForSemanticSegmentation"
+    image_processor_type = "SegformerImageProcessor"  # as the published UperNet checkpoints
     classifier_prefixes = ("hf.decode_head.classifier.", "hf.auxiliary_head.classifier.")
 
     def forward_raw(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -241,6 +354,8 @@ class Mask2FormerSegmentation(HFSegmentationModel):
 
     model_type = "mask2former"
     hf_class_name = "Mask2FormerForUniversalSegmentation"
+    image_processor_type = "Mask2FormerImageProcessor"
+    auto_class_name = "AutoModelForUniversalSegmentation"
     classifier_prefixes = ("hf.class_predictor.",)
     pixel_targets = False  # the Hungarian matching of its set loss needs hard masks
 
@@ -290,9 +405,14 @@ def _wrapper_for(model_type: str, origin: str) -> type[HFSegmentationModel]:
 
 
 def hf_model_from_config_dict(
-    config: dict[str, Any], num_classes: int, *, origin: str = "<config>"
+    config: dict[str, Any],
+    num_classes: int,
+    *,
+    processor: dict[str, Any] | None = None,
+    origin: str = "<config>",
 ) -> HFSegmentationModel:
-    """Rebuild a wrapper (random weights) from :meth:`HFSegmentationModel.hf_config_dict` data.
+    """Rebuild a wrapper (random weights) from :meth:`HFSegmentationModel.hf_config_dict` data
+    and, where it had one, its image processor config.
 
     Raises:
         CheckpointError: unsupported model type, or the config has another class count.
@@ -307,14 +427,15 @@ def hf_model_from_config_dict(
         raise CheckpointError(
             f"{origin}: the stored model config has {cfg.num_labels} labels, expected {num_classes}"
         )
-    return wrapper.from_config(cfg)
+    return wrapper.from_config(cfg, processor=processor)
 
 
 def hf_from_pretrained(source: str, num_classes: int) -> HFSegmentationModel:
     """``from_pretrained`` a hub id or a local ``save_pretrained`` folder.
 
     When the stored class count differs from ``num_classes`` the classifier is
-    re-initialised (``ignore_mismatched_sizes``) and this is logged.
+    re-initialised (``ignore_mismatched_sizes``) and this is logged. A local folder's
+    ``preprocessor_config.json`` sets the input normalisation (else ImageNet statistics).
 
     Raises:
         CheckpointError: the source cannot be read or holds an unsupported model type.
@@ -346,4 +467,10 @@ def hf_from_pretrained(source: str, num_classes: int) -> HFSegmentationModel:
         raise CheckpointError(
             f"{source}: cannot load the Hugging Face model weights: {exc}"
         ) from None
-    return wrapper(num_classes, hf_model=hf_model)
+    processor = read_processor_config(Path(source)) if local else None
+    if processor is not None:
+        mean, std = normalization_from_processor(processor, origin=f"{source}/{PREPROCESSOR_FILE}")
+        log.info(
+            "%s: input normalisation from %s: mean %s, std %s", source, PREPROCESSOR_FILE, mean, std
+        )
+    return wrapper(num_classes, hf_model=hf_model, processor=processor)
