@@ -1,0 +1,127 @@
+"""Hugging Face folders of a model (``--format hf``): what ``save_pretrained`` writes, with
+the taxonomy's labels and an image processor config, reloaded by the auto classes and
+checked against eager."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from labelbridge.files import copy_file_atomic
+from labelbridge.models.checkpoint import LoadedModel
+from labelbridge.models.export_check import (
+    EXAMPLE_SIZE,
+    HF_TOLERANCE,
+    ExportError,
+    check_shapes,
+    package_versions,
+    verify,
+)
+from labelbridge.models.export_sidecar import input_entry
+from labelbridge.models.hf import (
+    PREPROCESSOR_FILE,
+    HFSegmentationModel,
+    normalization_from_processor,
+    read_processor_config,
+)
+
+
+def hf_export(loaded: LoadedModel, out: Path, *, what: str) -> tuple[list[Path], dict[str, Any]]:
+    import transformers
+
+    model = loaded.model
+    if not isinstance(model, HFSegmentationModel):
+        raise ExportError(
+            f"{what}: --format hf writes a transformers model folder, and {loaded.spec!r} is "
+            "not a transformers model (hf:, segformer:, upernet: and mask2former: specs are); "
+            "export it with --format onnx or --format torchscript"
+        )
+    names = loaded.taxonomy.train_names
+    config = model.hf.config  # the loaded model's own config takes the taxonomy's labels
+    config.id2label = dict(enumerate(names))
+    config.label2id = {name: i for i, name in enumerate(names)}
+    processor = model.processor_config_for_export()
+    written = []
+    with tempfile.TemporaryDirectory(dir=out, prefix=".export-") as tmp:
+        folder = Path(tmp)
+        model.hf.save_pretrained(folder)
+        (folder / PREPROCESSOR_FILE).write_text(
+            json.dumps(processor, indent=2) + "\n", encoding="utf-8"
+        )
+        for file in sorted(p for p in folder.iterdir() if p.is_file()):
+            copy_file_atomic(file, out / file.name)
+            written.append(out / file.name)
+    auto_class = getattr(transformers, model.auto_class_name)
+    reloaded = auto_class.from_pretrained(out, local_files_only=True).eval()
+    image_processor = transformers.AutoImageProcessor.from_pretrained(out, local_files_only=True)
+    mean, std = normalization_from_processor(image_processor.to_dict(), origin=str(out))
+    saved, used = (*mean, *std), (*model.input_mean, *model.input_std)
+    if max(abs(a - b) for a, b in zip(saved, used, strict=True)) > HF_TOLERANCE:
+        raise ExportError(
+            f"{what}: AutoImageProcessor reads mean {mean}, std {std} from {out}, "
+            f"the model uses {model.input_mean}, {model.input_std}"
+        )
+    if [reloaded.config.id2label[i] for i in range(len(names))] != names:
+        raise ExportError(f"{what}: the saved config's id2label differs from the taxonomy")
+    twin = type(model)(model.num_classes, hf_model=reloaded, processor=read_processor_config(out))
+    checks = verify(
+        model,
+        twin.eval(),
+        check_shapes(
+            EXAMPLE_SIZE, {"height": {"min": 1, "max": None}, "width": {"min": 1, "max": None}}
+        ),
+        head="logits",
+        tolerance=HF_TOLERANCE,
+        what=f"{what} ({out})",
+    )
+    sidecar = {
+        "format": "hf",
+        "files": {
+            "config": "config.json",
+            "weights": [p.name for p in written if p.suffix in (".safetensors", ".bin")],
+            "image_processor": PREPROCESSOR_FILE,
+        },
+        "exporter": f"transformers save_pretrained ({type(model.hf).__name__})",
+        "transformers_auto_class": model.auto_class_name,
+        "input": input_entry(
+            name="pixel_values",
+            mean=model.input_mean,
+            std=model.input_std,
+            in_graph=False,
+            size_divisor=model.size_divisor,
+            padding_in_graph=False,
+            sizes={
+                "batch": {"min": 1, "max": None},
+                "height": {"min": 1, "max": None},
+                "width": {"min": 1, "max": None},
+            },
+            note=(
+                "AutoImageProcessor computes pixel_values = (pixels / 255 - mean) / std; "
+                "labelbridge pads H and W to multiples of size_divisor (edge pixels "
+                "repeated) and resizes the logits bilinearly to the input size, the raw "
+                "transformers model does neither"
+            ),
+        ),
+        "image_processor": {
+            "type": type(image_processor).__name__,
+            "size": processor.get("size"),
+            "do_resize": processor.get("do_resize"),
+        },
+        "output": {
+            "name": "logits",
+            "kind": "logits",
+            "dtype": "float32",
+            "note": "the transformers model's own outputs (SegFormer: logits at 1/4 of the "
+            "input resolution); class id i is config.id2label[i]",
+        },
+        "verification": {
+            "reference": "PyTorch eager (this labelbridge model)",
+            "runtime": f"{model.auto_class_name}.from_pretrained, in the labelbridge wrapper",
+            "checks": checks,
+            "image_processor_mean_std_match": True,
+        },
+        "versions": package_versions("transformers", "safetensors"),
+    }
+    return written, sidecar
