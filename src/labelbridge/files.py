@@ -56,7 +56,18 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file's contents."""
+    """Hex SHA-256 of a file's contents; of a folder (a Hub model folder), the SHA-256 of
+    the sorted lines ``<relative path> <file digest>`` of the files under it, hidden ones
+    left out."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(
+            p
+            for p in path.rglob("*")
+            if p.is_file() and not any(s.startswith(".") for s in p.relative_to(path).parts)
+        )
+        lines = "".join(f"{p.relative_to(path).as_posix()} {sha256_file(p)}\n" for p in files)
+        return sha256_bytes(lines.encode("utf-8"))
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):

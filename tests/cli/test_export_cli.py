@@ -35,7 +35,9 @@ def test_wrong_format_names_the_option(tmp_path: Path, tiny_checkpoint: Path) ->
         ["export", str(tiny_checkpoint), "--format", "tflite", "--out", "out"], cwd=tmp_path
     )
     assert proc.returncode == 2 and proc.stdout == ""
-    assert proc.stderr == ("error: --format must be one of onnx, torchscript, hf, got 'tflite'\n")
+    assert proc.stderr == (
+        "error: --format must be one of onnx, torchscript, hf, hub, got 'tflite'\n"
+    )
     assert not (tmp_path / "out").exists()
 
 
@@ -46,7 +48,7 @@ def test_missing_checkpoint_and_hf_for_a_conv_net(tmp_path: Path, tiny_checkpoin
     proc = run_cli(["export", str(tiny_checkpoint), "--format", "hf", "--out", "hf"], cwd=tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "'tiny' is not a transformers model" in proc.stderr
-    assert "--format onnx" in proc.stderr
+    assert "--format hub" in proc.stderr
 
 
 @pytest.mark.skipif(

@@ -93,6 +93,13 @@ def _root(
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
+#: What a ``--checkpoint`` may be (``labelbridge.models.load_checkpoint`` reads them all).
+CHECKPOINT_HELP: str = (
+    "labelbridge or Lightning checkpoint, Hub model folder (export --format hub), or a "
+    "published ESPNetv2/DiCENet file"
+)
+
+
 def emit_json(data: Any) -> None:
     """Print ``data`` as JSON on stdout (for ``--json`` flags)."""
     print(json.dumps(data, indent=2, sort_keys=False, default=str))

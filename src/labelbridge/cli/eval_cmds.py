@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from labelbridge.cli.app import (
+    CHECKPOINT_HELP,
     DEVICE_HELP,
     TTA_HELP,
     TTA_SCALES_HELP,
@@ -65,7 +66,7 @@ def evaluate_cmd(
         help="Taxonomy of the prediction PNGs (default: the ontology's source, else the dataset's taxonomy).",
     ),
     checkpoint: Path | None = typer.Option(
-        None, "--checkpoint", help="labelbridge checkpoint to run instead of --pred."
+        None, "--checkpoint", help=f"Model to run instead of --pred: {CHECKPOINT_HELP}."
     ),
     input_size: str | None = typer.Option(
         None, "--input-size", help="Resize images to WxH for the model; logits are resized back."

@@ -7,20 +7,22 @@ from pathlib import Path
 
 import typer
 
-from labelbridge.cli.app import app, emit_json, parse_size
+from labelbridge.cli.app import CHECKPOINT_HELP, app, emit_json, parse_size
 
 
 @app.command("export")
 def export_cmd(
     checkpoint: Path = typer.Argument(
-        ..., help="labelbridge or Lightning checkpoint, or a published ESPNetv2/DiCENet file."
+        ...,
+        help=f"{CHECKPOINT_HELP}.",
     ),
     fmt: str = typer.Option(
         ...,
         "--format",
         help="onnx (model.onnx, onnxruntime), torchscript (model.pt2, a torch.export "
-        "program: torch.export.load) or hf (a transformers save_pretrained folder; "
-        "Hugging Face models only).",
+        "program: torch.export.load), hf (a transformers save_pretrained folder; "
+        "Hugging Face models only) or hub (a huggingface_hub model folder of any model: "
+        "HubSegmentationModel.from_pretrained, and a checkpoint for labelbridge).",
     ),
     out: Path = typer.Option(..., "--out", help="Export folder (created)."),
     head: str = typer.Option(
@@ -56,6 +58,7 @@ def export_cmd(
       labelbridge export runs/camvid_teacher/final.ckpt --format onnx --head argmax \\
         --out export/teacher_ids
       labelbridge export runs/segformer/final.ckpt --format hf --out export/segformer_hf
+      labelbridge export runs/student/final.ckpt --format hub --out export/student_hub
     """
     from labelbridge.models import load_model
     from labelbridge.models.export import export_model, validate_options

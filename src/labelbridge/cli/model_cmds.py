@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from labelbridge.cli.app import (
+    CHECKPOINT_HELP,
     DEVICE_HELP,
     TTA_HELP,
     TTA_SCALES_HELP,
@@ -112,9 +113,7 @@ def predict_cmd(
     images: list[str] = typer.Argument(
         ..., help="Image files, folders (searched recursively) or glob patterns ('**' allowed)."
     ),
-    checkpoint: Path = typer.Option(
-        ..., "--checkpoint", help="labelbridge checkpoint or published ESPNetv2 file."
-    ),
+    checkpoint: Path = typer.Option(..., "--checkpoint", help=f"{CHECKPOINT_HELP}."),
     out: Path = typer.Option(
         ...,
         "--out",

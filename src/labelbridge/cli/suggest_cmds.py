@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from labelbridge.cli.app import emit_json, ontology_app, parse_size
+from labelbridge.cli.app import CHECKPOINT_HELP, emit_json, ontology_app, parse_size
 from labelbridge.files import write_text_atomic
 
 
@@ -15,7 +15,7 @@ def ontology_suggest_cmd(
     teacher: Path = typer.Option(
         ...,
         "--teacher",
-        help="Teacher checkpoint (labelbridge checkpoint or a published ESPNetv2 Cityscapes file).",
+        help=f"Teacher checkpoint: {CHECKPOINT_HELP}.",
     ),
     dataset: str = typer.Option(..., "--dataset", help="Extra dataset reader name, e.g. camvid."),
     root: Path = typer.Option(

@@ -149,9 +149,16 @@ def _meta_field(meta: dict[str, Any], key: str, kind: type, origin: Path) -> Any
     return value
 
 
-def _from_meta(pfile: ParameterFile) -> LoadedModel:
-    meta = pfile.meta or {}
-    origin = pfile.path
+def model_from_meta(meta: dict[str, Any], *, origin: Path | str) -> LoadedModel:
+    """The model a checkpoint's ``"labelbridge"`` entry describes, with its taxonomy and
+    spec, its weights freshly initialised (a checkpoint's or Hub folder's state dict is
+    loaded into it next).
+
+    Raises:
+        CheckpointError: another format version, a missing or mistyped entry, an invalid
+            taxonomy, a spec that cannot be built (naming ``origin``).
+    """
+    origin = Path(origin)
     version = meta.get("format_version")
     if version != FORMAT_VERSION:
         raise CheckpointError(
@@ -185,8 +192,13 @@ def _from_meta(pfile: ParameterFile) -> LoadedModel:
             raise CheckpointError(
                 f"{origin}: stored model spec {spec!r} cannot be built: {exc}"
             ) from None
-    load_state_dict_checked(model, pfile.state_dict, origin=str(origin))
     return LoadedModel(model=model.eval(), taxonomy=taxonomy, spec=spec, meta=meta)
+
+
+def _from_meta(pfile: ParameterFile) -> LoadedModel:
+    loaded = model_from_meta(pfile.meta or {}, origin=pfile.path)
+    load_state_dict_checked(loaded.model, pfile.state_dict, origin=str(pfile.path))
+    return loaded
 
 
 def import_state_dict(
@@ -250,13 +262,20 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
     entry, the published EdgeNets ESPNetv2 Cityscapes files (spec and width inferred
     from the keys, taxonomy ``cityscapes``), and the reference implementation's
     Mask2Former checkpoints (its published teachers; taxonomy from their training config,
-    see :mod:`labelbridge.models.reference_format`).
+    see :mod:`labelbridge.models.reference_format`), and Hub-style model folders
+    (``config.json`` + ``model.safetensors``, :mod:`labelbridge.models.hub`).
 
     Raises:
         CheckpointError: missing file, not a checkpoint, unknown spec, key mismatch
             (naming the file and listing the keys).
     """
     p = Path(path)
+    if p.is_dir():
+        from labelbridge.models.hub import load_hub_folder
+
+        loaded = load_hub_folder(p)
+        loaded.model.to(map_location)
+        return loaded
     pfile = read_parameter_file(p, map_location=map_location)
     if pfile.reference is not None:
         ref = pfile.reference

@@ -30,6 +30,11 @@ difference| 9.8 for an ESPNetv2 s=0.5 traced at 256x512 and run at 128x192).
 mean and std are the model's, for ``transformers.AutoModelForSemanticSegmentation`` and
 ``AutoImageProcessor``; for Hugging Face models only.
 
+``hub`` writes a ``huggingface_hub`` model folder of any model (``config.json`` with the
+checkpoint's meta, ``model.safetensors``, a model card; :mod:`labelbridge.models.hub`),
+read by ``HubSegmentationModel.from_pretrained`` and, as a checkpoint, by every labelbridge
+command.
+
 Every export is checked before it is reported: the written file, run by its runtime
 (onnxruntime, ``torch.export.load``, ``from_pretrained``), must reproduce PyTorch eager on
 random inputs at two batch sizes and two image sizes (one not a multiple of the size
@@ -60,7 +65,7 @@ from labelbridge.models.export_graph import (
     class_id_dtype,
     graph_export,
 )
-from labelbridge.models.export_hf import hf_export
+from labelbridge.models.export_hf import hf_export, hub_export
 from labelbridge.models.export_sidecar import SIDECAR_VERSION, taxonomy_entry, write_sidecar
 
 __all__ = [
@@ -78,7 +83,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Export formats.
-FORMATS: tuple[str, ...] = ("onnx", "torchscript", "hf")
+FORMATS: tuple[str, ...] = ("onnx", "torchscript", "hf", "hub")
+#: Formats that write a model folder, and their writers.
+FOLDER_FORMATS = {"hf": hf_export, "hub": hub_export}
 
 
 @dataclass
@@ -111,7 +118,7 @@ def validate_options(fmt: str, head: str, size: tuple[int, int] | None) -> None:
     """
     _choice(fmt, FORMATS, "--format")
     _choice(head, HEADS, "--head")
-    if fmt == "hf" and (head != "logits" or size is not None):
+    if fmt in FOLDER_FORMATS and (head != "logits" or size is not None):
         raise ExportError("--head and --size apply to --format onnx and torchscript only")
 
 
@@ -128,7 +135,8 @@ def export_model(
 
     Args:
         loaded: the model with its taxonomy (:func:`labelbridge.models.load_model`).
-        fmt: ``"onnx"``, ``"torchscript"`` (a ``torch.export`` program) or ``"hf"``.
+        fmt: ``"onnx"``, ``"torchscript"`` (a ``torch.export`` program), ``"hf"`` (a
+            transformers folder) or ``"hub"`` (a ``huggingface_hub`` model folder).
         out: the export folder (created; files of an earlier export are replaced).
         head: ``"logits"`` or ``"argmax"`` (``onnx`` and ``torchscript`` only).
         size: ``(width, height)`` of a graph of one size; ``None``: symbolic sizes.
@@ -146,8 +154,8 @@ def export_model(
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     loaded.model.eval().cpu()
-    if fmt == "hf":
-        files, sidecar = hf_export(loaded, folder, what=what)
+    if fmt in FOLDER_FORMATS:
+        files, sidecar = FOLDER_FORMATS[fmt](loaded, folder, what=what)
     else:
         files, sidecar = graph_export(loaded, fmt, folder, head=head, size=size, what=what)
     sidecar = {

@@ -1,11 +1,16 @@
-"""Hugging Face folders of a model (``--format hf``): what ``save_pretrained`` writes, with
-the taxonomy's labels and an image processor config, reloaded by the auto classes and
-checked against eager."""
+"""Hugging Face folders of a model, reloaded and checked against eager:
+
+* ``--format hf`` (transformers models): what ``save_pretrained`` writes, with the
+  taxonomy's labels and an image processor config, for the transformers auto classes;
+* ``--format hub`` (every model): a ``huggingface_hub`` model folder
+  (:mod:`labelbridge.models.hub`), read by ``HubSegmentationModel.from_pretrained`` and by
+  labelbridge as a checkpoint."""
 
 from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +32,26 @@ from labelbridge.models.hf import (
     read_processor_config,
 )
 
+#: Sizes a folder's model serves (it pads and resizes itself).
+ANY_SIZE: dict[str, dict[str, int | None]] = {
+    "batch": {"min": 1, "max": None},
+    "height": {"min": 1, "max": None},
+    "width": {"min": 1, "max": None},
+}
+
+
+def save_into(out: Path, save: Callable[[Path], None]) -> list[Path]:
+    """Run ``save`` on a fresh temporary folder inside ``out`` and move each file it wrote
+    into ``out`` atomically (a crash leaves whole files); returns them, sorted."""
+    written = []
+    with tempfile.TemporaryDirectory(dir=out, prefix=".export-") as tmp:
+        folder = Path(tmp)
+        save(folder)
+        for file in sorted(p for p in folder.iterdir() if p.is_file()):
+            copy_file_atomic(file, out / file.name)
+            written.append(out / file.name)
+    return written
+
 
 def hf_export(loaded: LoadedModel, out: Path, *, what: str) -> tuple[list[Path], dict[str, Any]]:
     import transformers
@@ -36,23 +61,21 @@ def hf_export(loaded: LoadedModel, out: Path, *, what: str) -> tuple[list[Path],
         raise ExportError(
             f"{what}: --format hf writes a transformers model folder, and {loaded.spec!r} is "
             "not a transformers model (hf:, segformer:, upernet: and mask2former: specs are); "
-            "export it with --format onnx or --format torchscript"
+            "export it with --format hub (a Hugging Face Hub model folder), onnx or torchscript"
         )
     names = loaded.taxonomy.train_names
     config = model.hf.config  # the loaded model's own config takes the taxonomy's labels
     config.id2label = dict(enumerate(names))
     config.label2id = {name: i for i, name in enumerate(names)}
     processor = model.processor_config_for_export()
-    written = []
-    with tempfile.TemporaryDirectory(dir=out, prefix=".export-") as tmp:
-        folder = Path(tmp)
+
+    def save(folder: Path) -> None:
         model.hf.save_pretrained(folder)
         (folder / PREPROCESSOR_FILE).write_text(
             json.dumps(processor, indent=2) + "\n", encoding="utf-8"
         )
-        for file in sorted(p for p in folder.iterdir() if p.is_file()):
-            copy_file_atomic(file, out / file.name)
-            written.append(out / file.name)
+
+    written = save_into(out, save)
     auto_class = getattr(transformers, model.auto_class_name)
     reloaded = auto_class.from_pretrained(out, local_files_only=True).eval()
     image_processor = transformers.AutoImageProcessor.from_pretrained(out, local_files_only=True)
@@ -69,9 +92,7 @@ def hf_export(loaded: LoadedModel, out: Path, *, what: str) -> tuple[list[Path],
     checks = verify(
         model,
         twin.eval(),
-        check_shapes(
-            EXAMPLE_SIZE, {"height": {"min": 1, "max": None}, "width": {"min": 1, "max": None}}
-        ),
+        check_shapes(EXAMPLE_SIZE, ANY_SIZE),
         head="logits",
         tolerance=HF_TOLERANCE,
         what=f"{what} ({out})",
@@ -92,11 +113,7 @@ def hf_export(loaded: LoadedModel, out: Path, *, what: str) -> tuple[list[Path],
             in_graph=False,
             size_divisor=model.size_divisor,
             padding_in_graph=False,
-            sizes={
-                "batch": {"min": 1, "max": None},
-                "height": {"min": 1, "max": None},
-                "width": {"min": 1, "max": None},
-            },
+            sizes=ANY_SIZE,
             note=(
                 "AutoImageProcessor computes pixel_values = (pixels / 255 - mean) / std; "
                 "labelbridge pads H and W to multiples of size_divisor (edge pixels "
@@ -123,5 +140,57 @@ def hf_export(loaded: LoadedModel, out: Path, *, what: str) -> tuple[list[Path],
             "image_processor_mean_std_match": True,
         },
         "versions": package_versions("transformers", "safetensors"),
+    }
+    return written, sidecar
+
+
+def hub_export(loaded: LoadedModel, out: Path, *, what: str) -> tuple[list[Path], dict[str, Any]]:
+    """A Hub model folder of any model (:mod:`labelbridge.models.hub`), reloaded by
+    ``HubSegmentationModel.from_pretrained`` and checked against eager."""
+    from labelbridge.models.hub import HUB_CONFIG_FILE, HUB_WEIGHTS_FILE, HubSegmentationModel
+
+    model = loaded.model
+    hub = HubSegmentationModel.from_loaded(loaded)
+    written = save_into(out, hub.save_pretrained)
+    reloaded = HubSegmentationModel.from_pretrained(out, local_files_only=True)
+    if reloaded.spec != loaded.spec or reloaded.taxonomy.to_dict() != loaded.taxonomy.to_dict():
+        raise ExportError(f"{what}: the Hub folder {out} reloads another spec or taxonomy")
+    checks = verify(
+        model,
+        reloaded,
+        check_shapes(EXAMPLE_SIZE, ANY_SIZE),
+        head="logits",
+        tolerance=HF_TOLERANCE,
+        what=f"{what} ({out})",
+    )
+    sidecar = {
+        "format": "hub",
+        "files": {"config": HUB_CONFIG_FILE, "weights": HUB_WEIGHTS_FILE},
+        "exporter": "huggingface_hub PyTorchModelHubMixin.save_pretrained "
+        "(labelbridge.models.hub.HubSegmentationModel)",
+        "input": input_entry(
+            name="images",
+            mean=model.input_mean,
+            std=model.input_std,
+            in_graph=True,
+            size_divisor=model.size_divisor,
+            padding_in_graph=True,
+            sizes=ANY_SIZE,
+            note="HubSegmentationModel.from_pretrained(folder or repo id)(images): RGB pixels "
+            "/ 255; the model normalises, pads and crops itself",
+        ),
+        "output": {
+            "name": "logits",
+            "kind": "logits",
+            "dtype": "float32",
+            "shape": ["batch", model.num_classes, "height", "width"],
+            "note": "at the input resolution; channel i is taxonomy.class_names[i]",
+        },
+        "verification": {
+            "reference": "PyTorch eager (this labelbridge model)",
+            "runtime": "HubSegmentationModel.from_pretrained",
+            "checks": checks,
+        },
+        "versions": package_versions("huggingface_hub", "safetensors"),
     }
     return written, sidecar

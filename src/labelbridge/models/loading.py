@@ -24,7 +24,7 @@ def load_model(
     taxonomy's classes, weights)``.
 
     Args:
-        checkpoint: a checkpoint file; then ``spec``, ``weights`` and ``taxonomy`` are
+        checkpoint: a checkpoint file or a Hub-style model folder; then ``spec``, ``weights`` and ``taxonomy`` are
             not used.
         spec: model spec (e.g. ``"espnetv2:s=2.0"``), with ``taxonomy``.
         weights: weights of ``spec`` (``None``: the spec's own initialisation).
@@ -37,7 +37,7 @@ def load_model(
     """
     if checkpoint is not None:
         path = Path(checkpoint)
-        if not path.is_file():
+        if not path.exists():
             raise CheckpointError(f"{path}: {what} checkpoint not found")
         return load_checkpoint(path)
     if spec is None or taxonomy is None:
