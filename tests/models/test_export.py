@@ -123,7 +123,7 @@ def test_integer_pyramid_sides_equal_the_float_ceil() -> None:
 # --------------------------------------------------------------------- options
 def test_bad_options_name_the_option() -> None:
     with pytest.raises(
-        ExportError, match=r"--format must be one of onnx, torchscript, hf, got 'tflite'"
+        ExportError, match=r"--format must be one of onnx, torchscript, hf, hub, got 'tflite'"
     ):
         validate_options("tflite", "logits", None)
     with pytest.raises(ExportError, match=r"--head must be one of logits, argmax"):
