@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from labelbridge.errors import ConfigError
-from labelbridge.sharding import Shard, detect_shard, local_rank, slurm_task
+from labelbridge.sharding import Shard, detect_shard, launcher_shard, local_rank, slurm_task
 
 #: Variables of the launchers; every test starts without any of them.
 LAUNCH_VARS = (
@@ -160,3 +160,15 @@ def test_local_rank_from_torchrun_then_srun(monkeypatch: pytest.MonkeyPatch) -> 
     assert local_rank() == 3
     monkeypatch.setenv("LOCAL_RANK", "1")
     assert local_rank() == 1
+
+
+def test_launcher_shard_is_detect_shards_answer_without_a_log_line(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert launcher_shard() == Shard(0, 1)
+    srun_task(monkeypatch, 1, 2)
+    with caplog.at_level(logging.DEBUG, logger="labelbridge.sharding"):
+        assert launcher_shard() == Shard(1, 2)
+    assert caplog.text == ""
+    torchrun(monkeypatch, 3, 4)  # torchrun inside the srun task wins, as in detect_shard
+    assert launcher_shard() == detect_shard() == Shard(3, 4)

@@ -15,3 +15,8 @@ DEFAULT_TTA_SCALES: tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
 #: Environment variable holding the folder under which dataset roots are looked up
 #: (``$LABELBRIDGE_DATA/<dataset>``) when no root is given explicitly.
 DATA_ROOT_ENV: str = "LABELBRIDGE_DATA"
+
+#: Default seconds a process of a sharded run without a process group (srun or torchrun
+#: tasks) waits, after its own pseudo-label shard, for the other shards before the
+#: pipeline goes on (``pseudo.shard_wait``).
+SHARD_WAIT_SECONDS: float = 3600.0

@@ -154,6 +154,17 @@ def _torch_group_shard() -> Shard | None:
     return None
 
 
+def launcher_shard() -> Shard:
+    """This process's place among the processes started together: :func:`detect_shard`'s
+    answer without an explicit shard, found without logging (for code that asks often,
+    e.g. which process records a run's shared state).
+
+    Raises:
+        ConfigError: as :func:`detect_shard`.
+    """
+    return _torch_group_shard() or torchrun_shard() or slurm_shard() or Shard()
+
+
 def detect_shard(explicit: Shard | None = None) -> Shard:
     """The shard of this process (sources and their order: see the module doc); logs
     where it came from.

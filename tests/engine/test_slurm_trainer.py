@@ -15,7 +15,12 @@ from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.strategies import DDPStrategy
 
 from benchmarks.common.layouts.toydata import toy_config
-from labelbridge.engine.stage import _remove_empty_files, _trainer_kwargs
+from labelbridge.engine.stage import (
+    _remove_empty_files,
+    _trainer_kwargs,
+    check_one_trainer_per_task,
+)
+from labelbridge.errors import ConfigError
 
 #: Launcher variables that would make Lightning pick another environment.
 OTHER_LAUNCHERS = (
@@ -107,3 +112,26 @@ def test_only_srun_task_zero_removes_empty_log_files(
     srun_task(monkeypatch, 0, nodes=1, per_node=2)
     _remove_empty_files(tmp_path / "logs")
     assert not (logs / "hparams.yaml").exists()
+
+
+def test_one_process_trainer_in_several_srun_tasks_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``trainer.devices=1`` under ``srun --ntasks=2``: Lightning's single-device strategy
+    checks nothing, and both tasks would train the stage into one folder at once."""
+    srun_task(monkeypatch, 1, nodes=1, per_node=2)
+    single = trainer_for(tmp_path, devices=1)
+    assert (type(single.strategy).__name__, single.world_size, single.is_global_zero) == (
+        "SingleDeviceStrategy",
+        1,
+        True,  # both tasks would write the checkpoints
+    )
+    with pytest.raises(ConfigError) as err:
+        check_one_trainer_per_task(single, tmp_path / "run" / "train")
+    assert str(err.value).startswith(
+        f"{tmp_path / 'run' / 'train'}: srun started 2 tasks, but trainer.devices and "
+        "trainer.num_nodes make one training process"
+    )
+    check_one_trainer_per_task(trainer_for(tmp_path, devices=2, strategy="ddp"), tmp_path)
+    monkeypatch.setenv("SLURM_NTASKS", "1")  # srun --ntasks=1: one task, one process
+    check_one_trainer_per_task(trainer_for(tmp_path, devices=1), tmp_path)

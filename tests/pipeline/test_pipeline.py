@@ -14,7 +14,6 @@ from labelbridge.config.pseudo import PseudoLabelConfig
 from labelbridge.config.train import TrainConfig
 from labelbridge.errors import ConfigError
 from labelbridge.pipeline import RunState, format_table, plan_stages, run_pipeline
-from labelbridge.world import WorldSizes, generate_world
 
 
 def _config(run_dir: Path, world_root: Path, **changes) -> PipelineConfig:
@@ -140,13 +139,6 @@ def _run_recording_configs(cfg: PipelineConfig, run: Path):
         cfg, train_fn=train, pseudo_fn=pseudo, evaluate_fn=lambda c, **k: ({}, {})
     )
     return result, record
-
-
-@pytest.fixture(scope="module")
-def tiny_world(tmp_path_factory: pytest.TempPathFactory):
-    return generate_world(
-        tmp_path_factory.mktemp("world"), seed=1, sizes=WorldSizes.tiny(), image_size=(64, 48)
-    )
 
 
 def test_plan_and_configs_handed_to_the_stages(tmp_path: Path, tiny_world) -> None:

@@ -25,22 +25,9 @@ from labelbridge.locks import LockHeldError, claim_lock
 from labelbridge.pseudo.distributed import Shard
 from labelbridge.pseudo.manifest import read_manifest
 from labelbridge.pseudo.run import run_pseudo_label
+from srun_env import cli_env, slurm_task_env
 
-SRC = Path(__file__).resolve().parents[2] / "src"
 NAMES12 = [f"f{i:03d}" for i in range(12)]
-#: Launcher variables a test process may have inherited; the CLI runs get none but theirs.
-LAUNCH_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK")
-
-
-def cli_env(**extra: str) -> dict[str, str]:
-    """One torch thread, this checkout's ``src`` first, no launcher variables but ``extra``."""
-    env = {
-        k: v for k, v in os.environ.items() if k not in LAUNCH_VARS and not k.startswith("SLURM_")
-    }
-    paths = [str(SRC), os.environ.get("PYTHONPATH", "")]
-    env.update(OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(p for p in paths if p))
-    env.update(extra)
-    return env
 
 
 def write_config(work: Path, data: Path) -> Path:
@@ -56,17 +43,6 @@ def write_config(work: Path, data: Path) -> Path:
     path = work / "pseudo.yaml"
     dump_config(cfg, path)
     return path
-
-
-def slurm_task_env(procid: int, ntasks: int) -> dict[str, str]:
-    """What srun gives task ``procid`` of ``ntasks`` (the variables labelbridge reads)."""
-    return cli_env(
-        SLURM_JOB_ID="4242",
-        SLURM_STEP_ID="0",
-        SLURM_PROCID=str(procid),
-        SLURM_LOCALID=str(procid),
-        SLURM_NTASKS=str(ntasks),
-    )
 
 
 def manifest_lines(folder: Path) -> list[dict]:
@@ -221,3 +197,30 @@ def test_sigterm_removes_the_lock_and_keeps_finished_images(tmp_path: Path) -> N
     done = read_manifest(part)
     assert 2 <= len(done) < 40
     assert {rec["key"] for rec in done} <= {f"train/f{i:03d}" for i in range(1, 80, 2)}
+
+
+def test_waiting_for_the_other_shards_names_them_on_timeout(data: Path, tmp_path: Path) -> None:
+    """A task of a run without a process group that finished its shard waits for the
+    others (the pipeline, before its student): a timeout names the folder, each shard
+    still missing and its lock file; once the last shard has finished, it returns."""
+    from labelbridge.pseudo.wait import ShardsUnfinishedError, wait_for_shards
+
+    cfg = make_cfg(data, tmp_path / "out")
+    folder = tmp_path / "out" / "cv"
+    run_pseudo_label(cfg, shard=Shard(0, 2), teacher=make_teacher())
+    with pytest.raises(ShardsUnfinishedError) as err:
+        wait_for_shards(cfg, Shard(0, 2), timeout=0.2, poll=0.05)
+    assert str(err.value) == (
+        f"{tmp_path / 'out'}: shard 0/2 waited 0.2 s for the other shards of this run without "
+        "a process group, and these are not finished: shard 1/2 (3 of 3 images to do, lock "
+        f"file manifest.1-of-2.jsonl.lock absent (not started, or stopped)) of {folder}. See "
+        "those tasks' logs; running the job again resumes (finished images are kept); "
+        "pseudo.shard_wait sets how long to wait"
+    )
+    with claim_lock(folder / "manifest.1-of-2.jsonl.lock", what="shard 1/2 of the test"):
+        with pytest.raises(ShardsUnfinishedError, match=r"lock file \S+ present \(still working"):
+            wait_for_shards(cfg, Shard(0, 2), timeout=0.1, poll=0.05)
+    (summary,) = run_pseudo_label(cfg, shard=Shard(1, 2), teacher=make_teacher())
+    assert summary.report["images"]["remaining"] == 0
+    wait_for_shards(cfg, Shard(0, 2), timeout=0.0)  # finished: no wait, no error
+    wait_for_shards(cfg, Shard(0, 1), timeout=0.0)  # one process: nothing to wait for

@@ -56,6 +56,7 @@ from labelbridge.config.train import (
     TrainDatasetConfig,
     ValDatasetConfig,
 )
+from labelbridge.constants import SHARD_WAIT_SECONDS
 
 #: Pseudo-labelling arms: with the ontology priors, or without (Naive Student).
 ARMS: tuple[str, ...] = ("priors", "no_priors")
@@ -157,6 +158,9 @@ class PipelinePseudoConfig(StrictModel):
         batch_size: images per forward pass.
         num_workers: decode/encode threads.
         threads: torch intra-op threads (``None``: leave torch's setting).
+        shard_wait: seconds a process of a sharded run without a process group (srun or
+            torchrun tasks) waits, after its own shard, for the other shards to finish
+            before the run goes on; then it stops with an error naming the shards missing.
     """
 
     arms: list[Arm] = Field(default_factory=lambda: ["priors"], min_length=1)
@@ -166,6 +170,7 @@ class PipelinePseudoConfig(StrictModel):
     batch_size: int = Field(default=1, ge=1)
     num_workers: int = Field(default=2, ge=0)
     threads: int | None = Field(default=None, ge=1)
+    shard_wait: float = Field(default=SHARD_WAIT_SECONDS, gt=0)
 
     @field_validator("arms")
     @classmethod

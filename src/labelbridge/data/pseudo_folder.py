@@ -8,6 +8,7 @@ training reads as a label source (one contract, shared by the writer and the rea
     <folder>/<sample key>_conf.png    confidence x 255 (optional)
     <folder>/<sample key>_soft.npz    top-k soft labels (optional)
     <folder>/previews/<key with / as __>.png
+    <folder>/report.json, report.md   what the run made (written when a shard finishes)
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from labelbridge.yamlio import load_yaml
 
 #: The folder's description file (``taxonomy:`` and the settings that made it).
 INFO_FILE = "pseudo_labels.yaml"
+#: The run's report of the folder (``images.total``, ``images.remaining``, pixel shares).
+REPORT_FILE = "report.json"
 
 
 def pseudo_label_taxonomy(folder: Path) -> str:

@@ -39,9 +39,9 @@ from labelbridge.engine.callbacks import (
 from labelbridge.engine.datamodule import SegmentationDataModule, build_val_sets
 from labelbridge.engine.loggers import LOGS, build_callbacks, build_loggers, finish_loggers
 from labelbridge.engine.module import SELECT_METRIC, SegmentationModule
-from labelbridge.errors import CheckpointError
+from labelbridge.errors import CheckpointError, ConfigError
 from labelbridge.progress import stderr_is_terminal
-from labelbridge.sharding import slurm_task
+from labelbridge.sharding import slurm_shard, slurm_task, torchrun_shard
 from labelbridge.taxonomy import Taxonomy, load_taxonomy
 
 log = logging.getLogger(__name__)
@@ -282,6 +282,7 @@ def run_stage(
         callbacks=cbs + list(callbacks),
         logger=loggers,
     )
+    check_one_trainer_per_task(trainer, stage_dir)
     last = ckpt_dir / f"{LAST_NAME}.ckpt"
     resume = last if last.is_file() else None
     if resume is not None:
@@ -316,6 +317,27 @@ def run_stage(
             },
         )
     return best_path, history
+
+
+def check_one_trainer_per_task(trainer: L.Trainer, stage_dir: Path) -> None:
+    """Refuse a trainer of one process in one of several srun tasks: Lightning picks its
+    single-device strategy there (``trainer.devices=1``, one node) and checks nothing, so
+    every task would train the whole stage on its own, into the same folder at once.
+
+    Raises:
+        ConfigError: srun started several tasks (not torchrun inside them), and the
+            trainer's devices and nodes make one process.
+    """
+    task = slurm_shard()
+    if task is None or torchrun_shard() is not None or trainer.world_size > 1:
+        return
+    raise ConfigError(
+        f"{stage_dir}: srun started {task.count} tasks, but trainer.devices and "
+        "trainer.num_nodes make one training process, so every task would train this stage "
+        "on its own, into the same folder at once. Set trainer.devices to srun's tasks per "
+        "node (--ntasks-per-node) and trainer.num_nodes to its nodes (with "
+        "trainer.strategy=ddp), or start one task (srun --ntasks=1)"
+    )
 
 
 def _log_interval(every: int, datamodule: L.LightningDataModule) -> int:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from labelbridge.config.pipeline import PipelineConfig
+from labelbridge.data.pseudo_folder import REPORT_FILE
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +124,7 @@ def format_table(rows: list[ModelResult], evaluation: list[str]) -> str:
 def read_pseudo_stats(folder: Path, extras: list[str]) -> dict[str, dict[str, float | None]]:
     stats: dict[str, dict[str, float | None]] = {}
     for name in extras:
-        report = folder / name / "report.json"
+        report = folder / name / REPORT_FILE
         if not report.is_file():
             continue
         try:

@@ -1,4 +1,12 @@
-"""Running the plan: each stage once, recorded in ``state.json``, resumed on re-run."""
+"""Running the plan: each stage once, recorded in ``state.json``, resumed on re-run.
+
+Started several times over (``srun`` tasks, torchrun processes), every process runs every
+stage (training is one DDP run of them all; pseudo-labelling is sharded between them),
+and process 0 alone records the run: ``state.json``, ``pipeline.yaml``, the stages'
+configs and the results. After a pseudo-label stage without a process group, each
+process waits for the other shards (:func:`~labelbridge.pseudo.wait.wait_for_shards`)
+before it goes on, so that no student reads, and no state records, labels still being
+made; with a process group the stage's own barrier does that."""
 
 from __future__ import annotations
 
@@ -41,6 +49,7 @@ from labelbridge.pipeline.state import (
     earlier_fingerprints,
     stage_fingerprint,
 )
+from labelbridge.sharding import launcher_shard
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +69,16 @@ class _Runner:
     ) -> None:
         self.cfg = cfg
         self.run_dir = cfg.run_path
-        self.state = RunState(self.run_dir / STATE_FILE)
+        process = launcher_shard()
+        #: Whether this process records the run (process 0 of those started together).
+        self.records = process.index == 0
+        if not self.records:
+            log.info(
+                "process %s of this run: it runs every stage with the others, process 0 "
+                "records the run's state and results",
+                process,
+            )
+        self.state = RunState(self.run_dir / STATE_FILE, record=self.records)
         self.train_fn, self.pseudo_fn, self.evaluate_fn = train_fn, pseudo_fn, evaluate_fn
         self.executed: list[str] = []
 
@@ -118,7 +136,8 @@ class _Runner:
 
         def work() -> dict[str, Any]:
             (self.run_dir / name).mkdir(parents=True, exist_ok=True)
-            dump_config(train_cfg, self.run_dir / name / "train_config.yaml")
+            if self.records:
+                dump_config(train_cfg, self.run_dir / name / "train_config.yaml")
             result = self.train_fn(train_cfg)
             return {"checkpoint": train_checkpoint(result, name)}
 
@@ -129,9 +148,14 @@ class _Runner:
         pseudo_cfg = build_pseudo_config(self.cfg, teacher, priors=arm == "priors", output=out)
 
         def work() -> dict[str, Any]:
+            from labelbridge.pseudo.wait import wait_for_shards
+
             out.mkdir(parents=True, exist_ok=True)
-            dump_config(pseudo_cfg, out / "pseudo_config.yaml")
+            if self.records:
+                dump_config(pseudo_cfg, out / "pseudo_config.yaml")
             self.pseudo_fn(pseudo_cfg)
+            # sharded without a process group: the others may still be labelling
+            wait_for_shards(pseudo_cfg, launcher_shard(), timeout=self.cfg.pseudo.shard_wait)
             return {"output": str(out)}
 
         ident = pseudo_cfg.model_dump(mode="json")
@@ -158,7 +182,8 @@ class _Runner:
     def run(self) -> PipelineResult:
         cfg = self.cfg
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        dump_config(cfg, self.run_dir / RESOLVED_CONFIG)
+        if self.records:
+            dump_config(cfg, self.run_dir / RESOLVED_CONFIG)
         rows: list[ModelResult] = []
         pseudo_stats: dict[str, dict[str, dict[str, float | None]]] = {}
         extras = [e.name for e in cfg.extras]
@@ -216,16 +241,17 @@ class _Runner:
         evaluation = [e.report_name for e in cfg.evaluation_sets]
         table = format_table(rows, evaluation)
         md_path, json_path = self.run_dir / RESULTS_MD, self.run_dir / RESULTS_JSON
-        write_text_atomic(md_path, results_markdown(cfg, table, pseudo_stats))
-        write_json_atomic(
-            json_path,
-            {
-                "taxonomy": cfg.taxonomy,
-                "evaluation": evaluation,
-                "rows": [r.__dict__ for r in rows],
-                "pseudo_stats": pseudo_stats,
-            },
-        )
+        if self.records:
+            write_text_atomic(md_path, results_markdown(cfg, table, pseudo_stats))
+            write_json_atomic(
+                json_path,
+                {
+                    "taxonomy": cfg.taxonomy,
+                    "evaluation": evaluation,
+                    "rows": [r.__dict__ for r in rows],
+                    "pseudo_stats": pseudo_stats,
+                },
+            )
         return PipelineResult(
             self.run_dir, rows, evaluation, pseudo_stats, table, md_path, json_path, self.executed
         )
@@ -251,10 +277,13 @@ def run_pipeline(
             {class: IoU}})`` (default :func:`evaluate_checkpoint`).
 
     Returns:
-        The results table and where it was written.
+        The results table and where it was written (by process 0 of a run started
+        several times over; see the module doc).
 
     Raises:
         ConfigError: the run folder holds stages done with another configuration.
+        ShardsUnfinishedError: sharded without a process group, the other shards of a
+            pseudo-label stage did not finish within ``pseudo.shard_wait`` seconds.
         UserError: any user error of a stage (bad dataset file, mapping, checkpoint).
     """
     if train_fn is None:

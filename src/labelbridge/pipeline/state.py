@@ -69,13 +69,17 @@ class RunState:
 
     Args:
         path: the state file.
+        record: write changes to the file; ``False`` keeps them in memory (the other
+            processes of a run started several times over, e.g. srun tasks: one process,
+            rank 0, records the run's state).
 
     Raises:
         ConfigError: the file exists but is not a state file of this version.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, record: bool = True) -> None:
         self.path = Path(path)
+        self.record = record
         self.stages: dict[str, dict[str, Any]] = {}
         if self.path.is_file():
             try:
@@ -91,6 +95,9 @@ class RunState:
             self.stages = dict(data.get("stages", {}))
 
     def save(self) -> None:
+        """Write the state file (atomically); nothing where this process does not record."""
+        if not self.record:
+            return
         write_json_atomic(self.path, {"version": STATE_VERSION, "stages": self.stages})
 
     def is_done(self, name: str) -> bool:

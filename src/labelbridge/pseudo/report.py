@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from labelbridge.data.pseudo_folder import REPORT_FILE
 from labelbridge.files import write_bytes_atomic
 from labelbridge.pseudo.manifest import is_finished
 from labelbridge.taxonomy import Taxonomy
@@ -189,7 +190,7 @@ def report_markdown(report: dict[str, Any]) -> str:
 def write_report(folder: str | Path, report: dict[str, Any]) -> tuple[Path, Path]:
     """Write ``report.json`` and ``report.md`` atomically into ``folder``."""
     folder = Path(folder)
-    js, md = folder / "report.json", folder / "report.md"
+    js, md = folder / REPORT_FILE, folder / "report.md"
     write_bytes_atomic(js, (json.dumps(report, indent=2) + "\n").encode("utf-8"))
     write_bytes_atomic(md, report_markdown(report).encode("utf-8"))
     return js, md

@@ -40,6 +40,7 @@ import torch
 
 from labelbridge.config.pseudo import DatasetEntry, PseudoLabelConfig
 from labelbridge.data import Sample, SegmentationDataset, create_dataset
+from labelbridge.data.pseudo_folder import REPORT_FILE
 from labelbridge.errors import ConfigError
 from labelbridge.files import remove_stale_temp_files
 from labelbridge.locks import LOCK_SUFFIX, claim_lock
@@ -78,7 +79,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Lock file under which a shard without a process group merges and reports.
-FINISH_LOCK = "report.json" + LOCK_SUFFIX
+FINISH_LOCK = REPORT_FILE + LOCK_SUFFIX
 #: How long a shard waits for another one's merge and report.
 FINISH_WAIT_SECONDS = 300.0
 
