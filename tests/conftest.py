@@ -3,15 +3,11 @@ tests that need them skip with a clear message where the folder is absent."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("LABELBRIDGE_SHARED", REPO.parent / "shared"))
-SHARED_DATA = SHARED / "data"
-SHARED_WEIGHTS = SHARED / "weights"
+from shared_paths import SHARED_DATA, SHARED_WEIGHTS
 
 
 def _need(path: Path) -> Path:

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from test_models_hf import tiny_segformer_config
 
-from conftest import SHARED_WEIGHTS
 from labelbridge import __version__
 from labelbridge.constants import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD
 from labelbridge.errors import CheckpointError
@@ -46,6 +46,7 @@ from labelbridge.models.export_sidecar import SIDECAR_FILE, read_sidecar
 from labelbridge.models.hf import normalization_from_processor
 from labelbridge.models.shape_ops import adaptive_avg_pool2d
 from labelbridge.taxonomy import Taxonomy, load_taxonomy
+from shared_paths import SHARED_WEIGHTS
 
 transformers = pytest.importorskip("transformers")
 torch.set_num_threads(1)
@@ -139,7 +140,7 @@ def test_class_id_dtype() -> None:
 
 
 def test_hf_format_refuses_edgenets_models(tmp_path: Path) -> None:
-    with pytest.raises(ExportError, match="not a transformers model.*--format onnx"):
+    with pytest.raises(ExportError, match="not a transformers model.*--format hub.*onnx"):
         export_model(_cityscapes_model("tiny"), "hf", tmp_path / "out")
     assert not (tmp_path / "out" / SIDECAR_FILE).exists()
 
@@ -267,22 +268,12 @@ def test_torchscript_program_reproduces_logits(tmp_path: Path, spec: str) -> Non
 # --------------------------------------------------------------------- Hugging Face
 
 
-def _tiny_segformer(num_labels: int):
-    return transformers.SegformerConfig(
-        hidden_sizes=[8, 16, 32, 64],
-        depths=[1, 1, 1, 1],
-        num_attention_heads=[1, 1, 1, 1],
-        decoder_hidden_size=16,
-        num_labels=num_labels,
-    )
-
-
 def _hf_folder(folder: Path, num_labels: int, **processor) -> Path:
     """A save_pretrained folder of a tiny SegFormer, with a processor config if given."""
     torch.manual_seed(0)
-    transformers.SegformerForSemanticSegmentation(_tiny_segformer(num_labels)).save_pretrained(
-        folder
-    )
+    transformers.SegformerForSemanticSegmentation(
+        tiny_segformer_config(num_labels)
+    ).save_pretrained(folder)
     if processor:
         (folder / "preprocessor_config.json").write_text(
             json.dumps({"image_processor_type": "SegformerImageProcessor", **processor})
@@ -385,7 +376,7 @@ def test_hf_export_loads_with_auto_classes(tmp_path: Path) -> None:
 @needs_onnxruntime
 def test_segformer_onnx_export(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    model = SegformerSegmentation.from_config(_tiny_segformer(5)).eval()
+    model = SegformerSegmentation.from_config(tiny_segformer_config(5)).eval()
     loaded = LoadedModel(model, _taxonomy(5), "segformer:b0", {})
     result = export_model(loaded, "onnx", tmp_path)
     assert result.sidecar["input"]["height"]["min"] == 33  # one stride-32 cell is special

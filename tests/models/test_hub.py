@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import safetensors.torch
 import torch
+from test_models_hf import tiny_segformer_config
 
 from benchmarks.common.reliability import run_cli
 from labelbridge.config.pseudo import TeacherConfig
@@ -71,15 +72,8 @@ def test_conv_students_round_trip_through_the_mixin(tmp_path: Path, spec: str) -
 
 
 def test_hf_student_round_trip_keeps_its_config(tmp_path: Path) -> None:
-    config = transformers.SegformerConfig(
-        hidden_sizes=[8, 16, 32, 64],
-        depths=[1, 1, 1, 1],
-        num_attention_heads=[1, 1, 1, 1],
-        decoder_hidden_size=16,
-        num_labels=11,
-    )
     torch.manual_seed(0)
-    model = SegformerSegmentation.from_config(config).eval()
+    model = SegformerSegmentation.from_config(tiny_segformer_config(11)).eval()
     loaded = LoadedModel(model, load_taxonomy("camvid11"), "segformer:b0", {})
     HubSegmentationModel.from_loaded(loaded).save_pretrained(tmp_path)
     again = load_model(checkpoint=tmp_path)

@@ -248,12 +248,9 @@ def graph_export(
         "exporter": exporter,
         **({"onnx_opset": ONNX_OPSET} if fmt == "onnx" else {}),
         "input": input_entry(
+            model,
             name=INPUT_NAME,
-            mean=model.input_mean,
-            std=model.input_std,
             in_graph=True,
-            size_divisor=model.size_divisor,
-            padding_in_graph=True,
             sizes=ranges,
             note="feed RGB pixels / 255; the graph normalises, pads and crops itself"
             + (

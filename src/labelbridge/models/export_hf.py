@@ -107,12 +107,9 @@ def hf_export(loaded: LoadedModel, out: Path, *, what: str) -> tuple[list[Path],
         "exporter": f"transformers save_pretrained ({type(model.hf).__name__})",
         "transformers_auto_class": model.auto_class_name,
         "input": input_entry(
+            model,
             name="pixel_values",
-            mean=model.input_mean,
-            std=model.input_std,
             in_graph=False,
-            size_divisor=model.size_divisor,
-            padding_in_graph=False,
             sizes=ANY_SIZE,
             note=(
                 "AutoImageProcessor computes pixel_values = (pixels / 255 - mean) / std; "
@@ -169,12 +166,9 @@ def hub_export(loaded: LoadedModel, out: Path, *, what: str) -> tuple[list[Path]
         "exporter": "huggingface_hub PyTorchModelHubMixin.save_pretrained "
         "(labelbridge.models.hub.HubSegmentationModel)",
         "input": input_entry(
+            model,
             name="images",
-            mean=model.input_mean,
-            std=model.input_std,
             in_graph=True,
-            size_divisor=model.size_divisor,
-            padding_in_graph=True,
             sizes=ANY_SIZE,
             note="HubSegmentationModel.from_pretrained(folder or repo id)(images): RGB pixels "
             "/ 255; the model normalises, pads and crops itself",

@@ -31,6 +31,7 @@ from typing import Any
 from labelbridge.constants import IGNORE_INDEX
 from labelbridge.errors import CheckpointError
 from labelbridge.files import write_json_atomic
+from labelbridge.models.base import SegmentationModel
 from labelbridge.taxonomy import Taxonomy
 
 #: File name of the sidecar in an export folder.
@@ -54,33 +55,30 @@ def taxonomy_entry(taxonomy: Taxonomy) -> dict[str, Any]:
 
 
 def input_entry(
+    model: SegmentationModel,
     *,
     name: str,
-    mean: tuple[float, ...],
-    std: tuple[float, ...],
     in_graph: bool,
-    size_divisor: int,
-    padding_in_graph: bool,
     sizes: dict[str, dict[str, int | None]],
-    value_range: tuple[float, float] = (0.0, 1.0),
     note: str = "",
 ) -> dict[str, Any]:
-    """The sidecar's ``"input"``: a float32 ``(B, 3, H, W)`` RGB batch, its value range,
-    the normalisation ``(x - mean) / std`` (applied by the graph or by the caller), the
-    size divisor (inside the graph the input is padded up to a multiple of it, edge
-    pixels repeated, and the output cropped back, when ``padding_in_graph``), and the
-    ``batch`` / ``height`` / ``width`` ranges the graph serves (``max: null``: no bound)."""
+    """The sidecar's ``"input"``: a float32 ``(B, 3, H, W)`` RGB batch in ``[0, 1]``, the
+    model's normalisation ``(x - mean) / std`` and size divisor (inside the exported
+    model, when ``in_graph``, the input is normalised, padded up to a multiple of the
+    divisor, edge pixels repeated, and the output cropped back; else the caller does
+    that), and the ``batch`` / ``height`` / ``width`` ranges served (``max: null``: no
+    bound)."""
     return {
         "name": name,
         "dtype": "float32",
         "layout": "NCHW",
         "channel_order": "RGB",
-        "value_range": list(value_range),
+        "value_range": [0.0, 1.0],
         "normalization_in_graph": in_graph,
-        "mean": list(mean),
-        "std": list(std),
-        "size_divisor": size_divisor,
-        "padding_in_graph": padding_in_graph,
+        "mean": list(model.input_mean),
+        "std": list(model.input_std),
+        "size_divisor": model.size_divisor,
+        "padding_in_graph": in_graph,
         **sizes,
         **({"note": note} if note else {}),
     }
