@@ -91,6 +91,9 @@ def _root(
         # the ONNX exporter's graph passes log every step at INFO (hundreds of lines)
         for name in ("onnx_ir", "onnxscript"):
             logging.getLogger(name).setLevel(logging.WARNING)
+        # torch's ONNX registry warns once per torchvision operator it cannot register
+        # (torchvision is not a dependency; no model here uses those operators)
+        logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
 
 
 #: What a ``--checkpoint`` may be (``labelbridge.models.load_checkpoint`` reads them all).

@@ -41,7 +41,7 @@ def export_cmd(
         False, "--json", help="Print the written files and the sidecar as one JSON document."
     ),
 ) -> None:
-    """Export CHECKPOINT for deployment: ONNX, a torch.export program or a Hugging Face folder.
+    """Export CHECKPOINT: ONNX, a torch.export program, a transformers folder or a Hub folder.
 
     The onnx and torchscript graphs take float32 RGB images (B, 3, H, W) in [0, 1] and
     normalise, pad and crop inside; batch, height and width stay symbolic (the sidecar

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from labelbridge.files import copy_file_atomic
 from labelbridge.models.checkpoint import LoadedModel
 from labelbridge.models.export_check import (
@@ -53,6 +55,21 @@ def save_into(out: Path, save: Callable[[Path], None]) -> list[Path]:
     return written
 
 
+def check_reloaded(
+    model: torch.nn.Module, reloaded: torch.nn.Module, *, what: str
+) -> list[dict[str, Any]]:
+    """:func:`~labelbridge.models.export_check.verify` of a folder's reloaded model against
+    ``model``: the example and a second batch and size, within :data:`HF_TOLERANCE`."""
+    return verify(
+        model,
+        reloaded,
+        check_shapes(EXAMPLE_SIZE, ANY_SIZE),
+        head="logits",
+        tolerance=HF_TOLERANCE,
+        what=what,
+    )
+
+
 def hf_export(loaded: LoadedModel, out: Path, *, what: str) -> tuple[list[Path], dict[str, Any]]:
     import transformers
 
@@ -89,14 +106,7 @@ def hf_export(loaded: LoadedModel, out: Path, *, what: str) -> tuple[list[Path],
     if [reloaded.config.id2label[i] for i in range(len(names))] != names:
         raise ExportError(f"{what}: the saved config's id2label differs from the taxonomy")
     twin = type(model)(model.num_classes, hf_model=reloaded, processor=read_processor_config(out))
-    checks = verify(
-        model,
-        twin.eval(),
-        check_shapes(EXAMPLE_SIZE, ANY_SIZE),
-        head="logits",
-        tolerance=HF_TOLERANCE,
-        what=f"{what} ({out})",
-    )
+    checks = check_reloaded(model, twin.eval(), what=f"{what} ({out})")
     sidecar = {
         "format": "hf",
         "files": {
@@ -152,14 +162,7 @@ def hub_export(loaded: LoadedModel, out: Path, *, what: str) -> tuple[list[Path]
     reloaded = HubSegmentationModel.from_pretrained(out, local_files_only=True)
     if reloaded.spec != loaded.spec or reloaded.taxonomy.to_dict() != loaded.taxonomy.to_dict():
         raise ExportError(f"{what}: the Hub folder {out} reloads another spec or taxonomy")
-    checks = verify(
-        model,
-        reloaded,
-        check_shapes(EXAMPLE_SIZE, ANY_SIZE),
-        head="logits",
-        tolerance=HF_TOLERANCE,
-        what=f"{what} ({out})",
-    )
+    checks = check_reloaded(model, reloaded, what=f"{what} ({out})")
     sidecar = {
         "format": "hub",
         "files": {"config": HUB_CONFIG_FILE, "weights": HUB_WEIGHTS_FILE},

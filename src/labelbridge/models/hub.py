@@ -5,7 +5,8 @@ A folder holds what the mixin's ``save_pretrained`` writes::
 
     config.json         {"labelbridge": {"format_version": 1, "model_spec": "espnetv2:s=0.5",
                           "num_classes": 19, "taxonomy": {...}, ...}}
-    model.safetensors   the model's parameters and buffers (keys prefixed "model.")
+    model.safetensors   the module's parameters and buffers (the model is its attribute
+                        ``model``: keys ``model.<name>``)
     README.md           the mixin's model card (library labelbridge)
 
 It is pushed with ``HubSegmentationModel.push_to_hub`` or ``huggingface_hub.upload_folder``
@@ -41,7 +42,7 @@ from labelbridge.models.checkpoint import (
     model_from_meta,
     model_meta_extra,
 )
-from labelbridge.models.state_dict import load_state_dict_checked
+from labelbridge.models.state_dict import META_KEY, load_state_dict_checked
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +50,9 @@ log = logging.getLogger(__name__)
 HUB_CONFIG_FILE: str = "config.json"
 #: The weights file of a Hub folder (the mixin's name).
 HUB_WEIGHTS_FILE: str = "model.safetensors"
-#: The config entry holding the checkpoint meta (the constructor argument's name).
-HUB_CONFIG_KEY: str = "labelbridge"
-#: Prefix of the weight names: the wrapped model is the attribute ``model``.
-STATE_PREFIX: str = "model."
+#: The config entry holding the checkpoint meta: a checkpoint's meta key, and the name of
+#: :class:`HubSegmentationModel`'s constructor argument (the mixin passes entries by name).
+HUB_CONFIG_KEY: str = META_KEY
 
 
 class HubSegmentationModel(
@@ -145,26 +145,8 @@ class HubSegmentationModel(
                 )
             )
         state = safetensors.torch.load_file(str(weights), device=str(map_location))
-        inner = {
-            k.removeprefix(STATE_PREFIX): v for k, v in state.items() if k.startswith(STATE_PREFIX)
-        }
-        if len(inner) != len(state):
-            odd = sorted(k for k in state if not k.startswith(STATE_PREFIX))[:5]
-            raise CheckpointError(f"{weights}: weights outside {STATE_PREFIX!r}*: {odd}")
-        load_state_dict_checked(hub.model, inner, origin=str(weights))
+        load_state_dict_checked(hub, state, origin=str(weights))
         return hub.eval()
-
-
-def is_hub_folder(path: str | Path) -> bool:
-    """Whether ``path`` is a folder with a labelbridge Hub ``config.json``."""
-    config = Path(path) / HUB_CONFIG_FILE
-    if not config.is_file():
-        return False
-    try:
-        data = json.loads(config.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and HUB_CONFIG_KEY in data
 
 
 def load_hub_folder(path: str | Path) -> LoadedModel:

@@ -52,11 +52,7 @@ class _Folder:
 
 
 def _folders(cfg: PseudoLabelConfig) -> list[_Folder]:
-    out = Path(cfg.output)
-    found = []
-    for entry in cfg.datasets:
-        found.append(_Folder(out / entry.name, _keys(entry)))
-    return found
+    return [_Folder(Path(cfg.output) / entry.name, _keys(entry)) for entry in cfg.datasets]
 
 
 def _keys(entry: DatasetEntry) -> list[str]:
@@ -100,7 +96,8 @@ def unfinished_shards(folder: Path, keys: list[str], count: int) -> dict[int, st
     held = set(_held_locks(folder, count))
     missing: dict[int, str] = {}
     for i in range(count):
-        mine = [k for p, k in enumerate(keys) if p % count == i]
+        shard = Shard(i, count)
+        mine = [k for p, k in enumerate(keys) if shard.selects(p)]
         todo = sum(1 for k in mine if k not in union)
         if todo or i in held:
             lock = manifest_name(i, count) + LOCK_SUFFIX
