@@ -39,7 +39,6 @@ def pipeline_cmd(
     """
     from labelbridge.config.pipeline import load_pipeline_config
     from labelbridge.pipeline import STATE_FILE, RunState, plan_stages, run_pipeline
-    from labelbridge.sharding import launcher_shard
 
     cfg = load_pipeline_config(config, overrides)
     if plan:
@@ -61,7 +60,7 @@ def pipeline_cmd(
             print(f"{r['status']:<8} {r['stage']:<40} {r['kind']}{target}")
         return
     result = run_pipeline(cfg)
-    if launcher_shard().index != 0:  # srun tasks, torchrun processes: process 0 reports
+    if not result.recorded:  # srun tasks, torchrun processes: process 0 reports
         return
     if as_json:
         emit_json(json.loads(result.results_json.read_text(encoding="utf-8")))

@@ -76,6 +76,8 @@ class PipelineResult:
         results_md: path of ``results.md``.
         results_json: path of ``results.json``.
         executed: stages run (or resumed) by this call; the others were skipped as done.
+        recorded: whether this process wrote the run's state and results (process 0 of
+            those started together; the others hold them in memory only).
     """
 
     run_dir: Path
@@ -86,6 +88,7 @@ class PipelineResult:
     results_md: Path
     results_json: Path
     executed: list[str] = field(default_factory=list)
+    recorded: bool = True
 
     def row(self, iteration: int, arm: str | None, target: str = "hard") -> ModelResult:
         """The row of the student of ``arm`` learning from ``target`` in round

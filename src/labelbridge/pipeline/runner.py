@@ -253,7 +253,15 @@ class _Runner:
                 },
             )
         return PipelineResult(
-            self.run_dir, rows, evaluation, pseudo_stats, table, md_path, json_path, self.executed
+            self.run_dir,
+            rows,
+            evaluation,
+            pseudo_stats,
+            table,
+            md_path,
+            json_path,
+            self.executed,
+            recorded=self.records,
         )
 
 
