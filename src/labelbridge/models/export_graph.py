@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import re
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,8 @@ MODEL_FILES: dict[str, str] = {"onnx": "model.onnx", "torchscript": "model.pt2"}
 INPUT_NAME: str = "images"
 #: Name of the graphs' output per head.
 OUTPUT_NAMES: dict[str, str] = {"logits": "logits", "argmax": "class_ids"}
+#: Start of a FutureWarning torch's ONNX exporter raises inside torch (not ours to fix).
+TORCH_PYTREE_WARNING: str = r"`isinstance\(treespec, LeafSpec\)` is deprecated"
 #: Largest class count whose ids fit the uint8 argmax output.
 UINT8_CLASSES: int = 255
 
@@ -157,7 +160,9 @@ def _write_onnx(
     except ImportError as exc:
         raise ExportError(f"ONNX export needs {exc.name}: {EXTRA_HINT}") from None
     # the exporter reports its steps with print(): keep stdout for --json
-    with contextlib.redirect_stdout(sys.stderr):
+    with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
+        # torch's own decomposition pass trips torch's pytree deprecation (torch 2.13)
+        warnings.filterwarnings("ignore", message=TORCH_PYTREE_WARNING, category=FutureWarning)
         onnx_program = torch.onnx.export(
             program,
             dynamo=True,
