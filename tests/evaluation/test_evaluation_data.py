@@ -129,6 +129,65 @@ def test_prediction_folder_errors_name_the_file(camvid_test, gt_train_ids, tmp_p
         )
 
 
+@pytest.mark.parametrize("workers", [0, 1, 3])
+def test_workers_do_not_change_the_counts(camvid_test, gt_train_ids, tmp_path, workers) -> None:
+    preds = perturbed(gt_train_ids)
+    write_preds(tmp_path, camvid_test, preds)
+    m = evaluate_prediction_folder(
+        tmp_path, camvid_test, pred_taxonomy=camvid_test.taxonomy, limit=LIMIT, progress=False,
+        workers=workers,
+    )  # fmt: skip
+    hand = np.zeros((11, 12), dtype=np.int64)  # rows: ground truth; column 11: misses
+    for p, g in zip(preds, gt_train_ids, strict=True):
+        valid = g != IGNORE_INDEX
+        np.add.at(hand, (g[valid].astype(int), np.minimum(p[valid], 11).astype(int)), 1)
+    np.testing.assert_array_equal(m.confusion, hand[:, :11])
+    np.testing.assert_array_equal(m.unmatched, hand[:, 11])
+
+
+def test_first_bad_sample_in_order_is_reported_with_workers(camvid_test, gt_train_ids, tmp_path):
+    """Sample 1's prediction is missing and sample 2's has the wrong size: with 4 threads
+    working ahead, the error is still sample 1's."""
+    write_preds(tmp_path, camvid_test, [gt_train_ids[0], gt_train_ids[0], gt_train_ids[2][:-1]])
+    (tmp_path / f"{camvid_test.pairs[1].key}.png").unlink()
+    with pytest.raises(
+        DatasetError, match=rf"{camvid_test.pairs[1].key}\.png: prediction file missing"
+    ):
+        evaluate_prediction_folder(
+            tmp_path, camvid_test, pred_taxonomy=camvid_test.taxonomy, limit=3, progress=False,
+            workers=4,
+        )  # fmt: skip
+
+
+def test_label_id_predictions(camvid_test, gt_train_ids, tmp_path: Path) -> None:
+    """``pred_ids="label"`` reads raw label ids (the Cityscapes submission format): the raw
+    ground truth scores 1; an ignored class's id is a miss; an unknown id names the file."""
+    raw = [camvid_test.read_label(p.label) for p in camvid_test.pairs[:LIMIT]]
+    assert all(int(r.max()) == 11 for r in raw)  # 11 = Unlabelled, ignored
+    write_preds(tmp_path, camvid_test, raw)
+    m = evaluate_prediction_folder(
+        tmp_path, camvid_test, pred_taxonomy=camvid_test.taxonomy, limit=LIMIT, progress=False,
+        pred_ids="label",
+    )  # fmt: skip
+    assert m.miou == 1.0 and int(m.unmatched.sum()) == 0
+    as_unlabelled = [np.where(r == 3, 11, r) for r in raw]  # Road predicted as Unlabelled
+    write_preds(tmp_path, camvid_test, as_unlabelled)
+    m = evaluate_prediction_folder(
+        tmp_path, camvid_test, pred_taxonomy=camvid_test.taxonomy, limit=LIMIT, progress=False,
+        pred_ids="label",
+    )  # fmt: skip
+    road = camvid_test.taxonomy.train_id_of("Road")
+    assert int(m.unmatched[road]) == sum(int((r == 3).sum()) for r in raw) > 0
+    bad = raw[0].copy()
+    bad[0, 0] = 200
+    write_preds(tmp_path, camvid_test, [bad])
+    with pytest.raises(DatasetError, match=r"0001TP_008550\.png: label ids \[200\]"):
+        evaluate_prediction_folder(
+            tmp_path, camvid_test, pred_taxonomy=camvid_test.taxonomy, limit=1, progress=False,
+            pred_ids="label",
+        )  # fmt: skip
+
+
 # ---------------------------------------------------------------------- models
 class ConstantModel(SegmentationModel):
     """Predicts one class everywhere, from quarter-resolution logits."""
@@ -235,7 +294,7 @@ def test_cli_prediction_folder(camvid_root, camvid_test, gt_train_ids, tmp_path,
     assert d["miou"] == 1.0 and d["samples"] == LIMIT and d["taxonomy"] == "camvid11"
     preds = perturbed(gt_train_ids)
     write_preds(noisy, camvid_test, preds)
-    d = json.loads(run_cli([*base, "--pred", str(noisy), "--json"], capsys))
+    d = json.loads(run_cli([*base, "--pred", str(noisy), "--json", "--workers", "0"], capsys))
     expected = hand_iou(preds, gt_train_ids, 11)
     got = [np.nan if v is None else v for v in d["per_class_iou"].values()]
     np.testing.assert_allclose(got, expected, atol=1e-12)
@@ -254,6 +313,12 @@ def test_cli_errors(camvid_root, tmp_path, capsys) -> None:
     with pytest.raises(SystemExit):
         main(base)
     assert "exactly one of --pred" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*base, "--pred", str(tmp_path), "--pred-ids", "color"])
+    assert "--pred-ids must be one of train, label, got 'color'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*base, "--checkpoint", str(tmp_path / "m.ckpt"), "--workers", "2"])
+    assert "--pred-ids and --workers apply to --pred only" in capsys.readouterr().err
 
 
 def test_cli_checkpoint(camvid_root, gt_train_ids, monkeypatch, capsys) -> None:

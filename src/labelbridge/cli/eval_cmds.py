@@ -60,6 +60,19 @@ def evaluate_cmd(
         "--pred",
         help="Folder of prediction PNGs, <pred>/<sample key>.png, holding train ids.",
     ),
+    pred_ids: str = typer.Option(
+        "train",
+        "--pred-ids",
+        help="What the prediction PNGs hold: 'train' ids of the prediction taxonomy, or its raw "
+        "'label' ids (the Cityscapes benchmark's *_labelIds format; ignored classes = misses).",
+    ),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        min=0,
+        help="Threads reading and counting prediction/label pairs (--pred; default: the CPUs, "
+        "at most 4; 0 = none). The scores do not depend on it.",
+    ),
     pred_taxonomy: str | None = typer.Option(
         None,
         "--pred-taxonomy",
@@ -92,6 +105,7 @@ def evaluate_cmd(
     Cityscapes scripts) and pixel accuracy of predictions on a dataset split."""
     from labelbridge.data import create_dataset
     from labelbridge.evaluation import evaluate_model, evaluate_prediction_folder
+    from labelbridge.evaluation.model_eval import PRED_ID_KINDS
     from labelbridge.taxonomy import load_ontology, load_taxonomy
 
     if (pred is None) == (checkpoint is None):
@@ -100,6 +114,10 @@ def evaluate_cmd(
         input_size is not None or batch_size != 1 or tta or tta_scales is not None
     ):
         raise UserError("--input-size, --batch-size and --tta apply to --checkpoint only")
+    if checkpoint is not None and (pred_ids != "train" or workers is not None):
+        raise UserError("--pred-ids and --workers apply to --pred only")
+    if pred_ids not in PRED_ID_KINDS:
+        raise UserError(f"--pred-ids must be one of {', '.join(PRED_ID_KINDS)}, got {pred_ids!r}")
     if checkpoint is not None and pred_taxonomy is not None:
         raise UserError(
             "--pred-taxonomy applies to --pred only (a checkpoint carries its taxonomy)"
@@ -113,7 +131,14 @@ def evaluate_cmd(
         else:
             tax = onto.source if onto is not None else reader.taxonomy
         metrics = evaluate_prediction_folder(
-            pred, reader, pred_taxonomy=tax, ontology=onto, limit=limit, progress=show_progress
+            pred,
+            reader,
+            pred_taxonomy=tax,
+            ontology=onto,
+            limit=limit,
+            progress=show_progress,
+            pred_ids=pred_ids,
+            workers=workers,
         )
         what = str(pred)
     else:

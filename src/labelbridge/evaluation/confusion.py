@@ -65,6 +65,37 @@ def _count_numpy(pred: np.ndarray, target: np.ndarray, k: int) -> np.ndarray:
     )
 
 
+def _check_pair(pred: ArrayLike, target: ArrayLike) -> None:
+    """Raise ``ValueError`` unless both are integer maps of one shape, 2-D or 3-D."""
+    if tuple(pred.shape) != tuple(target.shape):
+        raise ValueError(
+            f"prediction shape {tuple(pred.shape)} differs from target {tuple(target.shape)}"
+        )
+    if len(pred.shape) not in (2, 3):
+        raise ValueError(f"expected (H, W) or (B, H, W) label maps, got shape {tuple(pred.shape)}")
+    for name, value in (("prediction", pred), ("target", target)):
+        is_float = (
+            value.dtype.is_floating_point
+            if isinstance(value, torch.Tensor)
+            else np.issubdtype(np.asarray(value).dtype, np.floating)
+        )
+        if is_float:
+            raise ValueError(f"{name} must hold integer class ids, got dtype {value.dtype}")
+
+
+def pair_counts(pred: ArrayLike, target: ArrayLike, k: int) -> np.ndarray:
+    """``(K, K + 1)`` int64 counts of one prediction / ground-truth pair on the CPU (the
+    counting :meth:`ConfusionMatrix.update` does; callable from worker threads, whose
+    results :meth:`ConfusionMatrix.add_counts` sums).
+
+    Raises:
+        ValueError: shapes differ or are not 2-D / 3-D, float inputs, or the target holds
+            values other than ``0..K-1`` and ``IGNORE_INDEX``.
+    """
+    _check_pair(pred, target)
+    return _count_numpy(_as_numpy(pred), _as_numpy(target), k)
+
+
 def count_confusion(
     pred: ArrayLike, target: ArrayLike, k: int, device: torch.device
 ) -> torch.Tensor:
@@ -151,22 +182,7 @@ class ConfusionMatrix:
             ValueError: shapes differ, wrong number of dimensions, float inputs, or the
                 target holds values other than ``0..K-1`` and ``IGNORE_INDEX``.
         """
-        if tuple(pred.shape) != tuple(target.shape):
-            raise ValueError(
-                f"prediction shape {tuple(pred.shape)} differs from target {tuple(target.shape)}"
-            )
-        if len(pred.shape) not in (2, 3):
-            raise ValueError(
-                f"expected (H, W) or (B, H, W) label maps, got shape {tuple(pred.shape)}"
-            )
-        for name, value in (("prediction", pred), ("target", target)):
-            is_float = (
-                value.dtype.is_floating_point
-                if isinstance(value, torch.Tensor)
-                else np.issubdtype(np.asarray(value).dtype, np.floating)
-            )
-            if is_float:
-                raise ValueError(f"{name} must hold integer class ids, got dtype {value.dtype}")
+        _check_pair(pred, target)
         if (
             not self._device_fixed
             and isinstance(pred, torch.Tensor)
@@ -175,10 +191,20 @@ class ConfusionMatrix:
         ):
             self.counts = self.counts.to(pred.device)
         if self.counts.device.type == "cpu":
-            counts = _count_numpy(_as_numpy(pred), _as_numpy(target), self.num_classes)
-            self.counts += torch.from_numpy(counts)
+            self.counts += torch.from_numpy(
+                _count_numpy(_as_numpy(pred), _as_numpy(target), self.num_classes)
+            )
         else:
             self.counts += count_confusion(pred, target, self.num_classes, self.counts.device)
+
+    def add_counts(self, counts: ArrayLike) -> None:
+        """Add ``(K, K + 1)`` int64 counts made by :func:`pair_counts` or
+        :func:`count_confusion` (on any device)."""
+        if tuple(counts.shape) != tuple(self.counts.shape):
+            raise ValueError(
+                f"counts of shape {tuple(counts.shape)}, expected {tuple(self.counts.shape)}"
+            )
+        self.counts += torch.as_tensor(counts).to(self.counts.device)
 
     def reset(self) -> None:
         """Zero all counts (the device stays)."""

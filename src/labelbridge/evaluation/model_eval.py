@@ -18,7 +18,7 @@ import torch
 from labelbridge.constants import IGNORE_INDEX
 from labelbridge.data.base import FilePair, SegmentationDataset, read_label_png
 from labelbridge.errors import CheckpointError, DatasetError, OntologyError
-from labelbridge.evaluation.confusion import ConfusionMatrix
+from labelbridge.evaluation.confusion import ConfusionMatrix, pair_counts
 from labelbridge.evaluation.metrics import SegmentationMetrics
 from labelbridge.evaluation.projected import project_predictions
 from labelbridge.models.base import SegmentationModel
@@ -26,6 +26,7 @@ from labelbridge.models.inference import image_to_tensor, predict_logits, predic
 from labelbridge.models.tta import TTAPredictor
 from labelbridge.progress import Progress
 from labelbridge.taxonomy import Ontology, Taxonomy
+from labelbridge.threads import default_workers, ordered_map
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +76,11 @@ def _ground_truth(dataset: SegmentationDataset, pair: FilePair) -> np.ndarray:
         raise DatasetError(f"{pair.label}: {exc}") from None
 
 
+#: How prediction PNGs store classes: train ids of the prediction taxonomy, or its raw
+#: label ids (the Cityscapes benchmark's submission format, ``*_labelIds``).
+PRED_ID_KINDS = ("train", "label")
+
+
 def evaluate_prediction_folder(
     pred_dir: str | Path,
     dataset: SegmentationDataset,
@@ -83,69 +89,87 @@ def evaluate_prediction_folder(
     ontology: Ontology | None = None,
     limit: int | None = None,
     progress: bool = True,
-    tta: TTAPredictor | None = None,
+    pred_ids: str = "train",
+    workers: int | None = None,
 ) -> SegmentationMetrics:
     """Score a folder of prediction PNGs against a dataset's ground truth.
 
+    Reading, converting and counting run in ``workers`` threads (PNG decoding and numpy
+    release the GIL), one pair per task; the counts are summed in the caller's thread,
+    so the result does not depend on the number of workers.
+
     Args:
         pred_dir: folder holding ``<pred_dir>/<sample key>.png`` for every sample, each an
-            ``(H, W)`` id PNG of ``pred_taxonomy`` train ids at the label's size
-            (``IGNORE_INDEX`` or other out-of-range values count as misses).
+            ``(H, W)`` id PNG at the label's size: train ids of ``pred_taxonomy``
+            (``IGNORE_INDEX`` or other out-of-range values count as misses), or with
+            ``pred_ids="label"`` its raw label ids (ids of ignored classes count as misses;
+            ids not in the taxonomy are an error naming the file).
         dataset: reader of the evaluated split (raw ids of ``dataset.taxonomy``).
         pred_taxonomy: taxonomy of the predictions; must be ``dataset.taxonomy`` unless
             ``ontology`` is given, then ``ontology.source``.
         ontology: project predictions into ``ontology.extra`` (the dataset's taxonomy).
         limit: evaluate only the first ``limit`` samples.
         progress: show a progress bar on stderr.
-        tta: predict with test-time augmentation (the pseudo-labeller's: probabilities
-            averaged over its scales and flip, at ``input_size``); ``tta.model`` must be
-            ``model``.
+        pred_ids: ``"train"`` or ``"label"`` (see ``pred_dir``).
+        workers: threads (``0``: all in the caller's thread; default: the CPUs, at most 4).
 
     Returns:
         Metrics over the dataset taxonomy's train classes.
 
     Raises:
         DatasetError: a prediction file is missing (named), unreadable, or of another
-            size than its label; a label file is bad.
+            size than its label; a label file is bad. The first bad sample in dataset
+            order is reported, whatever the number of workers.
         OntologyError: the taxonomies do not fit together.
     """
+    if pred_ids not in PRED_ID_KINDS:
+        raise ValueError(f"pred_ids must be one of {PRED_ID_KINDS}, got {pred_ids!r}")
     pred_dir = Path(pred_dir)
     if not pred_dir.is_dir():
         raise DatasetError(f"{pred_dir}: prediction folder not found")
     evaluated = _check_taxonomies(pred_taxonomy, dataset, ontology)
     cm = ConfusionMatrix(evaluated.num_classes, class_names=evaluated.train_names)
     k_pred = pred_taxonomy.num_classes
-    warned = False
-    indices = _selected_indices(dataset, limit)
-    for i in Progress(total=len(indices), desc="evaluate", enabled=progress).track(indices):
+
+    def score(i: int) -> tuple[np.ndarray, str | None]:
         pair = dataset.pairs[i]
         pred_path = pred_dir / f"{pair.key}.png"
         if not pred_path.is_file():
             raise DatasetError(f"{pred_path}: prediction file missing for sample {pair.key!r}")
         target = _ground_truth(dataset, pair)
         pred = read_label_png(pred_path)
-        if pred.ndim != 2:
-            raise DatasetError(
-                f"{pred_path}: prediction must be a single-channel id PNG, got shape {pred.shape}"
-            )
         if pred.shape != target.shape:
             raise DatasetError(
                 f"{pred_path}: prediction size {pred.shape[1]}x{pred.shape[0]} differs from label "
                 f"{pair.label} size {target.shape[1]}x{target.shape[0]}"
             )
-        if not warned:
+        warning = None
+        if pred_ids == "label":
+            try:
+                pred = pred_taxonomy.to_train_ids(pred)
+            except ValueError as exc:
+                raise DatasetError(f"{pred_path}: {exc}") from None
+        else:
             outside = (pred >= k_pred) & (pred != IGNORE_INDEX)
             if outside.any():
-                logger.warning(
-                    "%s: values %s are not train ids of %r; they count as misses",
-                    pred_path,
-                    np.unique(pred[outside])[:10].tolist(),
-                    pred_taxonomy.name,
+                warning = (
+                    f"{pred_path}: values {np.unique(pred[outside])[:10].tolist()} are not "
+                    f"train ids of {pred_taxonomy.name!r}; they count as misses"
                 )
-                warned = True
         if ontology is not None:
             pred = project_predictions(pred, ontology)
-        cm.update(pred, target)
+        return pair_counts(pred, target, evaluated.num_classes), warning
+
+    indices = _selected_indices(dataset, limit)
+    scored = ordered_map(score, indices, workers=default_workers() if workers is None else workers)
+    warned = False
+    for counts, warning in Progress(total=len(indices), desc="evaluate", enabled=progress).track(
+        scored
+    ):
+        cm.add_counts(counts)
+        if warning is not None and not warned:
+            logger.warning("%s", warning)
+            warned = True
     return cm.compute()
 
 

@@ -9,15 +9,23 @@ skipped pixel: a model cannot gain by predicting classes the extra taxonomy lack
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import torch
 
 from labelbridge.constants import IGNORE_INDEX
-from labelbridge.evaluation.confusion import ArrayLike, ConfusionMatrix
+from labelbridge.evaluation.confusion import (
+    ArrayLike,
+    ConfusionMatrix,
+    count_confusion,
+    pair_counts,
+)
 from labelbridge.evaluation.metrics import SegmentationMetrics
 from labelbridge.taxonomy import Ontology, Taxonomy
+from labelbridge.threads import default_workers, ordered_map
 
 
 def projection_table(ontology: Ontology) -> np.ndarray:
@@ -64,8 +72,13 @@ def evaluate_label_maps(
     taxonomy: Taxonomy | None = None,
     num_classes: int | None = None,
     ontology: Ontology | None = None,
+    workers: int | None = None,
 ) -> SegmentationMetrics:
     """Score pairs of label maps in train ids with one summed confusion matrix.
+
+    Pairs are counted in ``workers`` threads (numpy's kernels release the GIL), at most
+    a few ahead of the iterables, which are read in the caller's thread; the sum does
+    not depend on the number of workers.
 
     Args:
         predictions: ``(H, W)`` or ``(B, H, W)`` integer maps; train ids of
@@ -77,6 +90,8 @@ def evaluate_label_maps(
             ``ontology.extra``.
         num_classes: class count when no taxonomy is given.
         ontology: project predictions through this mapping first.
+        workers: counting threads (``0``: the caller's thread; default: the CPUs, at
+            most 4).
 
     Returns:
         Metrics over the evaluated taxonomy's classes.
@@ -99,16 +114,24 @@ def evaluate_label_maps(
     else:
         raise ValueError("give a taxonomy, an ontology or num_classes")
     cm = ConfusionMatrix(num_classes, class_names=names)
-    pred_iter, target_iter = iter(predictions), iter(targets)
-    sentinel = object()
-    while True:
-        pred = next(pred_iter, sentinel)
-        target = next(target_iter, sentinel)
-        if pred is sentinel and target is sentinel:
-            break
-        if pred is sentinel or target is sentinel:
+    k = num_classes
+
+    def count(pair: tuple[ArrayLike, ArrayLike]) -> ArrayLike:
+        pred, target = pair
+        if pred is _MISSING or target is _MISSING:
             raise ValueError("predictions and targets differ in number")
         if ontology is not None:
             pred = project_predictions(pred, ontology)
-        cm.update(pred, target)
+        if isinstance(pred, torch.Tensor) and pred.device.type != "cpu":
+            return count_confusion(pred, target, k, pred.device)  # counted where they are
+        return pair_counts(pred, target, k)
+
+    pairs = itertools.zip_longest(predictions, targets, fillvalue=_MISSING)
+    for counts in ordered_map(
+        count, pairs, workers=default_workers() if workers is None else workers
+    ):
+        cm.add_counts(counts)
     return cm.compute()
+
+
+_MISSING: Any = object()

@@ -20,6 +20,7 @@ from labelbridge.errors import DatasetError
 from labelbridge.progress import Progress
 from labelbridge.pseudo.labelling import ImageResult
 from labelbridge.pseudo.manifest import ManifestWriter
+from labelbridge.threads import ordered_map
 
 log = logging.getLogger(__name__)
 
@@ -43,26 +44,11 @@ def prefetch_samples(
         except DatasetError as exc:
             return exc
 
-    if pool is None:
-        for pos in positions:
-            yield pos, load(pos)
-        return
-    ahead: deque[tuple[int, Future]] = deque()
-    it = iter(positions)
-    for pos in it:
-        ahead.append((pos, pool.submit(load, pos)))
-        if len(ahead) >= depth:
-            break
+    loaded = ordered_map(load, positions, workers=0 if pool is None else 1, depth=depth, pool=pool)
     try:
-        while ahead:
-            pos, fut = ahead.popleft()
-            nxt = next(it, None)
-            if nxt is not None:
-                ahead.append((nxt, pool.submit(load, nxt)))
-            yield pos, fut.result()
+        yield from zip(positions, loaded, strict=True)
     finally:
-        for _, fut in ahead:
-            fut.cancel()
+        loaded.close()
 
 
 def size_batches(stream: Iterator[Item], batch_size: int) -> Iterator[list[Item]]:
