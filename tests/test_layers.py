@@ -19,6 +19,7 @@ LAYERS: dict[str, float] = {
     "locks": -1,
     "progress": -1,
     "sharding": -1,
+    "threads": -1,
     "yamlio": -1,
     "taxonomy": 0,
     # the demo world renders numpy scenes and writes taxonomies: taxonomy + shared helpers
