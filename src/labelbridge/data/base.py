@@ -153,6 +153,17 @@ def read_label_png(path: Path) -> np.ndarray:
             a JPEG (lossy: its values are not the ids written) whatever its name; an LA
             file with transparent pixels.
     """
+    return read_label_ids(path).astype(np.int32)
+
+
+def read_label_ids(path: Path) -> np.ndarray:
+    """:func:`read_label_png` without the cast: ``(H, W)`` raw ids in the file's own
+    integer type (uint8 for mode L and P files, uint16 / int32 for I;16 / I), possibly
+    read-only. For readers that count ids (evaluation) and need no int32 copy.
+
+    Raises:
+        SampleError: as :func:`read_label_png`.
+    """
     return _decode(path, "label", lambda im: _label_ids(path, im))
 
 
@@ -181,13 +192,13 @@ def _label_ids(path: Path, im: Image.Image) -> np.ndarray:
                 f"label file has mode {im.mode} with transparent pixels; expected one "
                 "id channel (mode L, P, I or I;16)",
             )
-        return grey_alpha[..., 0].astype(np.int32)
-    arr = np.asarray(im, dtype=np.int32)
+        return grey_alpha[..., 0]
+    arr = np.asarray(im)
     if arr.ndim != 2:
         raise SampleError(
             path, UNKNOWN_LABEL, f"label file has mode {im.mode}; expected one id channel"
         )
-    return arr.copy()
+    return arr
 
 
 def read_label_rgb(path: Path) -> np.ndarray:

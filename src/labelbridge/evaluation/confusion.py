@@ -10,6 +10,8 @@ Example:
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -42,10 +44,77 @@ def _target_error(bad_values: list[int], k: int) -> ValueError:
     )
 
 
+#: Entry of a :func:`fold_histogram` table for a value that must not occur.
+FORBIDDEN = -1
+
+
+class UnmappedValues(ValueError):
+    """Values present in a map whose fold table entry is :data:`FORBIDDEN`.
+
+    Attributes:
+        side: ``"target"`` or ``"prediction"``.
+        values: the sorted values.
+    """
+
+    def __init__(self, side: str, values: list[int]) -> None:
+        super().__init__(f"{side} holds values {values[:10]} that have no class")
+        self.side = side
+        self.values = values
+
+
+def joint_histogram(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``(256, 256)`` int64 counts of ``(target value, prediction value)`` over two uint8
+    maps of one shape (row: target, column: prediction): one ``bincount`` of
+    ``target << 8 | pred``, whatever the values mean."""
+    t, p = target.reshape(-1), pred.reshape(-1)
+    return np.bincount((t.astype(np.uint16) << 8) | p, minlength=1 << 16).reshape(256, 256)
+
+
+def fold_histogram(
+    hist: np.ndarray, target_table: np.ndarray, pred_table: np.ndarray, k: int
+) -> np.ndarray:
+    """Fold a :func:`joint_histogram` into ``(K, K + 1)`` int64 confusion counts.
+
+    Args:
+        hist: ``(256, 256)`` counts of (target value, prediction value).
+        target_table: ``(256,)`` ints: the train id ``0..K-1`` of each target value,
+            ``IGNORE_INDEX`` (not counted) or :data:`FORBIDDEN`.
+        pred_table: ``(256,)`` ints: the train id ``0..K-1`` of each prediction value,
+            ``K`` (a miss) or :data:`FORBIDDEN`.
+        k: the class count ``K``.
+
+    Raises:
+        UnmappedValues: a forbidden value is present (targets are checked first).
+    """
+    nz = np.flatnonzero(hist)
+    rows, cols = target_table[nz >> 8], pred_table[nz & 255]
+    for side, table, values in (("target", rows, nz >> 8), ("prediction", cols, nz & 255)):
+        bad = table == FORBIDDEN
+        if bad.any():
+            raise UnmappedValues(side, np.unique(values[bad]).tolist())
+    keep = rows != IGNORE_INDEX
+    index = rows[keep].astype(np.int64) * (k + 1) + cols[keep]
+    counts = np.bincount(index, weights=hist.reshape(-1)[nz[keep]], minlength=k * (k + 1))
+    return counts.round().astype(np.int64).reshape(k, k + 1)
+
+
+@functools.lru_cache(maxsize=64)
+def train_id_tables(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The (read-only) fold tables of maps already in train ids ``0..K-1``: targets may
+    also hold ``IGNORE_INDEX``; predictions outside ``0..K-1`` are misses."""
+    target = np.full(256, FORBIDDEN, dtype=np.int64)
+    target[:k] = np.arange(k)
+    target[IGNORE_INDEX] = IGNORE_INDEX
+    pred = np.full(256, k, dtype=np.int64)
+    pred[:k] = np.arange(k)
+    target.flags.writeable = pred.flags.writeable = False
+    return target, pred
+
+
 def _count_numpy(pred: np.ndarray, target: np.ndarray, k: int) -> np.ndarray:
-    """``(K, K + 1)`` int64 counts on the CPU: one 256 x 256 histogram of
-    ``target << 8 | pred`` over uint8 maps (other integer types are first brought to
-    uint8: predictions outside ``0..K-1`` become 255, a miss)."""
+    """``(K, K + 1)`` int64 counts on the CPU: a :func:`joint_histogram` of uint8 maps
+    folded with :func:`train_id_tables` (other integer types are first brought to uint8:
+    predictions outside ``0..K-1`` become 255, a miss)."""
     t, p = target.reshape(-1), pred.reshape(-1)
     if t.dtype != np.uint8:
         if t.size and (int(t.min()) < 0 or int(t.max()) > IGNORE_INDEX):
@@ -54,15 +123,10 @@ def _count_numpy(pred: np.ndarray, target: np.ndarray, k: int) -> np.ndarray:
         t = t.astype(np.uint8)
     if p.dtype != np.uint8:
         p = np.where((p >= 0) & (p < k), p, IGNORE_INDEX).astype(np.uint8)
-    hist = np.bincount((t.astype(np.uint16) << 8) | p, minlength=1 << 16).reshape(256, 256)
-    bad_rows = np.flatnonzero(hist[k:].sum(axis=1)) + k
-    bad_rows = bad_rows[bad_rows != IGNORE_INDEX]
-    if bad_rows.size:
-        raise _target_error(bad_rows.tolist(), k)
-    rows = hist[:k]
-    return np.concatenate([rows[:, :k], rows[:, k:].sum(axis=1, keepdims=True)], axis=1).astype(
-        np.int64
-    )
+    try:
+        return fold_histogram(joint_histogram(p, t), *train_id_tables(k), k)
+    except UnmappedValues as exc:
+        raise _target_error(exc.values, k) from None
 
 
 def _check_pair(pred: ArrayLike, target: ArrayLike) -> None:

@@ -16,11 +16,18 @@ import numpy as np
 import torch
 
 from labelbridge.constants import IGNORE_INDEX
-from labelbridge.data.base import FilePair, SegmentationDataset, read_label_png
+from labelbridge.data.base import FilePair, SegmentationDataset, read_label_ids, read_label_png
 from labelbridge.errors import CheckpointError, DatasetError, OntologyError
-from labelbridge.evaluation.confusion import ConfusionMatrix, pair_counts
+from labelbridge.evaluation.confusion import (
+    FORBIDDEN,
+    ConfusionMatrix,
+    UnmappedValues,
+    fold_histogram,
+    joint_histogram,
+    pair_counts,
+)
 from labelbridge.evaluation.metrics import SegmentationMetrics
-from labelbridge.evaluation.projected import project_predictions
+from labelbridge.evaluation.projected import project_predictions, projection_table
 from labelbridge.models.base import SegmentationModel
 from labelbridge.models.inference import image_to_tensor, predict_logits, predict_probabilities
 from labelbridge.models.tta import TTAPredictor
@@ -76,6 +83,43 @@ def _ground_truth(dataset: SegmentationDataset, pair: FilePair) -> np.ndarray:
         raise DatasetError(f"{pair.label}: {exc}") from None
 
 
+def _target_fold_table(dataset: SegmentationDataset) -> np.ndarray | None:
+    """``(256,)`` fold table (:func:`~labelbridge.evaluation.confusion.fold_histogram`)
+    of the reader's raw label ids, when its labels are plain id PNGs read by the base
+    reader (``None`` otherwise: colour labels, readers that decode their own way)."""
+    if dataset.taxonomy.label_format != "id":
+        return None
+    if type(dataset).read_label is not SegmentationDataset.read_label:
+        return None
+    table = dataset.taxonomy.lut[:256].astype(np.int64)
+    if dataset.unknown_as_ignore:
+        table[table == FORBIDDEN] = IGNORE_INDEX
+    return table
+
+
+def _pred_fold_table(
+    pred_taxonomy: Taxonomy, pred_ids: str, ontology: Ontology | None, k: int
+) -> np.ndarray:
+    """``(256,)`` fold table of prediction values: train ids of the evaluated taxonomy
+    (through ``ontology``'s projection when given), ``k`` for a miss, ``FORBIDDEN`` for
+    label ids not in ``pred_taxonomy``."""
+    k_pred = pred_taxonomy.num_classes
+    values = np.arange(256)
+    if pred_ids == "label":
+        train = pred_taxonomy.lut[:256].astype(np.int64)
+    else:
+        train = np.where(values < k_pred, values, IGNORE_INDEX)
+    unknown = train == FORBIDDEN
+    train = np.where((train >= 0) & (train < k_pred), train, k_pred)  # misses -> k_pred
+    if ontology is not None:
+        train = projection_table(ontology)[train]  # k_pred -> IGNORE_INDEX
+    else:
+        train = np.where(train < k_pred, train, IGNORE_INDEX)
+    table = np.where(train == IGNORE_INDEX, k, train)
+    table[unknown] = FORBIDDEN
+    return table
+
+
 #: How prediction PNGs store classes: train ids of the prediction taxonomy, or its raw
 #: label ids (the Cityscapes benchmark's submission format, ``*_labelIds``).
 PRED_ID_KINDS = ("train", "label")
@@ -129,20 +173,41 @@ def evaluate_prediction_folder(
         raise DatasetError(f"{pred_dir}: prediction folder not found")
     evaluated = _check_taxonomies(pred_taxonomy, dataset, ontology)
     cm = ConfusionMatrix(evaluated.num_classes, class_names=evaluated.train_names)
-    k_pred = pred_taxonomy.num_classes
+    k_pred, k = pred_taxonomy.num_classes, evaluated.num_classes
+    # plain uint8 id PNGs on both sides: one joint histogram of raw values per pair,
+    # folded through lookup tables (conversion, projection and checks in one pass)
+    target_table = _target_fold_table(dataset)
+    pred_table = _pred_fold_table(pred_taxonomy, pred_ids, ontology, k)
+
+    def outside_warning(pred_path: Path, values: np.ndarray) -> str | None:
+        outside = values[(values >= k_pred) & (values != IGNORE_INDEX)]
+        if not outside.size:
+            return None
+        return (
+            f"{pred_path}: values {outside[:10].tolist()} are not train ids of "
+            f"{pred_taxonomy.name!r}; they count as misses"
+        )
+
+    def check_size(pred: np.ndarray, target: np.ndarray, pred_path: Path, pair: FilePair) -> None:
+        if pred.shape != target.shape:
+            raise DatasetError(
+                f"{pred_path}: prediction size {pred.shape[1]}x{pred.shape[0]} differs from label "
+                f"{pair.label} size {target.shape[1]}x{target.shape[0]}"
+            )
 
     def score(i: int) -> tuple[np.ndarray, str | None]:
         pair = dataset.pairs[i]
         pred_path = pred_dir / f"{pair.key}.png"
         if not pred_path.is_file():
             raise DatasetError(f"{pred_path}: prediction file missing for sample {pair.key!r}")
+        if target_table is not None and pair.label is not None:
+            target_raw, pred_raw = read_label_ids(pair.label), read_label_ids(pred_path)
+            if target_raw.dtype == np.uint8 and pred_raw.dtype == np.uint8:
+                check_size(pred_raw, target_raw, pred_path, pair)
+                return fold_pair(pred_raw, target_raw, pred_path, pair)
         target = _ground_truth(dataset, pair)
         pred = read_label_png(pred_path)
-        if pred.shape != target.shape:
-            raise DatasetError(
-                f"{pred_path}: prediction size {pred.shape[1]}x{pred.shape[0]} differs from label "
-                f"{pair.label} size {target.shape[1]}x{target.shape[0]}"
-            )
+        check_size(pred, target, pred_path, pair)
         warning = None
         if pred_ids == "label":
             try:
@@ -150,15 +215,29 @@ def evaluate_prediction_folder(
             except ValueError as exc:
                 raise DatasetError(f"{pred_path}: {exc}") from None
         else:
-            outside = (pred >= k_pred) & (pred != IGNORE_INDEX)
-            if outside.any():
-                warning = (
-                    f"{pred_path}: values {np.unique(pred[outside])[:10].tolist()} are not "
-                    f"train ids of {pred_taxonomy.name!r}; they count as misses"
-                )
+            warning = outside_warning(pred_path, np.unique(pred))
         if ontology is not None:
             pred = project_predictions(pred, ontology)
-        return pair_counts(pred, target, evaluated.num_classes), warning
+        return pair_counts(pred, target, k), warning
+
+    def fold_pair(
+        pred_raw: np.ndarray, target_raw: np.ndarray, pred_path: Path, pair: FilePair
+    ) -> tuple[np.ndarray, str | None]:
+        assert target_table is not None
+        hist = joint_histogram(pred_raw, target_raw)
+        try:
+            counts = fold_histogram(hist, target_table, pred_table, k)
+        except UnmappedValues as exc:
+            if exc.side == "target":
+                error = dataset.taxonomy.unknown_ids_error(exc.values)
+                raise DatasetError(f"{pair.label}: {error}") from None
+            raise DatasetError(
+                f"{pred_path}: {pred_taxonomy.unknown_ids_error(exc.values)}"
+            ) from None
+        warning = None
+        if pred_ids == "train":
+            warning = outside_warning(pred_path, np.flatnonzero(hist.any(axis=0)))
+        return counts, warning
 
     indices = _selected_indices(dataset, limit)
     scored = ordered_map(score, indices, workers=default_workers() if workers is None else workers)

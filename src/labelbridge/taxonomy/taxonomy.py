@@ -261,6 +261,13 @@ class Taxonomy:
         bad += inside[lut[inside] == UNKNOWN_ID].tolist()
         return sorted(int(v) for v in bad)
 
+    def unknown_ids_error(self, bad: list[int]) -> ValueError:
+        """The error for raw ids ``bad`` that are not in the taxonomy (listed)."""
+        return ValueError(
+            f"label ids {bad[:10]} are not in taxonomy {self.name!r} "
+            f"(known ids: {sorted(self._by_id)[:40]})"
+        )
+
     @cached_property
     def _train_lut(self) -> np.ndarray:
         """``(N,)`` int16 raw id -> train id with unknown ids as ``UNKNOWN_ID``."""
@@ -282,11 +289,7 @@ class Taxonomy:
             unknown |= (raw < 0) | (raw >= len(lut))
         if unknown.any():
             if not unknown_as_ignore:
-                bad = self.unknown_ids(raw)
-                raise ValueError(
-                    f"label ids {bad[:10]} are not in taxonomy {self.name!r} "
-                    f"(known ids: {sorted(self._by_id)[:40]})"
-                )
+                raise self.unknown_ids_error(self.unknown_ids(raw))
             out = np.where(unknown, IGNORE_INDEX, out)
         return out.astype(np.uint8)
 
