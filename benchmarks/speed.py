@@ -3,9 +3,9 @@ interleaved in this one process (order flipped every pair, medians of ``--pairs`
 
 * **eval-files**: ``evaluate_prediction_folder`` (label-id PNGs, threads) vs the official
   ``cityscapesscripts`` evaluation on the same real CamVid-derived files (same mIoU to
-  1e-9); **eval-memory**: label-id maps already decoded, ours (conversion + counting in
-  threads, ``evaluate_label_maps``) vs the official path with ``Image.open`` served from
-  memory;
+  1e-9); **eval-memory**: label-id maps already decoded, ours (``joint_histogram`` +
+  ``fold_histogram`` per pair in threads: conversion and counting in one pass) vs the
+  official path with ``Image.open`` served from memory;
 * **pseudo**: ``PseudoLabeler.run_dataset`` on real CamVid images with the default TTA
   (start-up excluded) vs the pure forward passes of the same model at the same input
   sizes, replayed without any pipeline around them;
@@ -123,9 +123,12 @@ def _agree(ours: Any, theirs: dict) -> float:
 
 
 def part_eval(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    from labelbridge.evaluation import evaluate_label_maps
+    from labelbridge.constants import IGNORE_INDEX
+    from labelbridge.evaluation import ConfusionMatrix
+    from labelbridge.evaluation.confusion import fold_histogram, joint_histogram
     from labelbridge.evaluation.model_eval import evaluate_prediction_folder
     from labelbridge.taxonomy import load_taxonomy
+    from labelbridge.threads import default_workers, ordered_map
 
     cs = load_taxonomy("cityscapes")
     dataset, pred_dir, preds, gts = _cityscapes_folder(work / "eval", args.eval_images)
@@ -154,12 +157,19 @@ def part_eval(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     by_label = {Path(g).name: i for i, g in enumerate(gts)}
     order = [by_label[Path(p.label).name] for p in dataset.pairs]  # same pairs as the files
 
+    k = cs.num_classes
+    target_table = cs.lut[:256].astype(np.int64)  # label id -> train id, 255 ignored
+    pred_table = np.where(target_table == IGNORE_INDEX, k, target_table)  # ignored: a miss
+    pairs_in_order = [(id_preds[i], id_gts[i]) for i in order]
+
+    def count(pair: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        return fold_histogram(joint_histogram(*pair), target_table, pred_table, k)
+
     def ours_memory() -> None:
-        out["ours_memory"] = evaluate_label_maps(
-            (cs.to_train_ids(id_preds[i]) for i in order),
-            (cs.to_train_ids(id_gts[i]) for i in order),
-            taxonomy=cs,
-        )
+        cm = ConfusionMatrix(k, class_names=cs.train_names)
+        for counts in ordered_map(count, pairs_in_order, workers=default_workers()):
+            cm.add_counts(counts)
+        out["ours_memory"] = cm.compute()
 
     def official_memory() -> None:
         out["official_memory"] = _official_in_memory(preds, gts, decoded)
@@ -341,7 +351,7 @@ def _train_config(out: Path, steps: int, extra: dict[str, Any] | None = None) ->
         "early_stopping": {"enabled": False},
         "finetune": {"enabled": False},
         "trainer": {"accelerator": "cpu", "devices": 1, "enable_progress_bar": False,
-                    "num_sanity_val_steps": 0, "logger": False},
+                    "num_sanity_val_steps": 0},
         "output": str(out),
     }  # fmt: skip
     cfg.update(extra or {})
