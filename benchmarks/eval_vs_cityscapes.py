@@ -18,12 +18,15 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
-from PIL import Image
 
-from benchmarks.common.cityscapes_layout import official_scores, write_layout
+from benchmarks.common.cityscapes_layout import (
+    decoded_images,
+    official_in_memory,
+    official_scores,
+    write_layout,
+)
 from benchmarks.common.paths import CAMVID_ROOT
 from benchmarks.common.results import command_line, program, run_header, write_section
 from labelbridge.data.base import read_label_png
@@ -39,20 +42,6 @@ def make_layout(camvid_root: Path, out: Path, num_images: int) -> tuple[list[str
     if not labels:
         raise SystemExit(f"no CamVid test labels under {camvid_root / 'testannot'}")
     return write_layout(labels, out)
-
-
-def official_in_memory(
-    pred_files: list[str], gt_files: list[str], decoded: dict[str, Image.Image]
-) -> dict:
-    """The official evaluation with ``Image.open`` served from already decoded images."""
-    from cityscapesscripts.evaluation import evalPixelLevelSemanticLabeling as ev
-
-    real = ev.Image
-    ev.Image = SimpleNamespace(open=decoded.__getitem__)
-    try:
-        return official_scores(pred_files, gt_files)
-    finally:
-        ev.Image = real
 
 
 def ours(pred_files: list[str], gt_files: list[str]) -> SegmentationMetrics:
@@ -106,7 +95,7 @@ def main() -> None:
         pred_files, gt_files = make_layout(args.camvid_root, Path(tmp), args.num_images)
         theirs, t_official = timed(official_scores, pred_files, gt_files, repeats=args.repeats)
         mine, t_ours = timed(ours, pred_files, gt_files, repeats=args.repeats)
-        decoded = {f: _decoded(f) for f in pred_files + gt_files}
+        decoded = decoded_images(pred_files + gt_files)
         theirs_mem, t_official_mem = timed(
             official_in_memory, pred_files, gt_files, decoded, repeats=args.repeats
         )
@@ -172,12 +161,6 @@ def main() -> None:
     print(text)
     if not args.no_write:
         print(f"\nwrote section {SECTION!r} of {write_section(SECTION, text)}")
-
-
-def _decoded(path: str) -> Image.Image:
-    with Image.open(path) as im:
-        im.load()
-        return im.copy()
 
 
 def _cs_version() -> str:

@@ -30,12 +30,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
-
-import lightning as L
 
 from benchmarks.common.paths import CAMVID_ROOT, TEACHER_S1, TEACHER_S2, require_shared_data
 from benchmarks.common.results import command_line, program, run_header, write_section
+from benchmarks.common.timing import StepTimes
 from labelbridge.config.pseudo import PseudoLabelConfig
 from labelbridge.config.train import TrainConfig, TrainDatasetConfig
 
@@ -116,20 +114,6 @@ def loader_pass(folder: Path, images: int, *, soft: bool) -> tuple[float, int]:
     for _, target in loader:
         nbytes = max(nbytes, target.numel() * target.element_size())
     return time.perf_counter() - start, nbytes
-
-
-class StepTimes(L.Callback):
-    """Wall time between the ends of consecutive training steps (loading included)."""
-
-    def __init__(self) -> None:
-        self.times: list[float] = []
-        self._last: float | None = None
-
-    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
-        now = time.perf_counter()
-        if self._last is not None:
-            self.times.append(now - self._last)
-        self._last = now
 
 
 def train_steps(folder: Path, images: int, out: Path, steps: int, *, soft: bool) -> float:

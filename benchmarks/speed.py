@@ -30,6 +30,7 @@ Run:  python -m benchmarks.speed [--parts eval,pseudo,forward,train,rss] [--pair
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import math
@@ -48,7 +49,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from benchmarks.common.cityscapes_layout import official_scores, write_layout
+from benchmarks.common.cityscapes_layout import (
+    decoded_images,
+    official_in_memory,
+    official_scores,
+    write_layout,
+)
 from benchmarks.common.paths import BENCHMARKS, CAMVID_ROOT, TEACHER_S2, require_shared_data
 from benchmarks.common.results import (
     command_line,
@@ -57,7 +63,7 @@ from benchmarks.common.results import (
     run_header,
     write_section,
 )
-from benchmarks.common.timing import interleaved, load_average, median
+from benchmarks.common.timing import StepTimes, interleaved, load_average, median
 
 log = logging.getLogger("benchmarks.speed")
 
@@ -94,19 +100,6 @@ def _cityscapes_folder(root: Path, num_images: int) -> tuple[Any, Path, list[str
         target.parent.mkdir(parents=True, exist_ok=True)
         target.symlink_to(by_stem[Path(pair.label).name.removesuffix("_gtFine_labelIds.png")])
     return dataset, pred_dir, preds, gts
-
-
-def _official_in_memory(preds: list[str], gts: list[str], decoded: dict[str, Any]) -> dict:
-    from types import SimpleNamespace
-
-    from cityscapesscripts.evaluation import evalPixelLevelSemanticLabeling as ev
-
-    real = ev.Image
-    ev.Image = SimpleNamespace(open=decoded.__getitem__)
-    try:
-        return official_scores(preds, gts)
-    finally:
-        ev.Image = real
 
 
 def _agree(ours: Any, theirs: dict) -> float:
@@ -146,12 +139,7 @@ def part_eval(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     files = interleaved({"official": official_files, "labelbridge": ours_files}, args.pairs)
     diff_files = _agree(out["ours_files"], out["official_files"])
 
-    def _decoded(path: str) -> Image.Image:
-        with Image.open(path) as im:
-            im.load()
-            return im.copy()
-
-    decoded = {f: _decoded(f) for f in preds + gts}
+    decoded = decoded_images(preds + gts)
     id_preds = [np.asarray(decoded[f]) for f in preds]
     id_gts = [np.asarray(decoded[f]) for f in gts]
     by_label = {Path(g).name: i for i, g in enumerate(gts)}
@@ -172,7 +160,7 @@ def part_eval(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         out["ours_memory"] = cm.compute()
 
     def official_memory() -> None:
-        out["official_memory"] = _official_in_memory(preds, gts, decoded)
+        out["official_memory"] = official_in_memory(preds, gts, decoded)
 
     memory = interleaved({"official": official_memory, "labelbridge": ours_memory}, args.pairs)
     diff_memory = _agree(out["ours_memory"], out["official_memory"])
@@ -234,7 +222,7 @@ def part_pseudo(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         num_workers=2,
         previews=0,
     )
-    runs = iter(range(10**6))
+    runs = itertools.count()
 
     def pipeline() -> None:
         recorder.shapes.clear()
@@ -312,25 +300,6 @@ def part_forward(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
 
 # -------------------------------------------------------------------------- training
-class _StepTimes:
-    """Lightning callback: wall time between the ends of consecutive training steps."""
-
-    def __init__(self) -> None:
-        import lightning as L
-
-        class CB(L.Callback):
-            def __init__(cb) -> None:  # noqa: N805
-                cb.times, cb.last = [], None
-
-            def on_train_batch_end(cb, *a: Any) -> None:  # noqa: N805
-                now = time.perf_counter()
-                if cb.last is not None:
-                    cb.times.append(now - cb.last)
-                cb.last = now
-
-        self.callback = CB()
-
-
 def _train_config(out: Path, steps: int, extra: dict[str, Any] | None = None) -> Any:
     from labelbridge.config.train import TrainConfig
 
@@ -415,7 +384,7 @@ def _hand_loop(steps: int, fixed: bool) -> list[float]:
 def part_train(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from labelbridge.engine.train import run_training
 
-    runs = iter(range(10**6))
+    runs = itertools.count()
     per_step: dict[str, list[float]] = {}
 
     def side(name: str, fn: Callable[[], list[float]]) -> Callable[[], None]:
@@ -425,11 +394,9 @@ def part_train(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         return run
 
     def ours() -> list[float]:
-        timer = _StepTimes()
-        run_training(
-            _train_config(work / f"train{next(runs)}", args.steps), callbacks=[timer.callback]
-        )
-        return timer.callback.times
+        timer = StepTimes()
+        run_training(_train_config(work / f"train{next(runs)}", args.steps), callbacks=[timer])
+        return timer.times
 
     sides = {
         "hand-written loop": side("hand-written loop", lambda: _hand_loop(args.steps, False)),

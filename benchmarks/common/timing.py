@@ -1,5 +1,6 @@
 """Side-by-side timing: the sides of a comparison run interleaved (the order flips every
-pair, so a drift of the machine's load hits both alike) and are summarised by medians."""
+pair, so a drift of the machine's load hits both alike) and are summarised by medians;
+the step times of a Lightning training run."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import os
 import statistics
 import time
 from collections.abc import Callable
+from typing import Any
+
+import lightning as L
 
 
 def interleaved(sides: dict[str, Callable[[], object]], pairs: int) -> dict[str, list[float]]:
@@ -30,3 +34,17 @@ def median(values: list[float]) -> float:
 def load_average() -> str:
     """The 1/5/15-minute load averages, e.g. ``"0.42 0.51 0.60"``."""
     return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+class StepTimes(L.Callback):
+    """Wall time between the ends of consecutive training steps (loading included)."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self._last: float | None = None
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        now = time.perf_counter()
+        if self._last is not None:
+            self.times.append(now - self._last)
+        self._last = now

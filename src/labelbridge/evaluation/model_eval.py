@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from labelbridge.constants import IGNORE_INDEX
-from labelbridge.data.base import FilePair, SegmentationDataset, read_label_ids, read_label_png
+from labelbridge.data.base import FilePair, SegmentationDataset, read_label_ids
 from labelbridge.errors import CheckpointError, DatasetError, OntologyError
 from labelbridge.evaluation.confusion import (
     FORBIDDEN,
@@ -27,7 +27,7 @@ from labelbridge.evaluation.confusion import (
     pair_counts,
 )
 from labelbridge.evaluation.metrics import SegmentationMetrics
-from labelbridge.evaluation.projected import project_predictions, projection_table
+from labelbridge.evaluation.projected import project_predictions
 from labelbridge.models.base import SegmentationModel
 from labelbridge.models.inference import image_to_tensor, predict_logits, predict_probabilities
 from labelbridge.models.tta import TTAPredictor
@@ -70,13 +70,17 @@ def _selected_indices(dataset: SegmentationDataset, limit: int | None) -> list[i
     return list(range(count))
 
 
-def _ground_truth(dataset: SegmentationDataset, pair: FilePair) -> np.ndarray:
-    """``(H, W)`` uint8 train ids of the evaluated taxonomy for one pair."""
+def _ground_truth(
+    dataset: SegmentationDataset, pair: FilePair, raw: np.ndarray | None = None
+) -> np.ndarray:
+    """``(H, W)`` uint8 train ids of the evaluated taxonomy for one pair (``raw``: its
+    label's raw ids when already read)."""
     if pair.label is None:
         raise DatasetError(
             f"{pair.image}: split {dataset.split!r} of {dataset.name!r} has no labels to evaluate"
         )
-    raw = dataset.read_label(pair.label)
+    if raw is None:
+        raw = dataset.read_label(pair.label)
     try:
         return dataset.taxonomy.to_train_ids(raw, unknown_as_ignore=dataset.unknown_as_ignore)
     except ValueError as exc:
@@ -105,18 +109,12 @@ def _pred_fold_table(
     label ids not in ``pred_taxonomy``."""
     k_pred = pred_taxonomy.num_classes
     values = np.arange(256)
-    if pred_ids == "label":
-        train = pred_taxonomy.lut[:256].astype(np.int64)
-    else:
-        train = np.where(values < k_pred, values, IGNORE_INDEX)
-    unknown = train == FORBIDDEN
-    train = np.where((train >= 0) & (train < k_pred), train, k_pred)  # misses -> k_pred
-    if ontology is not None:
-        train = projection_table(ontology)[train]  # k_pred -> IGNORE_INDEX
-    else:
-        train = np.where(train < k_pred, train, IGNORE_INDEX)
-    table = np.where(train == IGNORE_INDEX, k, train)
-    table[unknown] = FORBIDDEN
+    train = pred_taxonomy.lut[:256].astype(np.int64) if pred_ids == "label" else values
+    valid = (train >= 0) & (train < k_pred)
+    mapped = train[valid] if ontology is None else ontology.projection[train[valid]]
+    table = np.full(256, k, dtype=np.int64)  # a miss, unless a class below
+    table[valid] = np.where(mapped == IGNORE_INDEX, k, mapped)
+    table[train == FORBIDDEN] = FORBIDDEN
     return table
 
 
@@ -200,13 +198,14 @@ def evaluate_prediction_folder(
         pred_path = pred_dir / f"{pair.key}.png"
         if not pred_path.is_file():
             raise DatasetError(f"{pred_path}: prediction file missing for sample {pair.key!r}")
+        pred = read_label_ids(pred_path)
+        raw = None
         if target_table is not None and pair.label is not None:
-            target_raw, pred_raw = read_label_ids(pair.label), read_label_ids(pred_path)
-            if target_raw.dtype == np.uint8 and pred_raw.dtype == np.uint8:
-                check_size(pred_raw, target_raw, pred_path, pair)
-                return fold_pair(pred_raw, target_raw, pred_path, pair)
-        target = _ground_truth(dataset, pair)
-        pred = read_label_png(pred_path)
+            raw = read_label_ids(pair.label)
+            if raw.dtype == np.uint8 and pred.dtype == np.uint8:
+                check_size(pred, raw, pred_path, pair)
+                return fold_pair(pred, raw, pred_path, pair, target_table)
+        target = _ground_truth(dataset, pair, raw)
         check_size(pred, target, pred_path, pair)
         warning = None
         if pred_ids == "label":
@@ -221,9 +220,12 @@ def evaluate_prediction_folder(
         return pair_counts(pred, target, k), warning
 
     def fold_pair(
-        pred_raw: np.ndarray, target_raw: np.ndarray, pred_path: Path, pair: FilePair
+        pred_raw: np.ndarray,
+        target_raw: np.ndarray,
+        pred_path: Path,
+        pair: FilePair,
+        target_table: np.ndarray,
     ) -> tuple[np.ndarray, str | None]:
-        assert target_table is not None
         hist = joint_histogram(pred_raw, target_raw)
         try:
             counts = fold_histogram(hist, target_table, pred_table, k)
