@@ -595,11 +595,11 @@ def main(argv: list[str] | None = None) -> int:
         kind, n, folder = args.rss_child
         _rss_child(kind, int(n), Path(folder))
         return 0
-    require_shared_data(CAMVID_ROOT, TEACHER_S2)
     parts = [p for p in args.parts.split(",") if p]
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
         parser.error(f"unknown parts {unknown}; choose from {PARTS}")
+    require_shared_data(CAMVID_ROOT, TEACHER_S2)
     before = load_average()
     res: dict[str, Any] = {}
     runners = {"eval": part_eval, "pseudo": part_pseudo, "forward": part_forward,
